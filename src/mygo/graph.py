@@ -1,0 +1,268 @@
+"""Raw knowledge-graph datasets: parsing, validation and the canonical Parquet tables.
+
+Two raw formats are read (see README, "Raw dataset formats"):
+
+* named:     train.tsv / valid.tsv / test.tsv (`head<TAB>relation<TAB>tail` by name) and
+             entities.tsv (`name<TAB>description[<TAB>image url]...`);
+* benchmark: train.txt / valid.txt / test.txt (`head<TAB>relation<TAB>tail` by integer id),
+             entity2id.txt and relation2id.txt (count line, then `name<space-or-tab>id`).
+
+Canonical ids are 0..N-1: entities in the order of the entities file (named) or of their
+original ids (benchmark); relations likewise (named: order of first appearance in
+train, valid, test).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from mygo import tables
+from mygo.io import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class KnowledgeGraph:
+    entity_names: list[str]
+    entity_descriptions: list[str | None]
+    entity_images: list[list[str]]
+    relation_names: list[str]
+    splits: dict[str, np.ndarray]                 # split -> (T, 3) int64 [head, relation, tail]
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def num_entities(self) -> int:
+        return len(self.entity_names)
+
+    @property
+    def num_relations(self) -> int:
+        return len(self.relation_names)
+
+
+def readable_name(name: str) -> str:
+    """`<http://dbpedia.org/resource/Gary_Rydstrom>` -> `Gary Rydstrom`; opaque ids (Q42) -> ``."""
+    core = name.strip().removeprefix("<").removesuffix(">")
+    if "/resource/" in core:                       # DBpedia: the title may itself hold '/'
+        core = core.split("/resource/", 1)[1]
+    elif "://" in core:
+        core = re.split(r"[/#]", core.rstrip("/"))[-1]
+    core = urllib.parse.unquote(core).replace("_", " ").strip()
+    if re.fullmatch(r"[QP]\d+", core):
+        return ""
+    return core
+
+
+def _read_lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) for every non-blank line; undecodable bytes name their line."""
+    if not path.exists():
+        raise ValueError(f"{path}: file not found")
+    out = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: line {number}: undecodable bytes {raw[err.start:err.end]!r} "
+                             f"(files must be UTF-8)") from None
+        text = text.rstrip("\r")
+        if text.strip():
+            out.append((number, text))
+    return out
+
+
+def _read_id_map(path: Path) -> list[str]:
+    """Parse entity2id.txt / relation2id.txt into names ordered by id, which must be 0..K-1."""
+    lines = _read_lines(path)
+    if not lines:
+        raise ValueError(f"{path}: file is empty")
+    number, first = lines[0]
+    try:
+        declared = int(first.strip())
+    except ValueError:
+        raise ValueError(f"{path}: line {number}: expected the count, got {first!r}") from None
+    by_id: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    for number, text in lines[1:]:
+        parts = text.rsplit(None, 1)
+        if len(parts) != 2:
+            raise ValueError(f"{path}: line {number}: expected 'name id', got {text!r}")
+        name, raw_id = parts[0].strip(), parts[1]
+        try:
+            index = int(raw_id)
+        except ValueError:
+            raise ValueError(f"{path}: line {number}: id {raw_id!r} is not an integer") from None
+        if index in by_id:
+            raise ValueError(f"{path}: line {number}: duplicate id {index} "
+                             f"(also given to {by_id[index]!r})")
+        if name in seen:
+            raise ValueError(f"{path}: line {number}: duplicate name {name!r} (also id {seen[name]})")
+        by_id[index] = name
+        seen[name] = index
+    if len(by_id) != declared:
+        raise ValueError(f"{path}: line 1: declares {declared} entries but lists {len(by_id)}")
+    if sorted(by_id) != list(range(len(by_id))):
+        missing = sorted(set(range(len(by_id))) - set(by_id))[:5]
+        raise ValueError(f"{path}: ids must be 0..{len(by_id) - 1}; missing e.g. {missing}")
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def _read_split(path: Path, parse_entity, parse_relation) -> np.ndarray:
+    rows = []
+    for number, text in _read_lines(path):
+        parts = text.split("\t")
+        if len(parts) != 3:
+            raise ValueError(f"{path}: line {number}: expected 3 tab-separated columns "
+                             f"(head, relation, tail), got {len(parts)}: {text!r}")
+        head = parse_entity(parts[0], path, number)
+        relation = parse_relation(parts[1], path, number)
+        tail = parse_entity(parts[2], path, number)
+        rows.append((head, relation, tail))
+    if not rows:
+        raise ValueError(f"{path}: split is empty")
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _id_parser(kind: str, count: int, map_file: str):
+    def parse(value: str, path: Path, number: int) -> int:
+        try:
+            index = int(value)
+        except ValueError:
+            raise ValueError(f"{path}: line {number}: {kind} id {value!r} is not an integer") from None
+        if not 0 <= index < count:
+            raise ValueError(f"{path}: line {number}: unknown {kind} id {index} "
+                             f"(not in {map_file}, which has 0..{count - 1})")
+        return index
+    return parse
+
+
+def _name_parser(kind: str, index: dict[str, int], where: str, grow: bool = False):
+    def parse(value: str, path: Path, number: int) -> int:
+        value = value.strip()
+        if value not in index:
+            if not grow:
+                raise ValueError(f"{path}: line {number}: unknown {kind} {value!r} (not in {where})")
+            index[value] = len(index)
+        return index[value]
+    return parse
+
+
+def load_benchmark(raw_dir: Path) -> KnowledgeGraph:
+    entities = _read_id_map(raw_dir / "entity2id.txt")
+    relations = _read_id_map(raw_dir / "relation2id.txt")
+    parse_e = _id_parser("entity", len(entities), "entity2id.txt")
+    parse_r = _id_parser("relation", len(relations), "relation2id.txt")
+    splits = {s: _read_split(raw_dir / f"{s}.txt", parse_e, parse_r) for s in SPLITS}
+    return KnowledgeGraph(entities, [None] * len(entities), [[] for _ in entities], relations, splits)
+
+
+def load_named(raw_dir: Path) -> KnowledgeGraph:
+    path = raw_dir / "entities.tsv"
+    names, descriptions, images = [], [], []
+    index: dict[str, int] = {}
+    for number, text in _read_lines(path):
+        parts = text.split("\t")
+        name = parts[0].strip()
+        if not name:
+            raise ValueError(f"{path}: line {number}: empty entity name")
+        if name in index:
+            raise ValueError(f"{path}: line {number}: duplicate entity name {name!r}")
+        index[name] = len(names)
+        names.append(name)
+        description = parts[1].strip() if len(parts) > 1 else ""
+        descriptions.append(description or None)
+        images.append([u.strip() for u in parts[2:] if u.strip()])
+    if not names:
+        raise ValueError(f"{path}: no entities")
+    relation_index: dict[str, int] = {}
+    parse_e = _name_parser("entity", index, "entities.tsv")
+    parse_r = _name_parser("relation", relation_index, "", grow=True)
+    splits = {s: _read_split(raw_dir / f"{s}.tsv", parse_e, parse_r) for s in SPLITS}
+    return KnowledgeGraph(names, descriptions, images, list(relation_index), splits)
+
+
+def load_raw(raw_dir: str | Path) -> KnowledgeGraph:
+    """Read and validate a raw dataset directory in either format, and summarise it."""
+    raw_dir = Path(raw_dir)
+    if (raw_dir / "entity2id.txt").exists():
+        graph = load_benchmark(raw_dir)
+    elif (raw_dir / "entities.tsv").exists():
+        graph = load_named(raw_dir)
+    else:
+        raise ValueError(f"{raw_dir}: not a dataset (needs entity2id.txt for the benchmark "
+                         f"format or entities.tsv for the named format)")
+    graph.summary = summarize(graph)
+    return graph
+
+
+def _unique_rows(array: np.ndarray) -> set[tuple[int, int, int]]:
+    return set(map(tuple, array.tolist()))
+
+
+def summarize(graph: KnowledgeGraph) -> dict:
+    """Counts and the non-fatal data problems a user must know about."""
+    train = _unique_rows(graph.splits["train"])
+    train_entities = set(graph.splits["train"][:, [0, 2]].ravel().tolist())
+    summary = {
+        "entities": graph.num_entities,
+        "relations": graph.num_relations,
+        **{s: int(len(graph.splits[s])) for s in SPLITS},
+        "entities_with_description": sum(d is not None for d in graph.entity_descriptions),
+        "entities_with_text": sum(bool(t) for t in entity_texts(graph)),
+        "entities_with_images": sum(bool(i) for i in graph.entity_images),
+        "image_urls": sum(len(i) for i in graph.entity_images),
+    }
+    for split in SPLITS:
+        rows = graph.splits[split].tolist()
+        summary[f"{split}_duplicate_lines"] = len(rows) - len(set(map(tuple, rows)))
+    for split in ("valid", "test"):
+        rows = graph.splits[split]
+        summary[f"{split}_in_train"] = int(sum(tuple(r) in train for r in rows.tolist()))
+        unseen = ~np.isin(rows[:, 0], list(train_entities)) | ~np.isin(rows[:, 2], list(train_entities))
+        summary[f"{split}_triples_with_unseen_entity"] = int(unseen.sum())
+        summary[f"{split}_unseen_entities"] = len(set(rows[:, [0, 2]].ravel().tolist()) - train_entities)
+    summary["valid_in_test"] = len(_unique_rows(graph.splits["valid"]) & _unique_rows(graph.splits["test"]))
+    return summary
+
+
+def entity_texts(graph: KnowledgeGraph) -> list[str]:
+    return [d if d is not None else readable_name(n)
+            for n, d in zip(graph.entity_names, graph.entity_descriptions)]
+
+
+def write_processed(graph: KnowledgeGraph, out_dir: str | Path) -> None:
+    """Write the canonical tables and summary.json into `out_dir`, all or nothing."""
+    n = graph.num_entities
+    with atomic_dir(out_dir) as tmp:
+        tables.write_entities(tmp / "entities.parquet", pa.table({
+            "id": np.arange(n, dtype=np.int32),
+            "name": graph.entity_names,
+            "description": graph.entity_descriptions,
+            "text": entity_texts(graph),
+            "image_urls": graph.entity_images,
+        }))
+        tables.write_relations(tmp / "relations.parquet", pa.table({
+            "id": np.arange(graph.num_relations, dtype=np.int32),
+            "name": graph.relation_names,
+            "text": [readable_name(r) for r in graph.relation_names],
+        }))
+        for split, rows in graph.splits.items():
+            tables.write_triples(tmp / f"{split}.parquet", pa.table({
+                "head": rows[:, 0].astype(np.int32),
+                "relation": rows[:, 1].astype(np.int32),
+                "tail": rows[:, 2].astype(np.int32),
+            }))
+        write_json(tmp / "summary.json", graph.summary)
+
+
+def read_split(kg_dir: str | Path, split: str) -> np.ndarray:
+    """(T, 3) int64 triples of one split from the processed tables."""
+    table = tables.read_triples(Path(kg_dir) / f"{split}.parquet")
+    return np.stack([table[c].to_numpy() for c in ("head", "relation", "tail")], axis=1).astype(np.int64)

@@ -1,0 +1,253 @@
+"""MyGO (AAAI 2025, arXiv 2404.09468), read top to bottom:
+
+    CrossModalEntityEncoder   [ENT] + structure + m visual + n text tokens -> entity embedding
+    ContextualTripleEncoder   [h, r, MASK] or [MASK, r, t] -> context c and relation r'
+    TuckER                    c, r' -> scores against all entity embeddings
+    MyGO                      the three, the KGC loss and the fine-grained contrastive loss
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_entities: int
+    num_relations: int
+    max_vis_token: int
+    max_txt_token: int
+    visual_rows: int            # rows of the compact frozen visual table (row 0 = padding)
+    visual_dim: int
+    text_rows: int
+    text_dim: int
+    dim: int = 256
+    hidden_dim: int = 1024
+    num_head: int = 2
+    num_layer_enc: int = 1
+    num_layer_dec: int = 1
+    emb_dropout: float = 0.6
+    vis_dropout: float = 0.3
+    txt_dropout: float = 0.1
+    attn_dropout: float = 0.01   # attention and FFN dropout inside the transformer layers
+    input_dropout: float = 0.3   # TuckER dropouts (SPEC "Relation decoder")
+    core_dropout: float = 0.4
+    hidden_dropout: float = 0.5
+    use_structure: bool = True
+    use_visual: bool = True
+    use_text: bool = True
+
+
+def _transformer(config: ModelConfig, num_layers: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(config.dim, config.num_head, config.hidden_dim,
+                                       dropout=config.attn_dropout, activation="relu",
+                                       batch_first=True, norm_first=False)
+    return nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+
+
+class CrossModalEntityEncoder(nn.Module):
+    """CMEE (paper 4.2): one sequence per entity, the output at [ENT] is the entity embedding."""
+
+    def __init__(self, config: ModelConfig, visual_table: torch.Tensor, visual_ids: torch.Tensor,
+                 visual_mask: torch.Tensor, text_table: torch.Tensor, text_ids: torch.Tensor,
+                 text_mask: torch.Tensor):
+        super().__init__()
+        d = config.dim
+        self.config = config
+        self.ent_token = nn.Parameter(torch.empty(1, 1, d))
+        self.structure = nn.Parameter(torch.empty(config.num_entities, d))
+        self.norm_str, self.drop_str = nn.LayerNorm(d), nn.Dropout(config.emb_dropout)
+        self.proj_vis, self.norm_vis = nn.Linear(config.visual_dim, d), nn.LayerNorm(d)
+        self.drop_vis = nn.Dropout(config.vis_dropout)
+        self.proj_txt, self.norm_txt = nn.Linear(config.text_dim, d), nn.LayerNorm(d)
+        self.drop_txt = nn.Dropout(config.txt_dropout)
+        self.bias_str = nn.Parameter(torch.empty(1, 1, d))   # "modality bias" vectors
+        self.bias_vis = nn.Parameter(torch.empty(1, 1, d))
+        self.bias_txt = nn.Parameter(torch.empty(1, 1, d))
+        # Frozen token tables and each entity's selected ids: buffers, never trained, saved
+        # with the model so a checkpoint alone rebuilds it.
+        self.register_buffer("visual_table", visual_table.float())       # (Vv, Dv)
+        self.register_buffer("text_table", text_table.float())           # (Vt, Dt)
+        self.register_buffer("visual_ids", visual_ids.long())            # (N, m)
+        self.register_buffer("text_ids", text_ids.long())                # (N, n)
+        # Token masks: True = real token. Ablations switch a modality off by masking it.
+        self.register_buffer("visual_mask", visual_mask.bool() & config.use_visual)
+        self.register_buffer("text_mask", text_mask.bool() & config.use_text)
+        self.encoder = _transformer(config, config.num_layer_enc)
+        for p in (self.ent_token, self.structure, self.bias_str, self.bias_vis, self.bias_txt):
+            nn.init.xavier_uniform_(p.view(-1, d))
+
+    def forward(self, entities: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode `entities` (E,) long, or all N when None.
+
+        Returns outputs (E, 2 + m + n, d) and the key mask (E, 2 + m + n), True = real slot.
+        Slot order: [ENT], structure, m visual, n text.
+        """
+        if entities is None:
+            entities = torch.arange(self.config.num_entities, device=self.structure.device)
+        E, d = entities.shape[0], self.config.dim
+        ent = self.ent_token.expand(E, 1, d)                                          # (E, 1, d)
+        structure = self.drop_str(self.norm_str(self.structure[entities])).unsqueeze(1) + self.bias_str
+        visual = self.visual_table[self.visual_ids[entities]]                         # (E, m, Dv)
+        visual = self.drop_vis(self.norm_vis(self.proj_vis(visual))) + self.bias_vis  # (E, m, d)
+        text = self.text_table[self.text_ids[entities]]                               # (E, n, Dt)
+        text = self.drop_txt(self.norm_txt(self.proj_txt(text))) + self.bias_txt      # (E, n, d)
+        sequence = torch.cat([ent, structure, visual, text], dim=1)                   # (E, L, d)
+        always = torch.ones(E, 1, dtype=torch.bool, device=entities.device)
+        mask = torch.cat([always, always & self.config.use_structure,
+                          self.visual_mask[entities], self.text_mask[entities]], dim=1)  # (E, L)
+        return self.encoder(sequence, src_key_padding_mask=~mask), mask
+
+
+class ContextualTripleEncoder(nn.Module):
+    """CTE: [h + p_head, r + p_rel, MASK + p_tail] (mask in the head slot for (?, r, t))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        d = config.dim
+        self.relation = nn.Parameter(torch.empty(config.num_relations, d))
+        self.norm_rel, self.drop_rel = nn.LayerNorm(d), nn.Dropout(config.emb_dropout)
+        self.mask_token = nn.Parameter(torch.empty(1, d))
+        self.position = nn.Parameter(torch.empty(3, d))       # p_head, p_rel, p_tail
+        self.decoder = _transformer(config, config.num_layer_dec)
+        for p in (self.relation, self.mask_token, self.position):
+            nn.init.xavier_uniform_(p)
+
+    def forward(self, entity_emb: torch.Tensor, known: torch.Tensor, relation: torch.Tensor,
+                predict_head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """entity_emb (N, d); known, relation (B,) long; predict_head (B,) bool.
+
+        Returns context c (B, d) at the masked slot and relation r' (B, d).
+        """
+        B = known.shape[0]
+        e = entity_emb[known]                                                  # (B, d)
+        m = self.mask_token.expand(B, -1)                                      # (B, d)
+        r = self.drop_rel(self.norm_rel(self.relation[relation]))              # (B, d)
+        first = torch.where(predict_head[:, None], m, e)
+        last = torch.where(predict_head[:, None], e, m)
+        sequence = torch.stack([first, r, last], dim=1) + self.position        # (B, 3, d)
+        out = self.decoder(sequence)                                           # (B, 3, d)
+        context = torch.where(predict_head[:, None], out[:, 0], out[:, 2])
+        return context, out[:, 1]
+
+
+class TuckER(nn.Module):
+    """Relation decoder: score(t) = Drop(BN1(x M)) . e_t, x = Drop(BN0(c)), M = Drop(r' W)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        d = config.dim
+        self.core = nn.Parameter(torch.empty(d, d, d).uniform_(-1.0, 1.0))   # W (d_r, d_e, d_e)
+        self.bn0, self.bn1 = nn.BatchNorm1d(d), nn.BatchNorm1d(d)
+        self.drop_in = nn.Dropout(config.input_dropout)
+        self.drop_core = nn.Dropout(config.core_dropout)
+        self.drop_hidden = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, context: torch.Tensor, relation: torch.Tensor, entity_emb: torch.Tensor) -> torch.Tensor:
+        """context, relation (B, d); entity_emb (N, d) -> scores (B, N)."""
+        B, d = context.shape
+        x = self.drop_in(self.bn0(context))                                  # (B, d)
+        if self.training and self.drop_core.p > 0:
+            # Dropout acts on each query's own d x d matrix, so it must be materialised.
+            core = self.drop_core((relation @ self.core.view(d, d * d)).view(B, d, d))  # (B, d, d)
+            y = torch.bmm(x.unsqueeze(1), core).squeeze(1)                   # (B, d)
+        else:
+            # Same result, cheaper order: (x outer r') flattened times W, no per-query matrix.
+            y = (relation.unsqueeze(2) * x.unsqueeze(1)).view(B, d * d) @ self.core.view(d * d, d)
+        y = self.drop_hidden(self.bn1(y))                                    # (B, d)
+        return y @ entity_emb.t()                                            # (B, N)
+
+
+def info_nce(anchor: torch.Tensor, view: torch.Tensor, valid: torch.Tensor, tau: float) -> torch.Tensor | None:
+    """InfoNCE with cosine similarity / tau; row i's positive is view i, negatives the other
+    valid views in the batch. anchor, view (B, d); valid (B,) bool. None when no row is valid."""
+    if not bool(valid.any()):
+        return None
+    logits = F.normalize(anchor, dim=-1) @ F.normalize(view, dim=-1).t() / tau     # (B, B)
+    logits = logits.masked_fill(~valid[None, :], float("-inf"))
+    targets = torch.arange(anchor.shape[0], device=anchor.device)
+    return F.cross_entropy(logits[valid], targets[valid])
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """x (E, L, d), mask (E, L) -> (E, d), padded slots ignored (zero when all padded)."""
+    weights = mask.to(x.dtype).unsqueeze(-1)
+    return (x * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class MyGO(nn.Module):
+    def __init__(self, config: ModelConfig, visual_table: torch.Tensor, visual_ids: torch.Tensor,
+                 visual_mask: torch.Tensor, text_table: torch.Tensor, text_ids: torch.Tensor,
+                 text_mask: torch.Tensor):
+        super().__init__()
+        self.config = config
+        self.entity_encoder = CrossModalEntityEncoder(config, visual_table, visual_ids, visual_mask,
+                                                      text_table, text_ids, text_mask)
+        self.triple_encoder = ContextualTripleEncoder(config)
+        self.decoder = TuckER(config)
+
+    @classmethod
+    def empty(cls, config: ModelConfig) -> "MyGO":
+        """A model with zero-filled token buffers of the right shapes, for load_state_dict."""
+        N, m, n = config.num_entities, config.max_vis_token, config.max_txt_token
+        return cls(config, torch.zeros(config.visual_rows, config.visual_dim), torch.zeros(N, m, dtype=torch.long),
+                   torch.zeros(N, m, dtype=torch.bool), torch.zeros(config.text_rows, config.text_dim),
+                   torch.zeros(N, n, dtype=torch.long), torch.zeros(N, n, dtype=torch.bool))
+
+    def entity_embeddings(self) -> torch.Tensor:
+        """All N entity embeddings (N, d): the CMEE output at [ENT]."""
+        out, _ = self.entity_encoder()
+        return out[:, 0]
+
+    def score(self, entity_emb: torch.Tensor, known: torch.Tensor, relation: torch.Tensor,
+              predict_head: torch.Tensor) -> torch.Tensor:
+        """Scores (B, N) of every entity as the missing head/tail of each query."""
+        context, rel = self.triple_encoder(entity_emb, known, relation, predict_head)
+        return self.decoder(context, rel, entity_emb)
+
+    def contrastive_loss(self, entity_emb: torch.Tensor, sample: torch.Tensor, tau: float) -> torch.Tensor:
+        """Fine-grained contrastive loss (paper 4.3) over the sampled entities `sample` (B_c,).
+
+        The second, independently dropped-out pass encodes only the B_c sampled entities: each
+        entity's sequence is encoded on its own, so this has the same distribution as slicing a
+        full N-entity pass, at B_c / N of the cost.
+        """
+        out, mask = self.entity_encoder(sample)                            # (B_c, L, d)
+        m = self.config.max_vis_token
+        vis_mask, txt_mask = mask[:, 2:2 + m], mask[:, 2 + m:]
+        views = [
+            (out[:, 0], torch.ones_like(mask[:, 0])),                       # [ENT]
+            (masked_mean(out, mask), torch.ones_like(mask[:, 0])),          # all slots
+            (masked_mean(out[:, 2:2 + m], vis_mask), vis_mask.any(1)),      # visual slots
+            (masked_mean(out[:, 2 + m:], txt_mask), txt_mask.any(1)),       # text slots
+        ]
+        anchor = entity_emb[sample]
+        losses = [loss for view, valid in views if (loss := info_nce(anchor, view, valid, tau)) is not None]
+        return torch.stack(losses).mean()
+
+    def forward(self, known: torch.Tensor, relation: torch.Tensor, predict_head: torch.Tensor,
+                target: torch.Tensor | None = None, mu: float = 0.0, tau: float = 0.5,
+                contrastive_size: int = 512, label_smoothing: float = 0.0,
+                generator: torch.Generator | None = None):
+        """One training/eval step on a batch of queries. Returns (scores (B, N), loss or None)."""
+        entity_emb = self.entity_embeddings()
+        scores = self.score(entity_emb, known, relation, predict_head)
+        if target is None:
+            return scores, None
+        loss = F.cross_entropy(scores.float(), target, label_smoothing=label_smoothing)
+        if mu > 0:
+            N = self.config.num_entities
+            sample = torch.randperm(N, generator=generator, device="cpu")[:min(contrastive_size, N)]
+            loss = loss + mu * self.contrastive_loss(entity_emb, sample.to(entity_emb.device), tau)
+        return scores, loss
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["ModelConfig", "MyGO", "CrossModalEntityEncoder", "ContextualTripleEncoder", "TuckER",
+           "info_nce", "masked_mean", "count_parameters"]

@@ -1,0 +1,134 @@
+"""Token selection (paper section 4.1): per entity and modality keep the k most frequent ids.
+
+Tie-break: among ids with equal counts, the one that occurs first in the entity's token
+sequence wins (images in manifest order, each image's grid in raster order; text in word
+order). This is the order of `collections.Counter.most_common` and does not depend on id values.
+
+The selected ids are remapped into compact frozen tables holding a zero padding row (id 0) and
+only the rows in use, so a 32,000 x 4,096 language-model table never reaches training whole.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from mygo.io import read_json
+
+log = logging.getLogger(__name__)
+
+PAD = 0
+
+
+def top_k(tokens: list[int], k: int) -> list[int]:
+    """The k most frequent ids of `tokens`, ties broken by first occurrence."""
+    return [token for token, _ in Counter(tokens).most_common(k)] if k > 0 else []
+
+
+@dataclass
+class CompactTable:
+    weight: torch.Tensor        # (1 + U, D) row 0 = padding (zeros), rows 1.. = used source rows
+    source_ids: torch.Tensor    # (U,) long: row i + 1 is row source_ids[i] of the source table
+
+
+def select(per_entity: list[list[int]], k: int, source: torch.Tensor | None,
+           pad_row: int | None = None) -> tuple[np.ndarray, np.ndarray, CompactTable]:
+    """Top-k per entity, padded to k slots, remapped into a compact table.
+
+    `per_entity`: token ids per entity (ids index `source`'s rows). `pad_row`: a source row that
+    means padding in released token files and is never an entity token.
+    Returns ids (E, k) int32 into the compact table, mask (E, k) bool, and the table.
+    """
+    chosen = [top_k([t for t in tokens if t != pad_row], k) for tokens in per_entity]
+    used = sorted({t for ids in chosen for t in ids})
+    dim = source.shape[1] if source is not None else 1
+    if used and source is None:
+        raise ValueError("token ids were given without an embedding table")
+    if used and (used[0] < 0 or used[-1] >= source.shape[0]):
+        bad = used[0] if used[0] < 0 else used[-1]
+        raise ValueError(f"token id {bad} is outside the embedding table of {source.shape[0]} rows")
+    remap = {t: i + 1 for i, t in enumerate(used)}
+    ids = np.full((len(per_entity), k), PAD, dtype=np.int32)
+    mask = np.zeros((len(per_entity), k), dtype=bool)
+    for row, tokens in enumerate(chosen):
+        ids[row, :len(tokens)] = [remap[t] for t in tokens]
+        mask[row, :len(tokens)] = True
+    source_ids = torch.tensor(used, dtype=torch.long)
+    weight = torch.zeros(1 + len(used), dim, dtype=torch.float32)
+    if used:
+        weight[1:] = source[source_ids].to(torch.float32)
+    return ids, mask, CompactTable(weight, source_ids)
+
+
+def entity_tokens_table(num_entities: int, visual: tuple[np.ndarray, np.ndarray],
+                        text: tuple[np.ndarray, np.ndarray]) -> pa.Table:
+    return pa.table({
+        "entity": np.arange(num_entities, dtype=np.int32),
+        "visual": pa.array(list(visual[0]), type=pa.list_(pa.int32())),
+        "visual_mask": pa.array(list(visual[1]), type=pa.list_(pa.bool_())),
+        "text": pa.array(list(text[0]), type=pa.list_(pa.int32())),
+        "text_mask": pa.array(list(text[1]), type=pa.list_(pa.bool_())),
+    })
+
+
+def save_table(path: Path, table: CompactTable) -> None:
+    torch.save({"weight": table.weight, "source_ids": table.source_ids}, path)
+
+
+def load_embedding_tensor(path: str | Path) -> torch.Tensor:
+    """A 2-D float tensor saved with torch.save: bare, or under 'weight' in a dict."""
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"{path}: cannot load a tensor: {err}") from None
+    if isinstance(obj, dict):
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor) and v.dim() == 2}
+        if "weight" in tensors:
+            obj = tensors["weight"]
+        elif len(tensors) == 1:
+            obj = next(iter(tensors.values()))
+        else:
+            raise ValueError(f"{path}: expected one 2-D tensor, found keys {sorted(obj)}")
+    if not isinstance(obj, torch.Tensor) or obj.dim() != 2:
+        raise ValueError(f"{path}: expected a 2-D tensor, got {type(obj).__name__}")
+    return obj.to(torch.float32)
+
+
+def pooled_tokens(num_entities: int, entity: np.ndarray, tokens: list[list[int]]) -> list[list[int]]:
+    """Concatenate the token lists of rows that belong to the same entity, in row order."""
+    out: list[list[int]] = [[] for _ in range(num_entities)]
+    for e, ids in zip(entity.tolist(), tokens):
+        out[e].extend(ids)
+    return out
+
+
+def read_released_tokens(path: str | Path, names: list[str]) -> list[list[int]]:
+    """Token ids per entity from a released MyGO JSON file `{entity key: [ids]}`.
+
+    Keys are entity names (as in entity2id.txt) or canonical integer ids. Entities that the file
+    does not list get no tokens; keys that match no entity are an error.
+    """
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object {{entity: [token ids]}}")
+    by_name = {n: i for i, n in enumerate(names)}
+    out: list[list[int]] = [[] for _ in names]
+    for key, ids in data.items():
+        if key in by_name:
+            index = by_name[key]
+        elif key.strip().lstrip("-").isdigit() and 0 <= int(key) < len(names):
+            index = int(key)
+        else:
+            raise ValueError(f"{path}: key {key!r} is neither an entity name nor an entity id")
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ValueError(f"{path}: value of {key!r} must be a list of integer token ids")
+        out[index] = ids
+    log.info("%s: tokens for %d of %d entities", path, sum(bool(t) for t in out), len(names))
+    return out

@@ -1,0 +1,291 @@
+"""Training loop: Adam, gradient-norm clipping, cosine warm restarts, model selection on valid
+MRR, early stopping and exact resume from the last saved state."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mygo import tables
+from mygo.evaluation import compute_ranks, metrics_from_ranks
+from mygo.io import atomic_path
+from mygo.model import ModelConfig, MyGO
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    amp: bool = True                # bf16 autocast on CUDA
+    seed: int = 2024
+    epochs: int = 1500
+    batch_size: int = 2048
+    lr: float = 1e-3
+    grad_clip: float = 0.1
+    t0: int = 50                    # CosineAnnealingWarmRestarts, stepped per epoch
+    t_mult: int = 2
+    directions: str = "random"      # random: one direction per triple per epoch; both: L_head + L_tail
+    mu: float = 0.01                # weight of the contrastive loss (0 turns it off)
+    tau: float = 0.5
+    contrastive_size: int = 512     # B_c
+    label_smoothing: float = 0.0
+    eval_every: int = 50
+    eval_batch_size: int = 1024
+    patience: int = 0               # evaluations without a better valid MRR before stopping; 0 = never
+    checkpoint_every: int = 1       # epochs between resume states
+
+    def __post_init__(self):
+        if self.directions not in ("random", "both"):
+            raise ValueError(f"train.directions must be 'random' or 'both', got {self.directions!r}")
+        for name in ("epochs", "batch_size", "eval_every", "t0", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+
+
+MODEL_PARAM_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig)
+                         if f.default is not dataclasses.MISSING)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"train.device is {name!r} but CUDA is not available")
+    return torch.device(name)
+
+
+@dataclass
+class EntityTokens:
+    visual_ids: torch.Tensor
+    visual_mask: torch.Tensor
+    text_ids: torch.Tensor
+    text_mask: torch.Tensor
+    visual_table: torch.Tensor
+    text_table: torch.Tensor
+
+
+def load_entity_tokens(tokens_dir: str | Path, num_entities: int) -> EntityTokens:
+    tokens_dir = Path(tokens_dir)
+    path = tokens_dir / "entity_tokens.parquet"
+    table = tables.read_entity_tokens(path)
+    if len(table) != num_entities or table["entity"].to_pylist() != list(range(num_entities)):
+        raise ValueError(f"{path}: expected one row per entity 0..{num_entities - 1}, got {len(table)} rows")
+
+    def matrix(column, dtype):
+        values = table[column].to_pylist()
+        return torch.tensor(np.array(values, dtype=dtype).reshape(len(values), -1))
+
+    def compact(name):
+        return torch.load(tokens_dir / name, map_location="cpu", weights_only=True)["weight"].float()
+
+    return EntityTokens(matrix("visual", np.int64), matrix("visual_mask", bool), matrix("text", np.int64),
+                        matrix("text_mask", bool), compact("visual_table.pt"), compact("text_table.pt"))
+
+
+def build_model(model_params: dict, num_entities: int, num_relations: int, tokens: EntityTokens) -> MyGO:
+    config = ModelConfig(num_entities=num_entities, num_relations=num_relations,
+                         max_vis_token=tokens.visual_ids.shape[1], max_txt_token=tokens.text_ids.shape[1],
+                         visual_rows=tokens.visual_table.shape[0], visual_dim=tokens.visual_table.shape[1],
+                         text_rows=tokens.text_table.shape[0], text_dim=tokens.text_table.shape[1], **model_params)
+    return MyGO(config, tokens.visual_table, tokens.visual_ids, tokens.visual_mask,
+                tokens.text_table, tokens.text_ids, tokens.text_mask)
+
+
+def save_checkpoint(path: str | Path, model: MyGO, extra: dict | None = None) -> None:
+    """Self-describing checkpoint: the model config and state dict (loads with weights_only=True)."""
+    with atomic_path(path) as tmp:
+        torch.save({"config": dataclasses.asdict(model.config), "model": model.state_dict(), **(extra or {})}, tmp)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MyGO, dict]:
+    path = Path(path)
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: checkpoint not found") from None
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable checkpoint: {err}") from None
+    if not isinstance(checkpoint, dict) or "config" not in checkpoint or "model" not in checkpoint:
+        raise ValueError(f"{path}: not a MyGO checkpoint (needs 'config' and 'model')")
+    model = MyGO.empty(ModelConfig(**checkpoint["config"]))
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device), checkpoint
+
+
+def training_queries(train: np.ndarray, directions: str, generator: torch.Generator):
+    """(known, relation, target, predict_head) long/bool tensors of one epoch's queries, shuffled."""
+    T = len(train)
+    triples = torch.as_tensor(train)
+    if directions == "both":
+        triples = torch.cat([triples, triples])
+        predict_head = torch.cat([torch.zeros(T, dtype=torch.bool), torch.ones(T, dtype=torch.bool)])
+    else:
+        predict_head = torch.rand(T, generator=generator) < 0.5
+    order = torch.randperm(len(triples), generator=generator)
+    triples, predict_head = triples[order], predict_head[order]
+    known = torch.where(predict_head, triples[:, 2], triples[:, 0])
+    target = torch.where(predict_head, triples[:, 0], triples[:, 2])
+    return known, triples[:, 1], target, predict_head
+
+
+def selection_triples(valid: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, int]:
+    """Valid triples for model selection: those also in train dropped, duplicates removed."""
+    in_train = set(map(tuple, train.tolist()))
+    kept, seen = [], set()
+    for row in map(tuple, valid.tolist()):
+        if row not in in_train and row not in seen:
+            kept.append(row)
+            seen.add(row)
+    dropped = len(valid) - len(kept)
+    return np.asarray(kept, dtype=np.int64).reshape(-1, 3), dropped
+
+
+def fingerprint(*parts) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, (str, Path)) and Path(part).is_file():
+            digest.update(Path(part).read_bytes())
+        else:
+            digest.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    with atomic_path(path) as tmp:
+        tmp.write_text(",".join(keys) + "\n" + "".join(",".join(f"{r[k]:.6g}" if isinstance(r[k], float)
+                                                                  else str(r[k]) for k in keys) + "\n" for r in rows))
+
+
+def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_triples: np.ndarray,
+          resume_path: str | Path | None = None, run_id: str = "", plots_dir: str | Path | None = None,
+          progress: bool = True) -> dict:
+    """Train `model` in place; on return it holds the weights with the best valid MRR.
+
+    With `resume_path`, the full training state is saved there every `checkpoint_every` epochs,
+    and a state saved by a run with the same `run_id` is resumed from, exactly (CPU).
+    Returns a summary: best epoch, its valid metrics, epochs run, history.
+    """
+    device = pick_device(config.device)
+    use_amp = config.amp and device.type == "cuda"
+    model.to(device)
+    torch.manual_seed(config.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=config.t0, T_mult=config.t_mult)
+    select_triples, dropped = selection_triples(valid_triples, train_triples)
+    log.info("model selection on %d valid triples (%d dropped: in train or duplicated)", len(select_triples), dropped)
+    filter_triples = [train_triples, valid_triples]     # never test: selection must not see it
+
+    state = {"epoch": 0, "best_mrr": -1.0, "best_epoch": 0, "best_model": None, "best_metrics": {},
+             "evals_since_best": 0, "losses": [], "valid": []}
+    resume_path = Path(resume_path) if resume_path else None
+    if resume_path and resume_path.exists():
+        saved = torch.load(resume_path, map_location=device, weights_only=True)
+        if saved.get("run_id") == run_id:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            _set_rng_state(saved["rng"], device)
+            state = saved["state"]
+            log.info("resuming from %s at epoch %d", resume_path, state["epoch"])
+        else:
+            log.info("ignoring %s: it belongs to a run with other params or data", resume_path)
+
+    def save_resume():
+        if resume_path is None:
+            return
+        with atomic_path(resume_path) as tmp:
+            torch.save({"run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "rng": _rng_state(device), "state": state}, tmp)
+
+    def evaluate_valid(epoch: int) -> None:
+        ranks = compute_ranks(model, select_triples, filter_triples, config.eval_batch_size, device, progress=False)
+        metrics, _ = metrics_from_ranks(ranks)
+        row = {"epoch": epoch, "mrr": metrics["mrr"], "hits@1": metrics["hits@1"],
+               "hits@3": metrics["hits@3"], "hits@10": metrics["hits@10"]}
+        state["valid"].append(row)
+        if metrics["mrr"] > state["best_mrr"]:
+            state.update(best_mrr=metrics["mrr"], best_epoch=epoch, evals_since_best=0, best_metrics=row,
+                         best_model={k: v.detach().clone() for k, v in model.state_dict().items()})
+        else:
+            state["evals_since_best"] += 1
+        log.info("epoch %d: valid MRR %.4f (best %.4f at epoch %d)", epoch, metrics["mrr"],
+                 state["best_mrr"], state["best_epoch"])
+
+    num_queries = len(train_triples) * (2 if config.directions == "both" else 1)
+    batches = math.ceil(num_queries / config.batch_size)
+    bar = tqdm(range(state["epoch"], config.epochs), desc="train", unit="epoch", disable=not progress,
+               initial=state["epoch"], total=config.epochs)
+    started = time.perf_counter()
+    for epoch in bar:
+        if config.patience and state["evals_since_best"] >= config.patience:
+            log.info("early stop: no better valid MRR in %d evaluations", config.patience)
+            break
+        model.train()
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        known, relation, target, predict_head = training_queries(train_triples, config.directions, generator)
+        total, count = 0.0, 0
+        for b in tqdm(range(batches), desc=f"epoch {epoch + 1}", unit="batch", leave=False,
+                      disable=not progress or batches < 10):
+            sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                _, loss = model(known[sl].to(device), relation[sl].to(device), predict_head[sl].to(device),
+                                target[sl].to(device), mu=config.mu, tau=config.tau,
+                                contrastive_size=config.contrastive_size,
+                                label_smoothing=config.label_smoothing, generator=generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            total += float(loss.detach()) * len(known[sl])
+            count += len(known[sl])
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        state["losses"].append({"epoch": epoch + 1, "loss": total / count, "lr": lr})
+        state["epoch"] = epoch + 1
+        if state["epoch"] % config.eval_every == 0 or state["epoch"] == config.epochs:
+            evaluate_valid(state["epoch"])
+        bar.set_postfix(loss=f"{total / count:.4f}", best_mrr=f"{max(state['best_mrr'], 0):.4f}")
+        if state["epoch"] % config.checkpoint_every == 0 or state["epoch"] == config.epochs:
+            save_resume()
+        if plots_dir:
+            _write_csv(Path(plots_dir) / "loss.csv", state["losses"])
+            _write_csv(Path(plots_dir) / "valid.csv", state["valid"])
+    if not state["valid"] or state["valid"][-1]["epoch"] != state["epoch"]:
+        evaluate_valid(state["epoch"])
+        save_resume()
+    if plots_dir:
+        _write_csv(Path(plots_dir) / "loss.csv", state["losses"])
+        _write_csv(Path(plots_dir) / "valid.csv", state["valid"])
+    model.load_state_dict(state["best_model"])
+    elapsed = time.perf_counter() - started
+    log.info("trained %d epochs in %.1fs; best valid MRR %.4f at epoch %d", state["epoch"], elapsed,
+             state["best_mrr"], state["best_epoch"])
+    return {"epochs": state["epoch"], "best_epoch": state["best_epoch"], "valid": state["best_metrics"],
+            "valid_triples_used": len(select_triples), "valid_triples_dropped": dropped,
+            "final_loss": state["losses"][-1]["loss"] if state["losses"] else None}

@@ -1,0 +1,59 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = next((p for p in (Path(os.environ.get("MYGO_SHARED_DATA", ROOT.parent / "shared" / "data")),
+                    Path("/work/shared/data")) if p.exists()), ROOT.parent / "shared" / "data")
+
+
+def write_named(root: Path, entities: str, train: str, valid: str, test: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "entities.tsv").write_text(entities)
+    for name, text in (("train", train), ("valid", valid), ("test", test)):
+        (root / f"{name}.tsv").write_text(text)
+    return root
+
+
+@pytest.fixture
+def tiny_named(tmp_path) -> Path:
+    """A 5-entity named-format dataset."""
+    return write_named(
+        tmp_path / "raw",
+        "Paris\tThe Eiffel Tower is a wrought-iron tower in Paris\timg/p.png\n"
+        "France\t\n"
+        "Berlin\tCapital of Germany\n"
+        "Germany\n"
+        "Europe\tA continent\thttp://x/e1.png\thttp://x/e2.png\n",
+        "Paris\tcapital_of\tFrance\nBerlin\tcapital_of\tGermany\nFrance\tpart_of\tEurope\n",
+        "Germany\tpart_of\tEurope\n",
+        "Paris\tlocated_in\tEurope\n",
+    )
+
+
+@pytest.fixture
+def tiny_benchmark(tmp_path) -> Path:
+    root = tmp_path / "bench"
+    root.mkdir()
+    (root / "entity2id.txt").write_text("4\n<http://dbpedia.org/resource/Gary_Rydstrom> 0\n"
+                                        "<http://dbpedia.org/resource/Face/Off> 1\nQ42\t2\n"
+                                        "<http://dbpedia.org/resource/The_Who> 3\n")
+    (root / "relation2id.txt").write_text("2\n<http://dbpedia.org/ontology/award> 0\n"
+                                          "<http://dbpedia.org/ontology/starring> 1\n")
+    (root / "train.txt").write_text("0\t0\t1\n1\t1\t2\n2\t0\t3\n")
+    (root / "valid.txt").write_text("0\t0\t1\n3\t1\t0\n")
+    (root / "test.txt").write_text("3\t0\t2\n")
+    return root
+
+
+def run_stage(*args, cwd=None, check=True, env=None):
+    """Run a stage script in a subprocess; returns the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([sys.executable, *map(str, args)], cwd=cwd or ROOT, capture_output=True,
+                            text=True, env=full_env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
+    return result

@@ -1,0 +1,132 @@
+import dataclasses
+
+import pytest
+import torch
+
+from mygo.model import ModelConfig, MyGO, TuckER
+
+
+def tiny_model(num_entities=7, num_relations=3, dim=8, **overrides) -> MyGO:
+    g = torch.Generator().manual_seed(0)
+    m, n = 3, 2
+    config = ModelConfig(num_entities=num_entities, num_relations=num_relations, max_vis_token=m,
+                         max_txt_token=n, visual_rows=5, visual_dim=4, text_rows=6, text_dim=5, dim=dim,
+                         hidden_dim=16, num_head=2, **overrides)
+    visual_mask = torch.rand(num_entities, m, generator=g) < 0.6
+    text_mask = torch.rand(num_entities, n, generator=g) < 0.6
+    visual_mask[0] = False                                     # an entity with no visual tokens
+    visual_ids = torch.randint(1, 5, (num_entities, m), generator=g) * visual_mask
+    text_ids = torch.randint(1, 6, (num_entities, n), generator=g) * text_mask
+    visual_table = torch.randn(5, 4, generator=g)
+    text_table = torch.randn(6, 5, generator=g)
+    visual_table[0] = 0
+    text_table[0] = 0
+    torch.manual_seed(0)
+    return MyGO(config, visual_table, visual_ids, visual_mask, text_table, text_ids, text_mask)
+
+
+def batch(model, B=5):
+    g = torch.Generator().manual_seed(1)
+    N, R = model.config.num_entities, model.config.num_relations
+    return (torch.randint(0, N, (B,), generator=g), torch.randint(0, R, (B,), generator=g),
+            torch.rand(B, generator=g) < 0.5, torch.randint(0, N, (B,), generator=g))
+
+
+def test_shapes_and_masks():
+    model = tiny_model()
+    out, mask = model.entity_encoder()
+    assert out.shape == (7, 2 + 3 + 2, 8) and mask.shape == (7, 7)
+    assert mask[:, :2].all()
+    assert not mask[0, 2:5].any()
+    known, relation, head, target = batch(model)
+    scores, loss = model(known, relation, head, target, mu=0.01, contrastive_size=4)
+    assert scores.shape == (5, 7) and loss.dim() == 0 and torch.isfinite(loss)
+
+
+def test_padded_slots_do_not_change_the_output():
+    model = tiny_model().eval()
+    before = model.entity_embeddings()
+    enc = model.entity_encoder
+    enc.visual_ids[~enc.visual_mask] = 4                       # garbage behind the mask
+    enc.text_ids[~enc.text_mask] = 3
+    assert torch.allclose(model.entity_embeddings(), before, atol=1e-6)
+
+
+def test_eval_mode_is_deterministic():
+    model = tiny_model().eval()
+    known, relation, head, _ = batch(model)
+    a, _ = model(known, relation, head)
+    b, _ = model(known, relation, head)
+    assert torch.equal(a, b)
+
+
+def test_tucker_matches_loop_reference():
+    config = tiny_model().config
+    tucker = TuckER(config).eval()
+    g = torch.Generator().manual_seed(3)
+    context, relation, entities = (torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g),
+                                   torch.randn(7, 8, generator=g))
+    fast = tucker(context, relation, entities)
+    x = tucker.bn0(context)
+    expected = torch.zeros(4, 7)
+    for b in range(4):
+        M = torch.zeros(8, 8)
+        for j in range(8):
+            M += relation[b, j] * tucker.core[j]
+        y = tucker.bn1((x[b] @ M).unsqueeze(0)).squeeze(0)
+        expected[b] = entities @ y
+    assert torch.allclose(fast, expected, atol=1e-4)
+    # the training path (materialised d x d matrices) agrees when dropout is off
+    tucker.train()
+    tucker.drop_core.p = 0.0
+    tucker.bn0.eval(), tucker.bn1.eval()
+    tucker.drop_in.p = tucker.drop_hidden.p = 0.0
+    assert torch.allclose(tucker(context, relation, entities), fast, atol=1e-4)
+
+
+def test_frozen_tables_unchanged_after_a_step():
+    model = tiny_model()
+    tables = {k: v.clone() for k, v in model.state_dict().items() if "table" in k or "_ids" in k}
+    assert not any("table" in name for name, _ in model.named_parameters())
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    known, relation, head, target = batch(model)
+    _, loss = model(known, relation, head, target, mu=0.1, contrastive_size=5)
+    loss.backward()
+    opt.step()
+    for k, v in tables.items():
+        assert torch.equal(model.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("switch", ["use_visual", "use_text", "use_structure"])
+def test_ablation_switches_remove_a_modality(switch):
+    model = tiny_model(**{switch: False})
+    _, mask = model.entity_encoder()
+    column = {"use_structure": slice(1, 2), "use_visual": slice(2, 5), "use_text": slice(5, 7)}[switch]
+    assert not mask[:, column].any()
+
+
+def test_overfits_a_handful_of_triples():
+    model = tiny_model(emb_dropout=0.0, vis_dropout=0.0, txt_dropout=0.0, attn_dropout=0.0,
+                       input_dropout=0.0, core_dropout=0.0, hidden_dropout=0.0, dim=16)
+    triples = torch.tensor([[0, 0, 1], [2, 1, 3], [4, 2, 5], [6, 0, 2]])
+    known, relation, target = triples[:, 0], triples[:, 1], triples[:, 2]
+    head = torch.zeros(4, dtype=torch.bool)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(150):
+        _, loss = model(known, relation, head, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    scores, _ = model(known, relation, head)
+    assert (scores.argmax(1) == target).all()
+    assert loss.item() < 0.1
+
+
+def test_contrastive_second_pass_only_encodes_the_sample():
+    model = tiny_model()
+    calls = []
+    model.entity_encoder.register_forward_hook(lambda mod, args, out: calls.append(out[0].shape[0]))
+    known, relation, head, target = batch(model)
+    model(known, relation, head, target, mu=0.01, contrastive_size=3)
+    assert calls == [7, 3]

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA
+from mygo.selection import load_embedding_tensor, read_released_tokens, select, top_k
+
+
+def test_top_k_ties_break_by_first_occurrence():
+    assert top_k([5, 3, 3, 5, 9, 1], 2) == [5, 3]          # 5 and 3 twice; 5 occurs first
+    assert top_k([9, 1, 1, 9, 2], 3) == [9, 1, 2]
+    assert top_k([4, 7, 7], 1) == [7]
+
+
+def test_top_k_larger_than_list():
+    assert top_k([1, 2], 5) == [1, 2]
+    assert top_k([], 3) == []
+    assert top_k([1, 2], 0) == []
+
+
+def test_select_pads_masks_and_remaps():
+    source = torch.arange(40, dtype=torch.float32).view(10, 4)
+    ids, mask, table = select([[7, 7, 2, 3], [], [3]], 2, source)
+    assert ids.shape == (3, 2) and mask.tolist() == [[True, True], [False, False], [True, False]]
+    assert table.weight.shape == (4, 4)                   # padding + ids 2, 3, 7
+    assert torch.equal(table.weight[0], torch.zeros(4))
+    # Round trip: the compact row of every selected token is its original embedding row.
+    for row, original in zip(ids[0], [7, 2]):
+        assert torch.equal(table.weight[row], source[original])
+    assert torch.equal(table.weight[ids[2, 0]], source[3])
+    assert table.source_ids.tolist() == [2, 3, 7]
+    assert ids[1].tolist() == [0, 0]
+
+
+def test_select_rejects_out_of_range():
+    with pytest.raises(ValueError, match="token id 12 is outside the embedding table of 10 rows"):
+        select([[12]], 2, torch.zeros(10, 3))
+
+
+def test_select_without_any_tokens():
+    ids, mask, table = select([[], []], 3, None)
+    assert not mask.any() and table.weight.shape == (1, 1)
+
+
+def test_released_files(tmp_path):
+    names = ["<http://dbpedia.org/resource/A>", "<http://dbpedia.org/resource/B>", "C"]
+    (tmp_path / "vis.json").write_text(json.dumps({names[0]: [4, 4, 1, 8], "2": [1]}))
+    tokens = read_released_tokens(tmp_path / "vis.json", names)
+    assert tokens == [[4, 4, 1, 8], [], [1]]
+    (tmp_path / "bad.json").write_text(json.dumps({"nobody": [1]}))
+    with pytest.raises(ValueError, match="key 'nobody' is neither an entity name nor an entity id"):
+        read_released_tokens(tmp_path / "bad.json", names)
+    (tmp_path / "bad2.json").write_text(json.dumps({"C": ["x"]}))
+    with pytest.raises(ValueError, match="list of integer token ids"):
+        read_released_tokens(tmp_path / "bad2.json", names)
+
+
+def test_released_table_formats(tmp_path):
+    weight = torch.randn(6, 3)
+    torch.save(weight, tmp_path / "bare.pth")
+    torch.save({"weight": weight}, tmp_path / "dict.pth")
+    assert torch.equal(load_embedding_tensor(tmp_path / "bare.pth"), weight)
+    assert torch.equal(load_embedding_tensor(tmp_path / "dict.pth"), weight)
+    (tmp_path / "junk.pth").write_bytes(b"not a tensor")
+    with pytest.raises(ValueError, match="junk.pth: cannot load a tensor"):
+        load_embedding_tensor(tmp_path / "junk.pth")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mygo-codebooks").exists(), reason="codebook not present")
+def test_real_beit_codebook_with_released_tokens(tmp_path):
+    codebook = load_embedding_tensor(SHARED_DATA / "mygo-codebooks" / "beit_v2_codebook.pth")
+    assert codebook.shape == (8193, 32)
+    names = [f"e{i}" for i in range(3)]
+    (tmp_path / "visual.json").write_text(json.dumps({"e0": [8191, 5, 5, 8192, 0], "e2": [8192]}))
+    tokens = read_released_tokens(tmp_path / "visual.json", names)
+    ids, mask, table = select(tokens, 4, codebook, pad_row=8192)
+    assert mask.sum(1).tolist() == [3, 0, 0]
+    assert table.weight.shape == (4, 32)
+    assert torch.equal(table.weight[ids[0, 0]], codebook[5])          # most frequent first
+    norms = table.weight[1:].norm(dim=1)
+    np.testing.assert_allclose(norms.numpy(), 1.0, atol=1e-4)        # L2-normalised codes

@@ -163,8 +163,10 @@ def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: D
     attempts = 0
     while True:
         attempts += 1
+        code, size = None, 0
         try:
             data, code = fetch(url, base_dir, config)
+            size = len(data)
             image = decode_image(data, config.max_side)
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
@@ -179,7 +181,8 @@ def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: D
                     delay = min(max(delay, err.retry_after), config.max_retry_after)
                 sleep(delay)
                 continue
-            return Result(entity, url, err.status, err.http_code, attempts, error=str(err))
+            return Result(entity, url, err.status, err.http_code if err.http_code is not None else code,
+                          attempts, size, error=str(err))
 
 
 def download_all(jobs: list[tuple[int, str]], out_dir: str | Path, base_dir: str | Path,
@@ -187,6 +190,8 @@ def download_all(jobs: list[tuple[int, str]], out_dir: str | Path, base_dir: str
     """Download every (entity, url) job with a thread pool; results in job order."""
     out_dir, base_dir = Path(out_dir), Path(base_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".*.tmp"):                 # left by a run that was killed
+        stale.unlink()
     results: list[Result | None] = [None] * len(jobs)
     failures = 0
     lock = threading.Lock()

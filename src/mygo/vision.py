@@ -134,7 +134,11 @@ class VQGANTokenizer(nn.Module):
 
     @torch.no_grad()
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        hidden = self.vqvae.quant_conv(self.vqvae.encoder(pixels))          # (B, C, h, w)
+        # oneDNN picks convolution algorithms by batch size, which moves features by ~1e-7 and can
+        # flip a near-tied code; PyTorch's native CPU convolution gives the same ids whatever
+        # the batch size.
+        with torch.backends.mkldnn.flags(enabled=pixels.device.type != "cpu"):
+            hidden = self.vqvae.quant_conv(self.vqvae.encoder(pixels))      # (B, C, h, w)
         B, C, h, w = hidden.shape
         flat = hidden.permute(0, 2, 3, 1).reshape(-1, C)                    # (B*h*w, C)
         codebook = self.vqvae.quantize.embedding.weight                     # (K, C)

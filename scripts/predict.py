@@ -1,0 +1,49 @@
+"""Print the top-k entities for (head, relation, ?) or (?, relation, tail) queries, by name.
+
+    python scripts/predict.py --head chair_003 --relation made_of
+    python scripts/predict.py --relation has_color --tail red --k 5 --filter
+    python scripts/predict.py --queries queries.tsv      # lines: head<TAB>relation<TAB>?  or  ?<TAB>relation<TAB>tail
+"""
+import argparse
+from pathlib import Path
+
+from mygo import tables
+from mygo.config import run_main
+from mygo.evaluation import KnownAnswers
+from mygo.graph import read_split
+from mygo.prediction import Query, predict, read_queries
+from mygo.training import load_checkpoint, pick_device
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="models/model.pt")
+    parser.add_argument("--kg", default="data/processed/kg")
+    parser.add_argument("--head")
+    parser.add_argument("--relation")
+    parser.add_argument("--tail")
+    parser.add_argument("--queries", help="TSV file of queries")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--filter", action="store_true", help="skip answers already known (train/valid/test)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    if args.queries:
+        queries = read_queries(args.queries)
+    else:
+        if not args.relation or (args.head is None) == (args.tail is None):
+            parser.error("give --relation and exactly one of --head / --tail (or --queries FILE)")
+        queries = [Query(args.head, args.relation, args.tail)]
+    device = pick_device(args.device)
+    kg = Path(args.kg)
+    model, _ = load_checkpoint(args.model, device)
+    entities = tables.read_entities(kg / "entities.parquet")["name"].to_pylist()
+    relations = tables.read_relations(kg / "relations.parquet")["name"].to_pylist()
+    known = KnownAnswers([read_split(kg, s) for s in ("train", "valid", "test")]) if args.filter else None
+    for query, answers in zip(queries, predict(model, queries, entities, relations, args.k, known, device)):
+        print(f"({query.head or '?'}, {query.relation}, {query.tail or '?'})")
+        for rank, (name, score) in enumerate(answers, 1):
+            print(f"  {rank:>3}. {name}\t{score:.4f}")
+
+
+if __name__ == "__main__":
+    run_main(main)

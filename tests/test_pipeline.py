@@ -1,0 +1,161 @@
+"""End-to-end: the real `dvc repro` / `dvc exp run` / remotes in temporary clones of this repo."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+FAST_TRAIN = {"epochs": 6, "eval_every": 3}
+
+
+def env_for(clone: Path) -> dict:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(clone / "src"),
+            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+def sh(clone: Path, *args, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(args), cwd=clone, env=env_for(clone), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def dvc(clone, *args, check=True):
+    return sh(clone, str(BIN / "dvc"), *args, check=check)
+
+
+def ran(result) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr)
+
+
+def make_clone(tmp_path: Path, name: str, source: Path = ROOT) -> Path:
+    clone = tmp_path / name
+    subprocess.run(["git", "clone", "-q", str(source), str(clone)], check=True)
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["train"].update(FAST_TRAIN)
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(clone, "git", "commit", "-qam", "fast params for tests")
+    return clone
+
+
+def lock_outs(clone: Path) -> dict:
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    return {out["path"]: out.get("md5") for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+@pytest.fixture(scope="module")
+def repro_clone(tmp_path_factory):
+    clone = make_clone(tmp_path_factory.mktemp("e2e"), "a")
+    result = dvc(clone, "repro")
+    assert ran(result) == ["prepare", "download_images", "tokenize_images", "tokenize_text", "select_tokens",
+                           "train", "evaluate"]
+    sh(clone, "git", "add", "-A")
+    sh(clone, "git", "commit", "-qm", "repro")
+    return clone
+
+
+def test_repro_outputs(repro_clone):
+    metrics = json.loads((repro_clone / "metrics/eval.json").read_text())
+    for key in ("mrr", "mr", "hits@1", "hits@3", "hits@10"):
+        assert key in metrics and all(key in metrics[group] for group in ("optimistic", "pessimistic", "head", "tail"))
+        assert key == "mr" or 0.0 <= metrics[key] <= 1.0
+    tokens = pq.read_table(repro_clone / "data/processed/entity_tokens/entity_tokens.parquet").to_pylist()
+    manifest = pq.read_table(repro_clone / "data/processed/image_manifest.parquet").to_pylist()
+    with_images = {r["entity"] for r in manifest if r["status"] == "ok"}
+    assert with_images and {"missing_file"} == {r["status"] for r in manifest} - {"ok"}
+    for row in tokens:
+        assert any(row["visual_mask"]) == (row["entity"] in with_images)
+        assert len(row["text"]) == 4 and any(row["text_mask"])
+    assert (repro_clone / "metrics/per_relation.json").exists()
+    assert (repro_clone / "metrics/train/loss.csv").read_text().startswith("epoch,loss")
+
+
+def test_nothing_to_do_after_repro(repro_clone):
+    assert ran(dvc(repro_clone, "repro")) == []
+
+
+@pytest.mark.parametrize("param, value, column, slots", [
+    ("max_txt_token", 2, "text", 2), ("max_vis_token", 16, "visual", 16)])
+def test_exp_run_reruns_selection_and_after_only(repro_clone, param, value, column, slots):
+    result = dvc(repro_clone, "exp", "run", "-S", f"{param}={value}")
+    assert ran(result) == ["select_tokens", "train", "evaluate"]
+    table = pq.read_table(repro_clone / "data/processed/entity_tokens/entity_tokens.parquet")
+    assert {len(x) for x in table[column].to_pylist()} == {slots}
+    shown = dvc(repro_clone, "exp", "show", "--json")
+    assert "mrr" in shown.stdout and param in shown.stdout
+    sh(repro_clone, "git", "checkout", "-q", "--", ".")
+    dvc(repro_clone, "checkout", "-q", check=False)
+
+
+def test_editing_the_model_reruns_train_and_evaluate_only(repro_clone):
+    model_py = repro_clone / "src/mygo/model.py"
+    original = model_py.read_text()
+    try:
+        model_py.write_text(original + "\n# edited\n")
+        dry = dvc(repro_clone, "repro", "--dry")
+        assert ran(dry) == ["train", "evaluate"]
+        (repro_clone / "src/mygo/text.py").write_text((repro_clone / "src/mygo/text.py").read_text() + "\n# edited\n")
+        assert ran(dvc(repro_clone, "repro", "--dry")) == ["tokenize_text", "select_tokens", "train", "evaluate"]
+    finally:
+        sh(repro_clone, "git", "checkout", "-q", "--", "src")
+
+
+def test_two_runs_are_byte_identical(repro_clone, tmp_path):
+    other = make_clone(tmp_path, "b")
+    dvc(other, "repro")
+    assert lock_outs(other) == lock_outs(repro_clone)
+    assert (other / "metrics/eval.json").read_text() == (repro_clone / "metrics/eval.json").read_text()
+
+
+def _push_pull(repro_clone: Path, tmp_path: Path, url: str, settings: list[list[str]] = ()):
+    dvc(repro_clone, "remote", "add", "-f", "-d", "shared", url)
+    try:
+        for setting in settings:
+            dvc(repro_clone, "remote", "modify", "shared", *setting)
+        dvc(repro_clone, "push")
+        dvc(repro_clone, "push", "--run-cache")
+        source = tmp_path / "origin.git"
+        subprocess.run(["git", "clone", "-q", "--bare", str(repro_clone), str(source)], check=True)
+        fresh = tmp_path / "fresh"
+        subprocess.run(["git", "clone", "-q", str(source), str(fresh)], check=True)
+        shutil.copy(repro_clone / ".dvc/config", fresh / ".dvc/config")     # the remote, as a colleague adds it
+        dvc(fresh, "pull")
+        assert (fresh / "models/model.pt").exists()
+        assert (fresh / "data/processed/entity_tokens/entity_tokens.parquet").exists()
+        assert ran(dvc(fresh, "repro")) == [], dvc(fresh, "status").stdout
+        assert (fresh / "metrics/eval.json").read_text() == (repro_clone / "metrics/eval.json").read_text()
+    finally:
+        dvc(repro_clone, "remote", "remove", "shared", check=False)
+
+
+def test_share_through_a_local_remote(repro_clone, tmp_path):
+    _push_pull(repro_clone, tmp_path, str(tmp_path / "store"))
+
+
+def test_share_through_an_s3_remote(repro_clone, tmp_path, monkeypatch):
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="mygo")
+        _push_pull(repro_clone, tmp_path, "s3://mygo/cache", [["endpointurl", endpoint]])
+    finally:
+        server.stop()

@@ -1,0 +1,138 @@
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT, run_stage, write_named
+from mygo.training import (TrainConfig, load_checkpoint, save_checkpoint, selection_triples, train,
+                           training_queries)
+from test_model import tiny_model
+
+TRAIN = np.array([[0, 0, 1], [2, 1, 3], [4, 2, 5], [6, 0, 2], [1, 1, 4], [3, 2, 0]])
+VALID = np.array([[0, 0, 1], [5, 0, 6], [5, 0, 6]])
+
+
+def config(**overrides):
+    values = dict(device="cpu", seed=3, epochs=6, batch_size=4, lr=0.01, eval_every=2, t0=3, mu=0.01,
+                  contrastive_size=4, checkpoint_every=1)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_selection_drops_train_and_duplicates():
+    kept, dropped = selection_triples(VALID, TRAIN)
+    assert kept.tolist() == [[5, 0, 6]] and dropped == 2
+
+
+def test_training_queries_directions():
+    g = torch.Generator().manual_seed(0)
+    known, relation, target, head = training_queries(TRAIN, "both", g)
+    assert len(known) == 12 and head.sum() == 6
+    pairs = {(k, r, t, h) for k, r, t, h in zip(known.tolist(), relation.tolist(), target.tolist(), head.tolist())}
+    assert (0, 0, 1, False) in pairs and (1, 0, 0, True) in pairs
+    known, *_ = training_queries(TRAIN, "random", g)
+    assert len(known) == 6
+
+
+def test_bad_directions_param():
+    with pytest.raises(ValueError, match="directions"):
+        config(directions="tails")
+
+
+def test_resume_reaches_the_same_weights(tmp_path):
+    full = tiny_model()
+    train(full, config(), TRAIN, VALID, progress=False)
+
+    class Stop(Exception):
+        pass
+
+    interrupted = tiny_model()
+    state_path = tmp_path / "state.pt"
+    original_step = torch.optim.Adam.step
+    calls = {"n": 0}
+
+    def failing_step(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:                                     # mid-way through epoch 4
+            raise Stop
+        return original_step(self, *args, **kwargs)
+
+    torch.optim.Adam.step = failing_step
+    try:
+        with pytest.raises(Stop):
+            train(interrupted, config(), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False)
+    finally:
+        torch.optim.Adam.step = original_step
+    assert torch.load(state_path, weights_only=True)["state"]["epoch"] == 3
+    resumed = tiny_model()
+    summary = train(resumed, config(), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False)
+    assert summary["epochs"] == 6
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_state_of_another_run_is_ignored(tmp_path):
+    state_path = tmp_path / "state.pt"
+    train(tiny_model(), config(epochs=2), TRAIN, VALID, resume_path=state_path, run_id="a", progress=False)
+    summary = train(tiny_model(), config(epochs=2), TRAIN, VALID, resume_path=state_path, run_id="b",
+                    progress=False)
+    assert summary["epochs"] == 2 and torch.load(state_path, weights_only=True)["run_id"] == "b"
+
+
+def test_early_stopping():
+    summary = train(tiny_model(), config(epochs=40, eval_every=1, patience=2, lr=0.0), TRAIN, VALID,
+                    progress=False)
+    assert summary["epochs"] == 3 and summary["best_epoch"] == 1
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = tiny_model().eval()
+    save_checkpoint(tmp_path / "m.pt", model, {"best_epoch": 4})
+    loaded, checkpoint = load_checkpoint(tmp_path / "m.pt")
+    assert checkpoint["best_epoch"] == 4
+    known = torch.tensor([0, 1])
+    a, _ = model(known, torch.tensor([0, 1]), torch.tensor([False, True]))
+    b, _ = loaded.eval()(known, torch.tensor([0, 1]), torch.tensor([False, True]))
+    assert torch.equal(a, b)
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.mark.slow
+def test_killed_training_stage_resumes_to_the_same_result(demo_processed, tmp_path):
+    root = demo_processed
+    params = root / "params.yaml"
+
+    def cmd(out):
+        return [sys.executable, str(ROOT / "stages/train.py"), str(root / "kg"), str(root / "tokens"),
+                str(out / "model.pt"), "--resume", str(out / "resume" / "state.pt"), "--metrics",
+                str(out / "train.json"), "--params", str(params)]
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(cmd(straight), check=True, capture_output=True, cwd=ROOT)
+    process = subprocess.Popen(cmd(killed), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed / "resume" / "state.pt"
+    deadline = time.time() + 120
+    epoch = 0
+    while time.time() < deadline and process.poll() is None:
+        if state.exists():
+            epoch = torch.load(state, weights_only=True)["state"]["epoch"]
+            if epoch >= 4:
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 4 <= epoch < 12 and not (killed / "model.pt").exists()
+    result = subprocess.run(cmd(killed), check=True, capture_output=True, text=True, cwd=ROOT)
+    assert "resuming from" in result.stderr
+    assert json.loads((killed / "train.json").read_text()) == json.loads((straight / "train.json").read_text())
+    a = torch.load(straight / "model.pt", weights_only=True)["model"]
+    b = torch.load(killed / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -54,8 +54,7 @@ def main() -> None:
     rows = []
     for name, switches in VARIANTS.items():
         started = time.perf_counter()
-        torch.manual_seed(config.seed)
-        model = build_model({**model_params, **(switches or {})}, N, len(relations), tokens)
+        model = build_model({**model_params, **(switches or {})}, N, len(relations), tokens, seed=config.seed)
         if switches is not None:
             train(model, config, splits["train"], splits["valid"], progress=False)
         ranks = compute_ranks(model, splits["test"], list(splits.values()), progress=False)

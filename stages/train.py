@@ -11,7 +11,7 @@ from pathlib import Path
 from mygo.config import from_dict, load_params, run_main, section
 from mygo.graph import read_split
 from mygo.io import write_json
-from mygo import tables
+from mygo import distributed, tables
 from mygo.model import count_parameters
 from mygo.training import (MODEL_PARAM_KEYS, TrainConfig, build_model, fingerprint, load_entity_tokens,
                            save_checkpoint, train)
@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("tokens_dir")
     parser.add_argument("model_path", help="best checkpoint to write")
     parser.add_argument("--resume", help="file holding the resumable training state")
+    parser.add_argument("--keep-resume", action="store_true", help="keep the state file after training")
     parser.add_argument("--metrics", help="training summary JSON to write")
     parser.add_argument("--plots", help="directory for per-epoch loss.csv and valid.csv")
     parser.add_argument("--params", default="params.yaml")
@@ -35,6 +36,7 @@ def main() -> None:
     if model_params is None:
         raise ValueError(f"{args.params}: missing section 'train.model'")
     config = from_dict(TrainConfig, raw, f"{args.params}: train")
+    distributed.init_from_env(config.device)
     unknown = sorted(set(model_params) - set(MODEL_PARAM_KEYS))
     if unknown:
         raise ValueError(f"{args.params}: train.model: unknown key(s) {unknown}; expected {sorted(MODEL_PARAM_KEYS)}")
@@ -43,7 +45,7 @@ def main() -> None:
     num_entities = len(tables.read_entities(kg / "entities.parquet"))
     num_relations = len(tables.read_relations(kg / "relations.parquet"))
     tokens = load_entity_tokens(args.tokens_dir, num_entities)
-    model = build_model(model_params, num_entities, num_relations, tokens)
+    model = build_model(model_params, num_entities, num_relations, tokens, seed=config.seed)
     log.info("model: %d trainable parameters, config %s", count_parameters(model), dataclasses.asdict(model.config))
     train_triples, valid_triples = read_split(kg, "train"), read_split(kg, "valid")
     run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config),
@@ -51,10 +53,14 @@ def main() -> None:
                          Path(args.tokens_dir) / "visual_table.pt", Path(args.tokens_dir) / "text_table.pt")
     summary = train(model, config, train_triples, valid_triples, resume_path=args.resume, run_id=run_id,
                     plots_dir=args.plots)
+    if distributed.rank() != 0:
+        return
     save_checkpoint(args.model_path, model.cpu(), {"train_config": dataclasses.asdict(config),
                                                    "best_epoch": summary["best_epoch"]})
     if args.metrics:
         write_json(args.metrics, summary)
+    if args.resume and not args.keep_resume:
+        Path(args.resume).unlink(missing_ok=True)      # finished: nothing left to resume
     log.info("wrote %s (best epoch %d)", args.model_path, summary["best_epoch"])
 
 

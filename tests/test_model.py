@@ -130,3 +130,26 @@ def test_contrastive_second_pass_only_encodes_the_sample():
     known, relation, head, target = batch(model)
     model(known, relation, head, target, mu=0.01, contrastive_size=3)
     assert calls == [7, 3]
+
+
+def test_dropping_all_padded_slots_changes_nothing():
+    model = tiny_model().eval()
+    enc = model.entity_encoder
+    enc.visual_mask[:, 2] = False                          # a slot padded for every entity
+    out, mask = enc()
+    # reference: the plain encoder on the full sequence
+    full = enc.encoder
+    calls = []
+    handle = full.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[1]))
+    enc()
+    handle.remove()
+    assert calls == [6]                                    # 7 slots, one dropped
+    E, L, d = out.shape
+    seq_mask = mask
+    ent = enc.ent_token.expand(E, 1, d)
+    structure = enc.norm_str(enc.structure).unsqueeze(1) + enc.bias_str
+    visual = enc.norm_vis(enc.proj_vis(enc.visual_table[enc.visual_ids])) + enc.bias_vis
+    text = enc.norm_txt(enc.proj_txt(enc.text_table[enc.text_ids])) + enc.bias_txt
+    reference = full(torch.cat([ent, structure, visual, text], 1), src_key_padding_mask=~seq_mask)
+    assert torch.allclose(out[:, 0], reference[:, 0], atol=1e-5)
+    assert torch.allclose(out[seq_mask], reference[seq_mask], atol=1e-5)

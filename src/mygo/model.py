@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mygo import distributed
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -77,6 +79,7 @@ class CrossModalEntityEncoder(nn.Module):
         self.register_buffer("visual_mask", visual_mask.bool() & config.use_visual)
         self.register_buffer("text_mask", text_mask.bool() & config.use_text)
         self.encoder = _transformer(config, config.num_layer_enc)
+        self.skip_padded_slots = True      # drop slots padded for the whole batch (same outputs, faster)
         for p in (self.ent_token, self.structure, self.bias_str, self.bias_vis, self.bias_txt):
             nn.init.xavier_uniform_(p.view(-1, d))
 
@@ -99,7 +102,15 @@ class CrossModalEntityEncoder(nn.Module):
         always = torch.ones(E, 1, dtype=torch.bool, device=entities.device)
         mask = torch.cat([always, always & self.config.use_structure,
                           self.visual_mask[entities], self.text_mask[entities]], dim=1)  # (E, L)
-        return self.encoder(sequence, src_key_padding_mask=~mask), mask
+        active = mask.any(0)                                                          # (L,)
+        if bool(active.all()) or not self.skip_padded_slots:
+            return self.encoder(sequence, src_key_padding_mask=~mask), mask
+        # Slots padded for every entity in the batch (e.g. all visual slots when there are no
+        # images) are dropped before attention: masked keys contribute nothing, so the outputs
+        # of the other slots are unchanged and the encoder runs on a shorter sequence.
+        out = sequence.new_zeros(sequence.shape)
+        out[:, active] = self.encoder(sequence[:, active], src_key_padding_mask=~mask[:, active])
+        return out, mask
 
 
 class ContextualTripleEncoder(nn.Module):
@@ -149,7 +160,7 @@ class TuckER(nn.Module):
     def forward(self, context: torch.Tensor, relation: torch.Tensor, entity_emb: torch.Tensor) -> torch.Tensor:
         """context, relation (B, d); entity_emb (N, d) -> scores (B, N)."""
         B, d = context.shape
-        x = self.drop_in(self.bn0(context))                                  # (B, d)
+        x = self.drop_in(self._norm(self.bn0, context))                      # (B, d)
         if self.training and self.drop_core.p > 0:
             # Dropout acts on each query's own d x d matrix, so it must be materialised.
             core = self.drop_core((relation @ self.core.view(d, d * d)).view(B, d, d))  # (B, d, d)
@@ -157,8 +168,13 @@ class TuckER(nn.Module):
         else:
             # Same result, cheaper order: (x outer r') flattened times W, no per-query matrix.
             y = (relation.unsqueeze(2) * x.unsqueeze(1)).view(B, d * d) @ self.core.view(d * d, d)
-        y = self.drop_hidden(self.bn1(y))                                    # (B, d)
+        y = self.drop_hidden(self._norm(self.bn1, y))                        # (B, d)
         return y @ entity_emb.t()                                            # (B, N)
+
+    def _norm(self, bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+        if self.training and distributed.active():
+            return distributed.sync_batch_norm(bn, x)      # statistics of the whole batch, all ranks
+        return bn(x)
 
 
 def info_nce(anchor: torch.Tensor, view: torch.Tensor, valid: torch.Tensor, tau: float) -> torch.Tensor | None:
@@ -198,7 +214,15 @@ class MyGO(nn.Module):
                    torch.zeros(N, n, dtype=torch.long), torch.zeros(N, n, dtype=torch.bool))
 
     def entity_embeddings(self) -> torch.Tensor:
-        """All N entity embeddings (N, d): the CMEE output at [ENT]."""
+        """All N entity embeddings (N, d): the CMEE output at [ENT].
+
+        When training across processes each rank encodes its share and the shares are gathered.
+        """
+        if self.training and distributed.active():
+            N = self.config.num_entities
+            start, end = distributed.shard(N)
+            out, _ = self.entity_encoder(torch.arange(start, end, device=self.entity_encoder.structure.device))
+            return distributed.gather_rows(out[:, 0], N)
         out, _ = self.entity_encoder()
         return out[:, 0]
 
@@ -231,17 +255,21 @@ class MyGO(nn.Module):
     def forward(self, known: torch.Tensor, relation: torch.Tensor, predict_head: torch.Tensor,
                 target: torch.Tensor | None = None, mu: float = 0.0, tau: float = 0.5,
                 contrastive_size: int = 512, label_smoothing: float = 0.0,
-                generator: torch.Generator | None = None):
-        """One training/eval step on a batch of queries. Returns (scores (B, N), loss or None)."""
+                generator: torch.Generator | None = None, kgc_weight: float = 1.0, con_weight: float = 1.0):
+        """One training/eval step on a batch of queries. Returns (scores (B, N), loss or None).
+
+        loss = kgc_weight * L_kgc + con_weight * mu * L_con; the weights let ranks of a
+        distributed step hold shares that sum to the single-process loss.
+        """
         entity_emb = self.entity_embeddings()
         scores = self.score(entity_emb, known, relation, predict_head)
         if target is None:
             return scores, None
-        loss = F.cross_entropy(scores.float(), target, label_smoothing=label_smoothing)
+        loss = kgc_weight * F.cross_entropy(scores.float(), target, label_smoothing=label_smoothing)
         if mu > 0:
             N = self.config.num_entities
             sample = torch.randperm(N, generator=generator, device="cpu")[:min(contrastive_size, N)]
-            loss = loss + mu * self.contrastive_loss(entity_emb, sample.to(entity_emb.device), tau)
+            loss = loss + con_weight * mu * self.contrastive_loss(entity_emb, sample.to(entity_emb.device), tau)
         return scores, loss
 
 

@@ -88,13 +88,13 @@ def load_word_embeddings(text_model: str) -> torch.Tensor:
     return model.get_input_embeddings().weight.detach().to(torch.float32).clone()
 
 
-def tokenize_texts(texts: list[str], tokenizer, batch_size: int = 1024) -> list[list[int]]:
+def tokenize_texts(texts: list[str], tokenizer, batch_size: int = 1024, progress: bool = True) -> list[list[int]]:
     """Per text, the word-piece ids of its content words (special ids removed)."""
     special = set(tokenizer.all_special_ids)
     if tokenizer.unk_token_id is not None:
         special.add(tokenizer.unk_token_id)
     out: list[list[int]] = []
-    for start in tqdm(range(0, len(texts), batch_size), desc="tokenize_text", unit="batch"):
+    for start in tqdm(range(0, len(texts), batch_size), desc="tokenize_text", unit="batch", disable=not progress):
         words = [content_words(t) for t in texts[start:start + batch_size]]
         nonempty = [w for w in words if w]
         encoded = iter(tokenizer(nonempty, is_split_into_words=True, add_special_tokens=False)["input_ids"]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mygo import tables
+from mygo import distributed, tables
 from mygo.evaluation import compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path
 from mygo.model import ModelConfig, MyGO
@@ -57,6 +57,8 @@ MODEL_PARAM_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig)
 
 
 def pick_device(name: str) -> torch.device:
+    if name == "auto" and torch.cuda.is_available() and distributed.active():
+        return torch.device("cuda", torch.cuda.current_device())
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -92,7 +94,11 @@ def load_entity_tokens(tokens_dir: str | Path, num_entities: int) -> EntityToken
                         matrix("text_mask", bool), compact("visual_table.pt"), compact("text_table.pt"))
 
 
-def build_model(model_params: dict, num_entities: int, num_relations: int, tokens: EntityTokens) -> MyGO:
+def build_model(model_params: dict, num_entities: int, num_relations: int, tokens: EntityTokens,
+                seed: int = 0) -> MyGO:
+    """A freshly initialised model; `seed` fixes the initial weights (a new process's default
+    seed is random)."""
+    torch.manual_seed(seed)
     config = ModelConfig(num_entities=num_entities, num_relations=num_relations,
                          max_vis_token=tokens.visual_ids.shape[1], max_txt_token=tokens.text_ids.shape[1],
                          visual_rows=tokens.visual_table.shape[0], visual_dim=tokens.visual_table.shape[1],
@@ -182,6 +188,35 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
                                                                   else str(r[k]) for k in keys) + "\n" for r in rows))
 
 
+def train_step(model: MyGO, optimizer: torch.optim.Optimizer, config: TrainConfig, batch: tuple,
+               generator: torch.Generator, device: torch.device, use_amp: bool = False) -> float:
+    """One optimisation step on a batch of queries (known, relation, predict_head, target).
+
+    Across processes, each rank takes its contiguous share of the batch and the gradients are
+    summed, so the step equals a single process's step on the whole batch. Returns the loss.
+    """
+    known, relation, predict_head, target = batch
+    B = len(known)
+    start, end = distributed.shard(B)
+    local = slice(start, end)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+        _, loss = model(known[local].to(device), relation[local].to(device), predict_head[local].to(device),
+                        target[local].to(device), mu=config.mu, tau=config.tau,
+                        contrastive_size=config.contrastive_size, label_smoothing=config.label_smoothing,
+                        generator=generator, kgc_weight=(end - start) / B,
+                        con_weight=1.0 / distributed.world_size())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    value = loss.detach()
+    if distributed.active():
+        distributed.all_reduce_gradients(model)
+        value = value.clone()
+        torch.distributed.all_reduce(value)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return float(value)
+
+
 def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_triples: np.ndarray,
           resume_path: str | Path | None = None, run_id: str = "", plots_dir: str | Path | None = None,
           progress: bool = True) -> dict:
@@ -217,7 +252,7 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
             log.info("ignoring %s: it belongs to a run with other params or data", resume_path)
 
     def save_resume():
-        if resume_path is None:
+        if resume_path is None or distributed.rank() != 0:
             return
         with atomic_path(resume_path) as tmp:
             torch.save({"run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -239,6 +274,7 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
 
     num_queries = len(train_triples) * (2 if config.directions == "both" else 1)
     batches = math.ceil(num_queries / config.batch_size)
+    progress = progress and distributed.rank() == 0
     bar = tqdm(range(state["epoch"], config.epochs), desc="train", unit="epoch", disable=not progress,
                initial=state["epoch"], total=config.epochs)
     started = time.perf_counter()
@@ -253,16 +289,9 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         for b in tqdm(range(batches), desc=f"epoch {epoch + 1}", unit="batch", leave=False,
                       disable=not progress or batches < 10):
             sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                _, loss = model(known[sl].to(device), relation[sl].to(device), predict_head[sl].to(device),
-                                target[sl].to(device), mu=config.mu, tau=config.tau,
-                                contrastive_size=config.contrastive_size,
-                                label_smoothing=config.label_smoothing, generator=generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            total += float(loss.detach()) * len(known[sl])
+            loss = train_step(model, optimizer, config, (known[sl], relation[sl], predict_head[sl], target[sl]),
+                              generator, device, use_amp)
+            total += loss * len(known[sl])
             count += len(known[sl])
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
@@ -273,13 +302,13 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         bar.set_postfix(loss=f"{total / count:.4f}", best_mrr=f"{max(state['best_mrr'], 0):.4f}")
         if state["epoch"] % config.checkpoint_every == 0 or state["epoch"] == config.epochs:
             save_resume()
-        if plots_dir:
+        if plots_dir and distributed.rank() == 0:
             _write_csv(Path(plots_dir) / "loss.csv", state["losses"])
             _write_csv(Path(plots_dir) / "valid.csv", state["valid"])
     if not state["valid"] or state["valid"][-1]["epoch"] != state["epoch"]:
         evaluate_valid(state["epoch"])
         save_resume()
-    if plots_dir:
+    if plots_dir and distributed.rank() == 0:
         _write_csv(Path(plots_dir) / "loss.csv", state["losses"])
         _write_csv(Path(plots_dir) / "valid.csv", state["valid"])
     model.load_state_dict(state["best_model"])

@@ -1,0 +1,236 @@
+"""Benchmark harness: seconds per training step / epoch, full filtered evaluation, peak memory and
+where a step's forward time goes, for a dataset and a model config.
+
+    python bench/harness.py --dataset ../shared/data/DB15K --preset db15k
+    python bench/harness.py --synthetic 4000 --preset db15k --out bench/results/synthetic_4k
+
+Each scenario runs in its own process (so its peak memory is its own). On CPU a DB15K epoch is
+long, so an epoch's time is the median step time (after one warm-up step) times the number of
+steps per epoch; the JSON records both. Tokens are synthetic with every slot filled (m visual ids
+into an 8192 x 32 codebook, n text ids into a 30522 x 384 table), the shape of the paper's setting.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from mygo.evaluation import compute_ranks  # noqa: E402
+from mygo.graph import load_raw  # noqa: E402
+from mygo.model import ModelConfig, MyGO  # noqa: E402
+from mygo.training import TrainConfig, train_step, training_queries  # noqa: E402
+
+PRESETS = {  # SPEC, "Optimisation": the authors' run-script settings
+    "db15k": dict(model=dict(dim=256, hidden_dim=1024, num_head=2, num_layer_dec=1, emb_dropout=0.6,
+                             vis_dropout=0.3, txt_dropout=0.1), m=8, n=4, lr=1e-3, mu=0.01),
+    "mkgw": dict(model=dict(dim=256, hidden_dim=1024, num_head=4, num_layer_dec=2, emb_dropout=0.9,
+                            vis_dropout=0.4, txt_dropout=0.1), m=8, n=8, lr=5e-4, mu=0.001),
+}
+SCENARIOS = {
+    "step": "training step, contrastive loss on (mu > 0)",
+    "step_no_contrastive": "training step, mu = 0",
+    "step_before": "training step as the reference code: contrastive pass over all N, padded slots kept",
+    "step_no_visual": "training step, no images (all visual slots padded), padded slots skipped",
+    "step_no_visual_before": "training step, no images, padded slots kept",
+    "eval": "full filtered test evaluation, both directions, batched",
+    "eval_loop": "evaluation as the reference code: one query at a time (timed on 500 queries, scaled)",
+    "breakdown": "forward time of each part of a training step",
+}
+
+
+def load_graph(args):
+    if args.dataset:
+        graph = load_raw(args.dataset)
+        return graph.num_entities, graph.num_relations, graph.splits, Path(args.dataset).name
+    rng = np.random.default_rng(0)
+    n, r = args.synthetic, max(2, args.synthetic // 50)
+    triples = np.stack([rng.integers(0, n, 6 * n), rng.integers(0, r, 6 * n), rng.integers(0, n, 6 * n)], 1)
+    return n, r, {"train": triples[: 5 * n], "valid": triples[5 * n: 5 * n + n // 2],
+                  "test": triples[5 * n + n // 2:]}, f"synthetic-{n}"
+
+
+def build(num_entities, num_relations, preset, seed=0, visual=True):
+    g = torch.Generator().manual_seed(seed)
+    m, n = preset["m"], preset["n"]
+    visual_rows, text_rows = 8193, 30523
+    config = ModelConfig(num_entities=num_entities, num_relations=num_relations, max_vis_token=m, max_txt_token=n,
+                         visual_rows=visual_rows, visual_dim=32, text_rows=text_rows, text_dim=384, **preset["model"])
+    visual_mask = torch.full((num_entities, m), visual)
+    torch.manual_seed(seed)
+    return MyGO(config, torch.randn(visual_rows, 32, generator=g),
+                torch.randint(1, visual_rows, (num_entities, m), generator=g), visual_mask,
+                torch.randn(text_rows, 384, generator=g), torch.randint(1, text_rows, (num_entities, n), generator=g),
+                torch.ones(num_entities, n, dtype=torch.bool))
+
+
+def contrastive_over_all_entities(model, entity_emb, sample, tau):
+    """The reference code's way: a second pass over all N entities, then the sample is sliced."""
+    out, mask = model.entity_encoder()
+    original = model.entity_encoder.forward
+    model.entity_encoder.forward = lambda entities=None: (out[entities], mask[entities])
+    try:
+        return MyGO.contrastive_loss(model, entity_emb, sample, tau)
+    finally:
+        model.entity_encoder.forward = original
+
+
+def run_scenario(name, args) -> dict:
+    torch.set_num_threads(args.threads)
+    preset = PRESETS[args.preset]
+    N, R, splits, label = load_graph(args)
+    device = torch.device(args.device)
+    model = build(N, R, preset, visual="no_visual" not in name).to(device)
+    if name.endswith("_before"):
+        model.entity_encoder.skip_padded_slots = False
+        if name == "step_before":
+            model.contrastive_loss = lambda e, s, tau: contrastive_over_all_entities(model, e, s, tau)
+    result = {"scenario": name, "what": SCENARIOS[name]}
+    if name.startswith("step"):
+        config = TrainConfig(device=args.device, batch_size=args.batch_size, lr=preset["lr"],
+                             mu=0.0 if name == "step_no_contrastive" else preset["mu"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        g = torch.Generator().manual_seed(0)
+        known, relation, target, head = training_queries(splits["train"], "random", g)
+        times = []
+        for step in range(args.steps + 1):
+            sl = slice(step * config.batch_size, (step + 1) * config.batch_size)
+            started = time.perf_counter()
+            train_step(model, optimizer, config, (known[sl], relation[sl], head[sl], target[sl]), g, device,
+                       use_amp=device.type == "cuda")
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+        steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
+        result.update(step_seconds=times[1:], median_step_seconds=statistics.median(times[1:]),
+                      steps_per_epoch=steps_per_epoch,
+                      epoch_seconds=statistics.median(times[1:]) * steps_per_epoch)
+    elif name == "eval":
+        started = time.perf_counter()
+        compute_ranks(model, splits["test"], list(splits.values()), args.eval_batch_size, device, progress=False)
+        result["eval_seconds"] = time.perf_counter() - started
+    elif name == "eval_loop":
+        model.eval()
+        test = splits["test"][:250]
+        started = time.perf_counter()
+        with torch.no_grad():
+            emb = model.entity_embeddings()
+            for h, r, t in test.tolist():
+                for known, head in ((h, False), (t, True)):
+                    model.score(emb, torch.tensor([known]), torch.tensor([r]), torch.tensor([head]))
+        elapsed = time.perf_counter() - started
+        result["eval_seconds"] = elapsed * len(splits["test"]) / len(test)
+        result["timed_queries"] = 2 * len(test)
+    elif name == "breakdown":
+        model.train()
+        B = args.batch_size
+        g = torch.Generator().manual_seed(0)
+        known, relation, target, head = training_queries(splits["train"], "random", g)
+        parts = {}
+
+        def timed(key, fn):
+            fn()
+            started = time.perf_counter()
+            for _ in range(args.steps):
+                out = fn()
+            parts[key] = (time.perf_counter() - started) / args.steps
+            return out
+        with torch.no_grad():
+            emb = timed("entity_encoder", lambda: model.entity_embeddings())
+            sample = torch.randperm(N)[: min(512, N)]
+            timed("contrastive_pass", lambda: model.contrastive_loss(emb, sample, 0.5))
+            ctx = timed("triple_encoder", lambda: model.triple_encoder(emb, known[:B], relation[:B], head[:B]))
+            timed("tucker", lambda: model.decoder(ctx[0], ctx[1], emb))
+        total = sum(parts.values())
+        result["forward_seconds"] = parts
+        result["forward_share"] = {k: v / total for k, v in parts.items()}
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.type == "cuda":
+        result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    result["dataset"], result["entities"], result["train_triples"] = label, N, len(splits["train"])
+    return result
+
+
+def markdown(results: list[dict], meta: dict) -> str:
+    lines = [f"# Benchmark: {meta['dataset']} ({meta['preset']} config)", "",
+             f"Command: `{meta['command']}`", "",
+             f"Machine: {meta['machine']}; torch {meta['torch']}; {meta['threads']} threads; device {meta['device']}; "
+             f"batch {meta['batch_size']}; {meta['entities']} entities, {meta['train_triples']} train triples.", "",
+             "| scenario | what | s / step | s / epoch | s / evaluation | peak RSS MiB |", "|---|---|---|---|---|---|"]
+    for r in results:
+        if r["scenario"] == "breakdown":
+            continue
+        step = f"{r['median_step_seconds']:.2f}" if "median_step_seconds" in r else ""
+        epoch = f"{r['epoch_seconds']:.0f}" if "epoch_seconds" in r else ""
+        ev = f"{r['eval_seconds']:.1f}" if "eval_seconds" in r else ""
+        lines.append(f"| {r['scenario']} | {r['what']} | {step} | {epoch} | {ev} | {r['peak_rss_mib']:.0f} |")
+    for r in results:
+        if r["scenario"] == "breakdown":
+            lines += ["", "Forward time of one training step, by part (train mode, no grad):", "",
+                      "| part | seconds | share |", "|---|---|---|"]
+            lines += [f"| {k} | {v:.3f} | {r['forward_share'][k]:.0%} |" for k, v in r["forward_seconds"].items()]
+    lines += ["", "s / epoch = median s / step (after one warm-up step) x steps per epoch."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", help="benchmark-format dataset directory")
+    parser.add_argument("--synthetic", type=int, help="number of entities of a random graph")
+    parser.add_argument("--preset", default="db15k", choices=sorted(PRESETS))
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--eval-batch-size", type=int, default=1024)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--out", help="output prefix (writes .json and .md)")
+    parser.add_argument("--scenario", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not (args.dataset or args.synthetic):
+        parser.error("give --dataset DIR or --synthetic N")
+    if args.scenario:
+        print(json.dumps(run_scenario(args.scenario, args)))
+        return
+    results = []
+    forwarded = [a for a in sys.argv[1:]]
+    for name in args.scenarios.split(","):
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, __file__, *forwarded, "--scenario", name], capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            results.append({"scenario": name, "what": SCENARIOS[name], "error": proc.stderr.strip()[-500:],
+                            "peak_rss_mib": float("nan")})
+            print(f"  failed: {proc.stderr.strip()[-300:]}", file=sys.stderr)
+            continue
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(f"  {json.dumps({k: v for k, v in results[-1].items() if k not in ('what',)})}", file=sys.stderr)
+    ok = [r for r in results if "error" not in r]
+    meta = {"command": "python bench/harness.py " + " ".join(forwarded), "machine": f"{platform.machine()} "
+            f"{platform.processor() or ''} {os.cpu_count()} cpus".strip(), "torch": torch.__version__,
+            "threads": args.threads, "device": args.device, "batch_size": args.batch_size, "preset": args.preset,
+            "dataset": ok[0]["dataset"] if ok else "?", "entities": ok[0]["entities"] if ok else 0,
+            "train_triples": ok[0]["train_triples"] if ok else 0}
+    text = markdown(ok, meta)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out + ".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+        Path(args.out + ".md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

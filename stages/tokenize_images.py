@@ -4,11 +4,10 @@ import logging
 from pathlib import Path
 
 import pyarrow as pa
-import torch
 
 from mygo import tables
 from mygo.config import load_params, run_main, section
-from mygo.io import atomic_dir
+from mygo.io import atomic_dir, save_torch
 from mygo.training import pick_device
 from mygo.vision import ImageTokenizerConfig, build_tokenizer, tokenize_images
 
@@ -38,8 +37,8 @@ def main() -> None:
             "image": [r["path"] for r in rows],
             "tokens": pa.array(ids, type=pa.list_(pa.int32())),
         }))
-        torch.save({"weight": tokenizer.codebook().cpu(), "tokenizer": config.image_tokenizer,
-                    "checkpoint": config.image_checkpoint}, tmp / "codebook.pt")
+        save_torch(tmp / "codebook.pt", {"weight": tokenizer.codebook().cpu(), "tokenizer": config.image_tokenizer,
+                                         "checkpoint": config.image_checkpoint})
     log.info("tokenized %d images of %d entities into %d ids each (%s, %d px) -> %s", len(rows),
              len({r["entity"] for r in rows}), len(ids[0]) if ids else 0, config.image_tokenizer, size, args.out_dir)
 

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from mygo import tables
 from mygo.config import load_params, run_main, section
-from mygo.io import atomic_dir
+from mygo.io import atomic_dir, save_torch
 from mygo.text import TextConfig, load_tokenizer, load_word_embeddings, tokenize_texts
 
 log = logging.getLogger("mygo.tokenize_text")
@@ -31,7 +30,7 @@ def main() -> None:
             "entity": entities["id"],
             "tokens": pa.array(tokens, type=pa.list_(pa.int32())),
         }))
-        torch.save({"weight": weight, "source": config.text_model}, tmp / "text_embeddings.pt")
+        save_torch(tmp / "text_embeddings.pt", {"weight": weight, "source": config.text_model})
     empty = sum(not t for t in tokens)
     with_text = sum(bool(t.strip()) for t in texts)
     log.info("tokenized %d entity texts (%d non-empty) into %d word pieces (%.1f per entity); "

@@ -56,3 +56,19 @@ def read_json(path: str | os.PathLike):
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
+
+
+def save_torch(path: str | os.PathLike, obj) -> None:
+    """torch.save, atomically and byte-reproducibly.
+
+    torch.save names the archive inside the file after the file, so saving straight to a
+    temporary name would make identical checkpoints differ; serialising to memory first does not.
+    """
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())

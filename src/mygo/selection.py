@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from mygo.io import read_json
+from mygo.io import read_json, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def entity_tokens_table(num_entities: int, visual: tuple[np.ndarray, np.ndarray]
 
 
 def save_table(path: Path, table: CompactTable) -> None:
-    torch.save({"weight": table.weight, "source_ids": table.source_ids}, path)
+    save_torch(path, {"weight": table.weight, "source_ids": table.source_ids})
 
 
 def load_embedding_tensor(path: str | Path) -> torch.Tensor:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from mygo import distributed, tables
 from mygo.evaluation import compute_ranks, metrics_from_ranks
-from mygo.io import atomic_path
+from mygo.io import atomic_path, save_torch
 from mygo.model import ModelConfig, MyGO
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,7 @@ def build_model(model_params: dict, num_entities: int, num_relations: int, token
 
 def save_checkpoint(path: str | Path, model: MyGO, extra: dict | None = None) -> None:
     """Self-describing checkpoint: the model config and state dict (loads with weights_only=True)."""
-    with atomic_path(path) as tmp:
-        torch.save({"config": dataclasses.asdict(model.config), "model": model.state_dict(), **(extra or {})}, tmp)
+    save_torch(path, {"config": dataclasses.asdict(model.config), "model": model.state_dict(), **(extra or {})})
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MyGO, dict]:
@@ -254,9 +253,8 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
     def save_resume():
         if resume_path is None or distributed.rank() != 0:
             return
-        with atomic_path(resume_path) as tmp:
-            torch.save({"run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": _rng_state(device), "state": state}, tmp)
+        save_torch(resume_path, {"run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                 "scheduler": scheduler.state_dict(), "rng": _rng_state(device), "state": state})
 
     def evaluate_valid(epoch: int) -> None:
         ranks = compute_ranks(model, select_triples, filter_triples, config.eval_batch_size, device, progress=False)

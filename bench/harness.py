@@ -90,7 +90,12 @@ def contrastive_over_all_entities(model, entity_emb, sample, tau):
 
 def run_scenario(name, args) -> dict:
     torch.set_num_threads(args.threads)
-    preset = PRESETS[args.preset]
+    if args.memory_limit_gb:
+        limit = int(args.memory_limit_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    preset = dict(PRESETS[args.preset])
+    preset["m"] = args.max_vis_token or preset["m"]
+    preset["n"] = args.max_txt_token or preset["n"]
     N, R, splits, label = load_graph(args)
     device = torch.device(args.device)
     model = build(N, R, preset, visual="no_visual" not in name).to(device)
@@ -161,6 +166,7 @@ def run_scenario(name, args) -> dict:
     if device.type == "cuda":
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
     result["dataset"], result["entities"], result["train_triples"] = label, N, len(splits["train"])
+    result["m"], result["n"] = preset["m"], preset["n"]
     return result
 
 
@@ -197,6 +203,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("-m", "--max-vis-token", type=int, help="override the preset's m")
+    parser.add_argument("-n", "--max-txt-token", type=int, help="override the preset's n")
+    parser.add_argument("--memory-limit-gb", type=float, help="address-space limit per scenario process, so "
+                        "running out of memory is a clean error instead of the kernel's OOM killer")
     parser.add_argument("--out", help="output prefix (writes .json and .md)")
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     args = parser.parse_args()

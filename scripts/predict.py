@@ -12,7 +12,8 @@ from mygo.config import run_main
 from mygo.evaluation import KnownAnswers
 from mygo.graph import read_split
 from mygo.prediction import Query, predict, read_queries
-from mygo.training import load_checkpoint, pick_device
+from mygo.device import pick_device
+from mygo.training import load_checkpoint
 
 
 def main() -> None:

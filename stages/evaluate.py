@@ -9,7 +9,8 @@ from mygo.config import load_params, run_main, section
 from mygo.evaluation import EvalConfig, compute_ranks, metrics_from_ranks
 from mygo.graph import read_split
 from mygo.io import write_json
-from mygo.training import load_checkpoint, pick_device
+from mygo.device import pick_device
+from mygo.training import load_checkpoint
 
 log = logging.getLogger("mygo.evaluate")
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 from mygo import tables
 from mygo.config import load_params, run_main, section
 from mygo.io import atomic_dir, save_torch
-from mygo.training import pick_device
+from mygo.device import pick_device
 from mygo.vision import ImageTokenizerConfig, build_tokenizer, tokenize_images
 
 log = logging.getLogger("mygo.tokenize_images")

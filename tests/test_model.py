@@ -153,3 +153,43 @@ def test_dropping_all_padded_slots_changes_nothing():
     reference = full(torch.cat([ent, structure, visual, text], 1), src_key_padding_mask=~seq_mask)
     assert torch.allclose(out[:, 0], reference[:, 0], atol=1e-5)
     assert torch.allclose(out[seq_mask], reference[seq_mask], atol=1e-5)
+
+
+def test_contrastive_on_the_sample_equals_slicing_a_full_pass():
+    """Same loss and gradients as the reference code's second pass over all N entities."""
+    def loss_and_grads(full_pass: bool):
+        model = tiny_model(emb_dropout=0.0, vis_dropout=0.0, txt_dropout=0.0, attn_dropout=0.0)
+        entity_emb = model.entity_embeddings()
+        sample = torch.tensor([5, 0, 3, 6])
+        if full_pass:
+            out, mask = model.entity_encoder()
+            model.entity_encoder.forward = lambda entities=None: (out[entities], mask[entities])
+        loss = model.contrastive_loss(entity_emb, sample, tau=0.5)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss_a, grads_a = loss_and_grads(full_pass=False)
+    loss_b, grads_b = loss_and_grads(full_pass=True)
+    assert torch.allclose(loss_a, loss_b, atol=1e-6)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        assert torch.allclose(grads_a[name], grads_b[name], atol=1e-6), name
+
+
+def test_skipping_padded_slots_keeps_loss_and_gradients():
+    def loss_and_grads(skip: bool):
+        model = tiny_model(emb_dropout=0.0, vis_dropout=0.0, txt_dropout=0.0, attn_dropout=0.0,
+                           input_dropout=0.0, core_dropout=0.0, hidden_dropout=0.0)
+        model.entity_encoder.visual_mask[:] = False                  # no images at all
+        model.entity_encoder.skip_padded_slots = skip
+        known, relation, head, target = batch(model)
+        _, loss = model(known, relation, head, target, mu=0.1, contrastive_size=5,
+                        generator=torch.Generator().manual_seed(0))
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss_a, grads_a = loss_and_grads(True)
+    loss_b, grads_b = loss_and_grads(False)
+    assert torch.allclose(loss_a, loss_b, atol=1e-5)
+    for name, grad in grads_b.items():
+        assert torch.allclose(grads_a.get(name, torch.zeros_like(grad)), grad, atol=1e-5), name

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from mygo import distributed, tables
+from mygo.device import pick_device
 from mygo.evaluation import compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, save_torch
 from mygo.model import ModelConfig, MyGO
@@ -54,16 +55,6 @@ class TrainConfig:
 
 MODEL_PARAM_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig)
                          if f.default is not dataclasses.MISSING)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto" and torch.cuda.is_available() and distributed.active():
-        return torch.device("cuda", torch.cuda.current_device())
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"train.device is {name!r} but CUDA is not available")
-    return torch.device(name)
 
 
 @dataclass

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every benchmark whose results are committed under bench/results (CPU; about an hour on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python bench/harness.py --dataset ../shared/data/DB15K --preset db15k --steps 1 --out bench/results/db15k_cpu
+for n in 1000 4000 16000 64000; do
+  python bench/harness.py --synthetic $n --preset db15k --steps 1 --scenarios step --memory-limit-gb 20 \
+    --out bench/results/scaling_entities_$n
+done
+for mn in "4 2" "8 4" "16 8" "32 16"; do
+  set -- $mn
+  python bench/harness.py --synthetic 4000 --preset db15k --steps 1 --scenarios step -m $1 -n $2 \
+    --out bench/results/scaling_tokens_m$1_n$2
+done
+python bench/tokenize_text.py ../shared/data/DB15K --out bench/results/tokenize_text_db15k.md
+python bench/download.py --out bench/results/download.md
+python bench/image_tokenizers.py --out bench/results/image_tokenizers.md
+python bench/demo_ablation.py --out bench/results/demo_ablation.md

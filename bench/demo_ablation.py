@@ -7,7 +7,6 @@ each modality switch, plus an untrained model, and reports test MRR (realistic, 
 all triples, on `made_of` (answer only in the text) and on `has_color` (answer only in images).
 """
 import argparse
-import dataclasses
 import json
 import logging
 import time

@@ -9,7 +9,6 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 
 from mygo import tables
 from mygo.config import load_params, run_main, top_level

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from mygo.config import from_dict, load_params, run_main, section
+from mygo.config import from_dict, load_params, run_main
 from mygo.graph import read_split
 from mygo.io import write_json
 from mygo import distributed, tables

@@ -1,10 +1,9 @@
+import numpy as np
 import pytest
 
-from conftest import ROOT, run_stage
 from mygo.evaluation import KnownAnswers
 from mygo.prediction import Query, parse_query_line, predict
 from test_model import tiny_model
-import numpy as np
 
 
 def test_parse_queries():

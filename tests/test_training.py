@@ -7,9 +7,8 @@ import time
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from conftest import ROOT, run_stage, write_named
+from conftest import ROOT
 from mygo.training import (TrainConfig, load_checkpoint, save_checkpoint, selection_triples, train,
                            training_queries)
 from test_model import tiny_model

@@ -35,8 +35,8 @@ def main() -> None:
     # Files of URLs no longer listed are removed, so the store holds exactly this dataset's images.
     wanted = {stored_name(url) for _, url in jobs}
     if images_dir.exists():
-        for path in images_dir.glob("*.png"):
-            if path.name not in wanted:
+        for path in [*images_dir.glob("*.png"), *images_dir.glob("*.json")]:
+            if path.with_suffix(".png").name not in wanted:
                 path.unlink()
     results = download_all(jobs, images_dir, args.base_dir, config)
     table = pa.table({

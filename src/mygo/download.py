@@ -1,13 +1,15 @@
 """Concurrent, resumable, validated image downloads.
 
-Each URL is stored under a name derived from its hash (`<sha256(url)[:32]>.png`), written to a
-temporary name and renamed once complete and validated, so a crash or Ctrl-C never leaves a
-partial file and a re-run fetches only what is missing or invalid.
+Each URL is stored under a name derived from its hash (`<sha256(url)[:32]>.png`, with a small
+`.json` record of how it was fetched), written to a temporary name and renamed once complete and
+validated, so a crash or Ctrl-C never leaves a partial file and a re-run fetches only what is
+missing or invalid.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import socket
 import threading
@@ -153,13 +155,20 @@ def is_valid_stored(path: Path) -> bool:
         return False
 
 
+def _sidecar(target: Path) -> Path:
+    return target.with_suffix(".json")
+
+
 def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: DownloadConfig,
                  sleep=time.sleep) -> Result:
     name = stored_name(url)
     target = out_dir / name
-    if target.exists() and is_valid_stored(target):
-        data = target.read_bytes()
-        return Result(entity, url, "ok", None, 0, len(data), hashlib.sha256(data).hexdigest(), name)
+    if target.exists() and _sidecar(target).exists() and is_valid_stored(target):
+        # Already stored by an earlier run: report what that run recorded, so the manifest is
+        # the same whether or not a run was interrupted.
+        recorded = json.loads(_sidecar(target).read_text())
+        return Result(entity, url, "ok", recorded["http_code"], recorded["attempts"], recorded["bytes"],
+                      hashlib.sha256(target.read_bytes()).hexdigest(), name)
     attempts = 0
     while True:
         attempts += 1
@@ -173,6 +182,8 @@ def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: D
             stored = buffer.getvalue()
             with atomic_path(target) as tmp:
                 tmp.write_bytes(stored)
+            with atomic_path(_sidecar(target)) as tmp:          # written last: marks the file complete
+                tmp.write_text(json.dumps({"url": url, "http_code": code, "attempts": attempts, "bytes": len(data)}))
             return Result(entity, url, "ok", code, attempts, len(data), hashlib.sha256(stored).hexdigest(), name)
         except DownloadError as err:
             if err.retry and attempts <= config.retries:

@@ -81,3 +81,33 @@ def test_real_beit_codebook_with_released_tokens(tmp_path):
     assert torch.equal(table.weight[ids[0, 0]], codebook[5])          # most frequent first
     norms = table.weight[1:].norm(dim=1)
     np.testing.assert_allclose(norms.numpy(), 1.0, atol=1e-4)        # L2-normalised codes
+
+
+def test_select_tokens_stage_reads_released_files(tiny_benchmark, tmp_path):
+    from conftest import ROOT, run_stage
+    from mygo import tables
+
+    kg = tmp_path / "kg"
+    run_stage(ROOT / "stages/prepare.py", tiny_benchmark, kg)
+    visual = torch.nn.functional.normalize(torch.randn(9, 4), dim=-1)
+    visual[8] = 0                                                    # padding row, as in visual.pth
+    text = torch.randn(20, 6)
+    torch.save(visual, tmp_path / "visual.pth")
+    torch.save(text, tmp_path / "textual.pth")
+    (tmp_path / "vis.json").write_text(json.dumps({"<http://dbpedia.org/resource/Gary_Rydstrom>": [3, 3, 8, 1],
+                                                   "2": [7]}))
+    (tmp_path / "txt.json").write_text(json.dumps({"Q42": [5, 6, 6, 19], "3": [2]}))
+    params = tmp_path / "params.yaml"
+    params.write_text("max_vis_token: 2\nmax_txt_token: 3\n")
+    run_stage(ROOT / "stages/select_tokens.py", kg, tmp_path / "tokens", "--visual-json", tmp_path / "vis.json",
+              "--visual-table", tmp_path / "visual.pth", "--visual-pad-row", 8, "--text-json", tmp_path / "txt.json",
+              "--text-table", tmp_path / "textual.pth", "--params", params)
+    rows = tables.read_entity_tokens(tmp_path / "tokens" / "entity_tokens.parquet").to_pylist()
+    compact_visual = torch.load(tmp_path / "tokens" / "visual_table.pt", weights_only=True)
+    compact_text = torch.load(tmp_path / "tokens" / "text_table.pt", weights_only=True)
+    assert [r["visual_mask"] for r in rows] == [[True, True], [False, False], [True, False], [False, False]]
+    assert torch.equal(compact_visual["weight"][rows[0]["visual"][0]], visual[3])     # most frequent first
+    assert torch.equal(compact_visual["weight"][rows[2]["visual"][0]], visual[7])
+    assert [sum(r["text_mask"]) for r in rows] == [0, 0, 3, 1]
+    assert torch.equal(compact_text["weight"][rows[2]["text"][0]], text[6])
+    assert compact_text["source_ids"].tolist() == [2, 5, 6, 19]

@@ -42,12 +42,11 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise ValueError(f"{path}: invalid YAML: {err}") from None
 
 
-def section(params: dict, name: str, cls, extra: dict | None = None, path: str = "params.yaml"):
-    """The params section `name` as a `cls`, with `extra` (e.g. top-level keys) merged in."""
+def section(params: dict, name: str, cls, path: str = "params.yaml"):
+    """The params section `name` as a `cls`."""
     if name not in params:
         raise ValueError(f"{path}: missing section {name!r}")
     values = dict(params[name] or {})
-    values.update(extra or {})
     return from_dict(cls, values, f"{path}: {name}")
 
 

@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import socket
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -115,9 +114,7 @@ def fetch(url: str, base_dir: Path, config: DownloadConfig) -> tuple[bytes, int 
             raise DownloadError("connection_error", str(err.reason), retry=True) from None
         except (socket.timeout, TimeoutError):
             raise DownloadError("timeout", f"timed out after {config.timeout}s", retry=True) from None
-        except (ConnectionError, OSError) as err:
-            if isinstance(err, DownloadError):
-                raise
+        except OSError as err:
             raise DownloadError("connection_error", str(err), retry=True) from None
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
@@ -205,15 +202,13 @@ def download_all(jobs: list[tuple[int, str]], out_dir: str | Path, base_dir: str
         stale.unlink()
     results: list[Result | None] = [None] * len(jobs)
     failures = 0
-    lock = threading.Lock()
     bar = tqdm(total=len(jobs), desc="download_images", unit="img", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
         futures = {pool.submit(download_one, e, u, out_dir, base_dir, config): i for i, (e, u) in enumerate(jobs)}
         for future in as_completed(futures):
             result = future.result()
             results[futures[future]] = result
-            with lock:
-                failures += result.status != "ok"
+            failures += result.status != "ok"
             bar.set_postfix(failed=failures)
             bar.update()
     bar.close()

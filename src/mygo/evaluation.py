@@ -93,12 +93,16 @@ def queries_both_directions(triples: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @torch.no_grad()
-def compute_ranks(model, triples: np.ndarray, filter_triples: list[np.ndarray], batch_size: int = 1024,
+def compute_ranks(model, triples: np.ndarray, filters: KnownAnswers | list[np.ndarray], batch_size: int = 1024,
                   device: torch.device | str = "cpu", progress: bool = True) -> dict[str, np.ndarray]:
-    """Filtered ranks for both directions of every triple; entity embeddings computed once."""
+    """Filtered ranks for both directions of every triple; entity embeddings computed once.
+
+    `filters`: the known answers to set aside, or the triples to build them from.
+    """
     model.eval()
     device = torch.device(device)
-    filters = KnownAnswers(filter_triples)
+    if not isinstance(filters, KnownAnswers):
+        filters = KnownAnswers(filters)
     q = queries_both_directions(triples)
     entity_emb = model.entity_embeddings()
     num_entities = entity_emb.shape[0]
@@ -123,7 +127,7 @@ def metrics_from_ranks(ranks: dict[str, np.ndarray], relation_names: list[str] |
     """eval.json content (realistic at top level) and the per-relation table."""
     realistic = torch.as_tensor(ranks["realistic"])
     head = torch.as_tensor(ranks["predict_head"])
-    metrics = {k: v for k, v in summarize_ranks(realistic).items()}
+    metrics = summarize_ranks(realistic)
     for kind in ("optimistic", "pessimistic"):
         metrics[kind] = summarize_ranks(torch.as_tensor(ranks[kind]))
     metrics["head"] = summarize_ranks(realistic[head])

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from mygo import distributed, tables
 from mygo.device import pick_device
-from mygo.evaluation import compute_ranks, metrics_from_ranks
+from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, save_torch
 from mygo.model import ModelConfig, MyGO
 
@@ -224,7 +224,7 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=config.t0, T_mult=config.t_mult)
     select_triples, dropped = selection_triples(valid_triples, train_triples)
     log.info("model selection on %d valid triples (%d dropped: in train or duplicated)", len(select_triples), dropped)
-    filter_triples = [train_triples, valid_triples]     # never test: selection must not see it
+    filters = KnownAnswers([train_triples, valid_triples])     # never test: selection must not see it
 
     state = {"epoch": 0, "best_mrr": -1.0, "best_epoch": 0, "best_model": None, "best_metrics": {},
              "evals_since_best": 0, "losses": [], "valid": []}
@@ -247,8 +247,13 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         save_torch(resume_path, {"run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                  "scheduler": scheduler.state_dict(), "rng": _rng_state(device), "state": state})
 
+    def write_plots():
+        if plots_dir and distributed.rank() == 0:
+            _write_csv(Path(plots_dir) / "loss.csv", state["losses"])
+            _write_csv(Path(plots_dir) / "valid.csv", state["valid"])
+
     def evaluate_valid(epoch: int) -> None:
-        ranks = compute_ranks(model, select_triples, filter_triples, config.eval_batch_size, device, progress=False)
+        ranks = compute_ranks(model, select_triples, filters, config.eval_batch_size, device, progress=False)
         metrics, _ = metrics_from_ranks(ranks)
         row = {"epoch": epoch, "mrr": metrics["mrr"], "hits@1": metrics["hits@1"],
                "hits@3": metrics["hits@3"], "hits@10": metrics["hits@10"]}
@@ -291,15 +296,11 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         bar.set_postfix(loss=f"{total / count:.4f}", best_mrr=f"{max(state['best_mrr'], 0):.4f}")
         if state["epoch"] % config.checkpoint_every == 0 or state["epoch"] == config.epochs:
             save_resume()
-        if plots_dir and distributed.rank() == 0:
-            _write_csv(Path(plots_dir) / "loss.csv", state["losses"])
-            _write_csv(Path(plots_dir) / "valid.csv", state["valid"])
+        write_plots()
     if not state["valid"] or state["valid"][-1]["epoch"] != state["epoch"]:
         evaluate_valid(state["epoch"])
         save_resume()
-    if plots_dir and distributed.rank() == 0:
-        _write_csv(Path(plots_dir) / "loss.csv", state["losses"])
-        _write_csv(Path(plots_dir) / "valid.csv", state["valid"])
+    write_plots()
     model.load_state_dict(state["best_model"])
     elapsed = time.perf_counter() - started
     log.info("trained %d epochs in %.1fs; best valid MRR %.4f at epoch %d", state["epoch"], elapsed,

@@ -4,9 +4,10 @@ where a step's forward time goes, for a dataset and a model config.
     python bench/harness.py --dataset ../shared/data/DB15K --preset db15k
     python bench/harness.py --synthetic 4000 --preset db15k --out bench/results/synthetic_4k
 
-Each scenario runs in its own process (so its peak memory is its own). On CPU a DB15K epoch is
-long, so an epoch's time is the median step time (after one warm-up step) times the number of
-steps per epoch; the JSON records both. Tokens are synthetic with every slot filled (m visual ids
+Each scenario runs in its own process (so its peak memory is its own). The step scenarios time
+`--steps` training steps after a warm-up step and give an epoch as the median step time times
+the steps per epoch (a DB15K epoch takes about 25 minutes on CPU); the `epoch` scenario (not run by
+default) times `--epochs` whole epochs after a warm-up epoch, which checks that estimate. Tokens are synthetic with every slot filled (m visual ids
 into an 8192 x 32 codebook, n text ids into a 30522 x 384 table), the shape of the paper's setting.
 """
 from __future__ import annotations
@@ -46,10 +47,14 @@ SCENARIOS = {
     "step_before": "training step as the reference code: contrastive pass over all N, padded slots kept",
     "step_no_visual": "training step, no images (all visual slots padded), padded slots skipped",
     "step_no_visual_before": "training step, no images, padded slots kept",
+    "step_amp": "training step under bf16 autocast",
+    "step_compiled": "training step, model parts under torch.compile (compile time in the warm-up step)",
     "eval": "full filtered test evaluation, both directions, batched",
     "eval_loop": "evaluation as the reference code: one query at a time (timed on 500 queries, scaled)",
     "breakdown": "forward time of each part of a training step",
+    "epoch": "whole training epochs (every batch of the shuffled train split)",
 }
+DEFAULT_SCENARIOS = [name for name in SCENARIOS if name != "epoch"]   # an epoch is long on CPU
 
 
 def load_graph(args):
@@ -104,25 +109,44 @@ def run_scenario(name, args) -> dict:
         if name == "step_before":
             model.contrastive_loss = lambda e, s, tau: contrastive_over_all_entities(model, e, s, tau)
     result = {"scenario": name, "what": SCENARIOS[name]}
-    if name.startswith("step"):
+    steps_per_epoch = math.ceil(len(splits["train"]) / args.batch_size)
+    if name.startswith("step") or name == "epoch":
         config = TrainConfig(device=args.device, batch_size=args.batch_size, lr=preset["lr"],
                              mu=0.0 if name == "step_no_contrastive" else preset["mu"])
+        use_amp = device.type == "cuda" or name == "step_amp"
+        if name == "step_compiled":
+            model.compile_parts()
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         g = torch.Generator().manual_seed(0)
-        known, relation, target, head = training_queries(splits["train"], "random", g)
-        times = []
-        for step in range(args.steps + 1):
-            sl = slice(step * config.batch_size, (step + 1) * config.batch_size)
-            started = time.perf_counter()
-            train_step(model, optimizer, config, (known[sl], relation[sl], head[sl], target[sl]), g, device,
-                       use_amp=device.type == "cuda")
+
+        def step(b: int, queries) -> None:
+            k, r, t, h = queries
+            sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
+            train_step(model, optimizer, config, (k[sl], r[sl], h[sl], t[sl]), g, device, use_amp=use_amp)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            times.append(time.perf_counter() - started)
-        steps_per_epoch = math.ceil(len(splits["train"]) / config.batch_size)
-        result.update(step_seconds=times[1:], median_step_seconds=statistics.median(times[1:]),
-                      steps_per_epoch=steps_per_epoch,
-                      epoch_seconds=statistics.median(times[1:]) * steps_per_epoch)
+
+        if name == "epoch":      # one warm-up epoch, then `--epochs` timed whole epochs
+            times = []
+            for _ in range(args.epochs + 1):
+                started = time.perf_counter()
+                queries = training_queries(splits["train"], "random", g)     # reshuffled, as in training
+                for b in range(steps_per_epoch):
+                    step(b, queries)
+                times.append(time.perf_counter() - started)
+            result.update(warmup_seconds=times[0], epoch_seconds_each=times[1:],
+                          epoch_seconds=statistics.median(times[1:]), steps_per_epoch=steps_per_epoch,
+                          median_step_seconds=statistics.median(times[1:]) / steps_per_epoch)
+        else:                    # one warm-up step, then `--steps` timed steps
+            queries = training_queries(splits["train"], "random", g)
+            times = []
+            for b in range(args.steps + 1):
+                started = time.perf_counter()
+                step(b % steps_per_epoch, queries)
+                times.append(time.perf_counter() - started)
+            result.update(warmup_seconds=times[0], step_seconds=times[1:], median_step_seconds=statistics.median(times[1:]),
+                          steps_per_epoch=steps_per_epoch,
+                          epoch_seconds=statistics.median(times[1:]) * steps_per_epoch)
     elif name == "eval":
         started = time.perf_counter()
         compute_ranks(model, splits["test"], list(splits.values()), args.eval_batch_size, device, progress=False)
@@ -162,6 +186,30 @@ def run_scenario(name, args) -> dict:
         total = sum(parts.values())
         result["forward_seconds"] = parts
         result["forward_share"] = {k: v / total for k, v in parts.items()}
+        # TuckER's contraction order, outside training (where core dropout needs the per-query
+        # matrices): the reference's (B, d, d) matrices, then bmm, against (x outer r') @ W.
+        decoder = model.decoder.eval()
+        with torch.no_grad():
+            context, rel = ctx[0], ctx[1]
+            x = decoder.bn0(context)
+
+            def materialised():
+                d = x.shape[1]
+                core = (rel @ decoder.core.view(d, d * d)).view(len(x), d, d)
+                return torch.bmm(x.unsqueeze(1), core).squeeze(1)
+
+            def reordered():
+                d = x.shape[1]
+                return (rel.unsqueeze(2) * x.unsqueeze(1)).view(len(x), d * d) @ decoder.core.view(d * d, d)
+            torch.testing.assert_close(materialised(), reordered(), rtol=1e-3, atol=1e-3)
+            contraction = {}
+            for key, fn in (("per-query d x d matrices (before)", materialised), ("(x outer r') @ W (after)", reordered)):
+                fn()
+                started = time.perf_counter()
+                for _ in range(args.steps):
+                    fn()
+                contraction[key] = (time.perf_counter() - started) / args.steps
+        result["tucker_contraction_seconds"] = contraction
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -188,7 +236,15 @@ def markdown(results: list[dict], meta: dict) -> str:
             lines += ["", "Forward time of one training step, by part (train mode, no grad):", "",
                       "| part | seconds | share |", "|---|---|---|"]
             lines += [f"| {k} | {v:.3f} | {r['forward_share'][k]:.0%} |" for k, v in r["forward_seconds"].items()]
-    lines += ["", "s / epoch = median s / step (after one warm-up step) x steps per epoch."]
+            if "tucker_contraction_seconds" in r:
+                lines += ["", f"TuckER's core contraction for a batch of {meta['batch_size']} queries, eval mode:", "",
+                          "| contraction | seconds |", "|---|---|"]
+                lines += [f"| {k} | {v:.3f} |" for k, v in r["tucker_contraction_seconds"].items()]
+    warmups = [f"{r['scenario']} {r['warmup_seconds']:.1f} s" for r in results if "warmup_seconds" in r]
+    if warmups:
+        lines += ["", "Warm-up step (not timed above; includes compiling for step_compiled): " + ", ".join(warmups) + "."]
+    lines += ["", "s / epoch = median s / step (after one warm-up step) x steps per epoch; for the `epoch` "
+              "scenario, the median of whole timed epochs after one warm-up epoch."]
     return "\n".join(lines) + "\n"
 
 
@@ -197,12 +253,14 @@ def main() -> None:
     parser.add_argument("--dataset", help="benchmark-format dataset directory")
     parser.add_argument("--synthetic", type=int, help="number of entities of a random graph")
     parser.add_argument("--preset", default="db15k", choices=sorted(PRESETS))
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per step scenario (after a warm-up step)")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs of the epoch scenario (after a warm-up epoch)")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--eval-batch-size", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
+                        help=f"comma-separated, from: {', '.join(SCENARIOS)}")
     parser.add_argument("-m", "--max-vis-token", type=int, help="override the preset's m")
     parser.add_argument("-n", "--max-txt-token", type=int, help="override the preset's n")
     parser.add_argument("--memory-limit-gb", type=float, help="address-space limit per scenario process, so "

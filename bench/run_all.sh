@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Every benchmark whose results are committed under bench/results (CPU; about an hour on 2 cores).
+# Every benchmark whose results are committed under bench/results (CPU; about an hour and a half on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python bench/harness.py --dataset ../shared/data/DB15K --preset db15k --steps 1 --out bench/results/db15k_cpu
+python bench/harness.py --dataset ../shared/data/DB15K --preset db15k \
+  --scenarios step,step_no_contrastive,step_before,step_no_visual,step_no_visual_before,step_compiled,eval,eval_loop,breakdown \
+  --out bench/results/db15k_cpu
+# bf16 autocast and torch.compile on this CPU, and whole epochs against the step-based estimate
+python bench/harness.py --synthetic 300 --batch-size 256 --scenarios step,step_amp,step_compiled,epoch \
+  --out bench/results/cpu_options_synthetic300
+python bench/harness.py --synthetic 1000 --scenarios step,epoch --out bench/results/epoch_check_1000
 for n in 1000 4000 16000 64000; do
   python bench/harness.py --synthetic $n --preset db15k --steps 1 --scenarios step --memory-limit-gb 20 \
     --out bench/results/scaling_entities_$n

@@ -135,3 +135,13 @@ def test_killed_training_stage_resumes_to_the_same_result(demo_processed, tmp_pa
     a = torch.load(straight / "model.pt", weights_only=True)["model"]
     b = torch.load(killed / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_compile_param_compiles_the_model(monkeypatch):
+    calls = []
+    model = tiny_model()
+    monkeypatch.setattr(type(model), "compile_parts", lambda self: calls.append(self))
+    train(model, config(epochs=1, eval_every=1), TRAIN, VALID, progress=False)
+    assert calls == []
+    train(model, config(epochs=1, eval_every=1, compile=True), TRAIN, VALID, progress=False)
+    assert calls == [model]

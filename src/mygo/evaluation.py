@@ -23,6 +23,8 @@ HITS = (1, 3, 10)
 class EvalConfig:
     device: str = "auto"
     batch_size: int = 1024
+
+
 KINDS = ("optimistic", "pessimistic", "realistic")
 
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     amp: bool = True                # bf16 autocast on CUDA
+    compile: bool = False           # torch.compile the model's parts (see MyGO.compile_parts)
     seed: int = 2024
     epochs: int = 1500
     batch_size: int = 2048
@@ -219,6 +220,8 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
     device = pick_device(config.device)
     use_amp = config.amp and device.type == "cuda"
     model.to(device)
+    if config.compile:
+        model.compile_parts()
     torch.manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=config.t0, T_mult=config.t_mult)

@@ -1,10 +1,13 @@
 """End-to-end: the real `dvc repro` / `dvc exp run` / remotes in temporary clones of this repo."""
+import csv
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -170,3 +173,45 @@ def test_share_through_an_s3_remote(repro_clone, tmp_path, monkeypatch):
         _push_pull(repro_clone, tmp_path, "s3://mygo/cache", [["endpointurl", endpoint]])
     finally:
         server.stop()
+
+
+def test_experiment_workflow(repro_clone, tmp_path):
+    """The README's experiment commands: a queued seed sweep, exp show, the diffs, plots diff,
+    exp branch and exp apply."""
+    for seed in (1, 2):
+        dvc(repro_clone, "exp", "run", "--queue", "-n", f"seed-{seed}", "-S", f"train.seed={seed}")
+    dvc(repro_clone, "queue", "start", "-j", "1")
+    deadline = time.monotonic() + 900
+    while re.search(r"\b(Queued|Running)\b", status := dvc(repro_clone, "queue", "status").stdout):
+        assert time.monotonic() < deadline, status
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+
+    rows = list(csv.DictReader(io.StringIO(dvc(repro_clone, "exp", "show", "--csv").stdout)))
+    runs = {row["Experiment"]: row for row in rows if row["Experiment"]}
+    assert {"seed-1", "seed-2"} <= set(runs)
+    for name, seed in (("seed-1", "1"), ("seed-2", "2")):
+        assert runs[name]["train.seed"] == seed
+        assert all(0.0 <= float(runs[name][key]) <= 1.0 for key in ("mrr", "hits@1", "hits@3", "hits@10"))
+
+    diff = json.loads(dvc(repro_clone, "exp", "diff", "seed-1", "seed-2", "--json").stdout)
+    assert (diff["params"]["params.yaml"]["train.seed"]["old"], diff["params"]["params.yaml"]["train.seed"]["new"]) == (1, 2)
+    assert "mrr" in diff["metrics"]["metrics/eval.json"]
+
+    plots = tmp_path / "plots"
+    dvc(repro_clone, "plots", "diff", "seed-1", "seed-2", "-o", str(plots))
+    html = (plots / "index.html").read_text()
+    assert "seed-1" in html and "seed-2" in html and "per_relation" in html
+
+    dvc(repro_clone, "exp", "branch", "seed-2", "winner")
+    assert sh(repro_clone, "git", "rev-parse", "--verify", "winner").returncode == 0
+    try:
+        dvc(repro_clone, "exp", "apply", "seed-1")
+        assert yaml.safe_load((repro_clone / "params.yaml").read_text())["train"]["seed"] == 1
+        params = json.loads(dvc(repro_clone, "params", "diff", "--json").stdout)
+        assert params["params.yaml"]["train.seed"]["new"] == 1
+        metrics = json.loads(dvc(repro_clone, "metrics", "diff", "--json").stdout)
+        assert metrics["metrics/eval.json"]["mrr"]["new"] == pytest.approx(float(runs["seed-1"]["mrr"]))
+    finally:
+        sh(repro_clone, "git", "checkout", "-q", "--", ".")
+        dvc(repro_clone, "checkout", "-f", "-q", check=False)

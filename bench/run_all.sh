@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Every benchmark whose results are committed under bench/results (CPU; about an hour and a half on 2 cores).
+# Every benchmark whose results are committed under bench/results (CPU; about two hours on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python bench/harness.py --dataset ../shared/data/DB15K --preset db15k \
   --scenarios step,step_no_contrastive,step_before,step_no_visual,step_no_visual_before,step_compiled,eval,eval_loop,breakdown \
   --out bench/results/db15k_cpu
+python bench/harness.py --dataset ../shared/data/MKG-W --preset mkgw \
+  --scenarios step,step_no_contrastive,step_no_visual,eval,breakdown --out bench/results/mkgw_cpu
 # bf16 autocast and torch.compile on this CPU, and whole epochs against the step-based estimate
 python bench/harness.py --synthetic 300 --batch-size 256 --scenarios step,step_amp,step_compiled,epoch \
   --out bench/results/cpu_options_synthetic300

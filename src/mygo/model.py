@@ -108,9 +108,9 @@ class CrossModalEntityEncoder(nn.Module):
         # Slots padded for every entity in the batch (e.g. all visual slots when there are no
         # images) are dropped before attention: masked keys contribute nothing, so the outputs
         # of the other slots are unchanged and the encoder runs on a shorter sequence.
-        out = sequence.new_zeros(sequence.shape)
-        out[:, active] = self.encoder(sequence[:, active], src_key_padding_mask=~mask[:, active])
-        return out, mask
+        keep = active.nonzero().squeeze(1)                                            # (L',)
+        encoded = self.encoder(sequence.index_select(1, keep), src_key_padding_mask=~mask.index_select(1, keep))
+        return sequence.new_zeros(sequence.shape).index_copy(1, keep, encoded), mask
 
 
 class ContextualTripleEncoder(nn.Module):

@@ -75,12 +75,33 @@ def test_tucker_matches_loop_reference():
         y = tucker.bn1((x[b] @ M).unsqueeze(0)).squeeze(0)
         expected[b] = entities @ y
     assert torch.allclose(fast, expected, atol=1e-4)
-    # the training path (materialised d x d matrices) agrees when dropout is off
-    tucker.train()
-    tucker.drop_core.p = 0.0
-    tucker.bn0.eval(), tucker.bn1.eval()
-    tucker.drop_in.p = tucker.drop_hidden.p = 0.0
-    assert torch.allclose(tucker(context, relation, entities), fast, atol=1e-4)
+
+
+def test_tucker_contraction_orders_agree_with_gradients():
+    """Training with core dropout materialises each query's d x d matrix; otherwise TuckER uses
+    (x outer r') @ W. Same scores and same gradients."""
+    config = tiny_model().config
+    assert config.core_dropout > 0
+    g = torch.Generator().manual_seed(5)
+    inputs = [torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g), torch.randn(7, 8, generator=g)]
+
+    def scores_and_grads(materialised: bool):
+        torch.manual_seed(0)
+        tucker = TuckER(config).eval()
+        if materialised:               # the training path, with every dropout and batch norm inert
+            tucker.train()
+            for module in (tucker.bn0, tucker.bn1, tucker.drop_in, tucker.drop_core, tucker.drop_hidden):
+                module.eval()
+        leaves = [x.clone().requires_grad_() for x in inputs]
+        scores = tucker(*leaves)
+        (scores * torch.linspace(-1, 1, scores.numel()).view_as(scores)).sum().backward()
+        return scores.detach(), [x.grad for x in leaves] + [tucker.core.grad]
+
+    scores_a, grads_a = scores_and_grads(True)
+    scores_b, grads_b = scores_and_grads(False)
+    assert torch.allclose(scores_a, scores_b, atol=1e-4)
+    for a, b in zip(grads_a, grads_b):
+        assert torch.allclose(a, b, atol=1e-4)
 
 
 def test_frozen_tables_unchanged_after_a_step():

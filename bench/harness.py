@@ -188,28 +188,19 @@ def run_scenario(name, args) -> dict:
         total = sum(parts.values())
         result["forward_seconds"] = parts
         result["forward_share"] = {k: v / total for k, v in parts.items()}
-        # TuckER's contraction order, outside training (where core dropout needs the per-query
-        # matrices): the reference's (B, d, d) matrices, then bmm, against (x outer r') @ W.
+        # TuckER's contraction order outside training (in training, core dropout needs the
+        # per-query matrices): the reference's (B, d, d) matrices and bmm, against (x outer r') @ W.
         decoder = model.decoder.eval()
         with torch.no_grad():
-            context, rel = ctx[0], ctx[1]
-            x = decoder.bn0(context)
-
-            def materialised():
-                d = x.shape[1]
-                core = (rel @ decoder.core.view(d, d * d)).view(len(x), d, d)
-                return torch.bmm(x.unsqueeze(1), core).squeeze(1)
-
-            def reordered():
-                d = x.shape[1]
-                return (rel.unsqueeze(2) * x.unsqueeze(1)).view(len(x), d * d) @ decoder.core.view(d * d, d)
-            torch.testing.assert_close(materialised(), reordered(), rtol=1e-3, atol=1e-3)
+            x = decoder.bn0(ctx[0])
+            torch.testing.assert_close(decoder.contract(x, ctx[1], True), decoder.contract(x, ctx[1], False),
+                                       rtol=1e-3, atol=1e-3)
             contraction = {}
-            for key, fn in (("per-query d x d matrices (before)", materialised), ("(x outer r') @ W (after)", reordered)):
-                fn()
+            for key, materialise in (("per-query d x d matrices (before)", True), ("(x outer r') @ W (after)", False)):
+                decoder.contract(x, ctx[1], materialise)
                 started = time.perf_counter()
                 for _ in range(args.steps):
-                    fn()
+                    decoder.contract(x, ctx[1], materialise)
                 contraction[key] = (time.perf_counter() - started) / args.steps
         result["tucker_contraction_seconds"] = contraction
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

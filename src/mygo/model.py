@@ -159,17 +159,23 @@ class TuckER(nn.Module):
 
     def forward(self, context: torch.Tensor, relation: torch.Tensor, entity_emb: torch.Tensor) -> torch.Tensor:
         """context, relation (B, d); entity_emb (N, d) -> scores (B, N)."""
-        B, d = context.shape
         x = self.drop_in(self._norm(self.bn0, context))                      # (B, d)
-        if self.training and self.drop_core.p > 0:
-            # Dropout acts on each query's own d x d matrix, so it must be materialised.
-            core = self.drop_core((relation @ self.core.view(d, d * d)).view(B, d, d))  # (B, d, d)
-            y = torch.bmm(x.unsqueeze(1), core).squeeze(1)                   # (B, d)
-        else:
-            # Same result, cheaper order: (x outer r') flattened times W, no per-query matrix.
-            y = (relation.unsqueeze(2) * x.unsqueeze(1)).view(B, d * d) @ self.core.view(d * d, d)
+        # Core dropout acts on each query's own d x d matrix, so training with it materialises them.
+        y = self.contract(x, relation, materialise=self.training and self.drop_core.p > 0)
         y = self.drop_hidden(self._norm(self.bn1, y))                        # (B, d)
         return y @ entity_emb.t()                                            # (B, N)
+
+    def contract(self, x: torch.Tensor, relation: torch.Tensor, materialise: bool) -> torch.Tensor:
+        """x M with M = Drop(r' W): x, relation (B, d) -> (B, d).
+
+        materialise: build each query's d x d matrix (needed for core dropout); otherwise the
+        same result in a cheaper order, (x outer r') flattened times W, with no per-query matrix.
+        """
+        B, d = x.shape
+        if materialise:
+            core = self.drop_core((relation @ self.core.view(d, d * d)).view(B, d, d))  # (B, d, d)
+            return torch.bmm(x.unsqueeze(1), core).squeeze(1)
+        return (relation.unsqueeze(2) * x.unsqueeze(1)).view(B, d * d) @ self.core.view(d * d, d)
 
     def _norm(self, bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
         if self.training and distributed.active():

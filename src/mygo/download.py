@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import socket
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from mygo.io import atomic_path
+from mygo.io import atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +162,7 @@ def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: D
     if target.exists() and _sidecar(target).exists() and is_valid_stored(target):
         # Already stored by an earlier run: report what that run recorded, so the manifest is
         # the same whether or not a run was interrupted.
-        recorded = json.loads(_sidecar(target).read_text())
+        recorded = read_json(_sidecar(target))
         return Result(entity, url, "ok", recorded["http_code"], recorded["attempts"], recorded["bytes"],
                       hashlib.sha256(target.read_bytes()).hexdigest(), name)
     attempts = 0
@@ -179,8 +178,8 @@ def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: D
             stored = buffer.getvalue()
             with atomic_path(target) as tmp:
                 tmp.write_bytes(stored)
-            with atomic_path(_sidecar(target)) as tmp:          # written last: marks the file complete
-                tmp.write_text(json.dumps({"url": url, "http_code": code, "attempts": attempts, "bytes": len(data)}))
+            # written last: marks the file complete
+            write_json(_sidecar(target), {"url": url, "http_code": code, "attempts": attempts, "bytes": len(data)})
             return Result(entity, url, "ok", code, attempts, len(data), hashlib.sha256(stored).hexdigest(), name)
         except DownloadError as err:
             if err.retry and attempts <= config.retries:

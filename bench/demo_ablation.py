@@ -7,6 +7,7 @@ each modality switch, plus an untrained model, and reports test MRR (realistic, 
 all triples, on `made_of` (answer only in the text) and on `has_color` (answer only in images).
 """
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -16,10 +17,10 @@ import numpy as np
 import torch
 
 from mygo import tables
-from mygo.config import from_dict, load_params
+from mygo.params import load_params
 from mygo.evaluation import compute_ranks
 from mygo.graph import read_split
-from mygo.training import TrainConfig, build_model, load_entity_tokens, train
+from mygo.training import build_model, load_entity_tokens, train
 
 VARIANTS = {
     "untrained": None,
@@ -42,9 +43,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/demo_ablation.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    params = load_params(args.params)["train"]
-    model_params = dict(params.pop("model"))
-    config = from_dict(TrainConfig, params, "train")
+    params = load_params(args.params)
+    model_params, config = dataclasses.asdict(params.model), params["train"]
     kg = Path(args.kg)
     relations = tables.read_relations(kg / "relations.parquet")["name"].to_pylist()
     N = len(tables.read_entities(kg / "entities.parquet"))

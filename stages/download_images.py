@@ -12,8 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from mygo import tables
-from mygo.config import load_params, run_main, section
-from mygo.download import DownloadConfig, download_all, select_jobs, stored_name
+from mygo.config import run_main
+from mygo.params import load_params
+from mygo.download import download_all, select_jobs, stored_name
 from mygo.io import write_json
 
 log = logging.getLogger("mygo.download_images")
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument("--summary", help="summary JSON to write (a DVC metric)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    config = section(load_params(args.params), "download_images", DownloadConfig, path=args.params)
+    config = load_params(args.params)["download_images"]
     entities = tables.read_entities(Path(args.kg_dir) / "entities.parquet")
     jobs = select_jobs(entities["image_urls"].to_pylist(), config.max_images_per_entity)
     images_dir = Path(args.images_dir)

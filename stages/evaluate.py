@@ -5,8 +5,9 @@ import logging
 from pathlib import Path
 
 from mygo import tables
-from mygo.config import load_params, run_main, section
-from mygo.evaluation import EvalConfig, compute_ranks, metrics_from_ranks
+from mygo.config import run_main
+from mygo.params import load_params
+from mygo.evaluation import compute_ranks, metrics_from_ranks
 from mygo.graph import read_split
 from mygo.io import write_json
 from mygo.device import pick_device
@@ -24,7 +25,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    config = section(load_params(args.params), "evaluate", EvalConfig, path=args.params)
+    config = load_params(args.params)["evaluate"]
     device = pick_device(config.device)
     kg = Path(args.kg_dir)
     model, _ = load_checkpoint(args.model_path, device)

@@ -5,6 +5,7 @@ import logging
 from mygo.config import run_main
 from mygo.graph import load_raw, write_processed
 from mygo.io import write_json
+from mygo.params import load_params
 
 log = logging.getLogger("mygo.prepare")
 
@@ -13,9 +14,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("raw_dir")
     parser.add_argument("out_dir")
-    parser.add_argument("--summary", help="also write the summary JSON here (a DVC metric)")
+    parser.add_argument("--summary", help="also write the summary JSON here (tracked, not a DVC metric)")
+    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    graph = load_raw(args.raw_dir)
+    config = load_params(args.params)["prepare"]
+    graph = load_raw(args.raw_dir, config.triple_order)
     write_processed(graph, args.out_dir)
     if args.summary:
         write_json(args.summary, graph.summary)

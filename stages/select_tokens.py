@@ -1,20 +1,21 @@
 """select_tokens: token tables -> entity_tokens.parquet + compact frozen embedding tables.
 
-Pipeline mode reads tokenize_text / tokenize_images outputs (the image side may be absent).
-Released mode (--visual-json/--text-json with --visual-table/--text-table) reads the MyGO
-authors' token files instead.
+By default it reads the tokenize_text / tokenize_images outputs (the image side may be absent).
+With `select_tokens.visual_json` / `text_json` (and their tables) set in params.yaml it reads the
+MyGO authors' released token files instead; those paths are relative to --released-dir (the
+dataset folder, a dependency of this stage in dvc.yaml, so DVC re-runs it when they change).
 """
 import argparse
 import json
 import logging
 from pathlib import Path
 
-
 from mygo import tables
-from mygo.config import load_params, run_main, top_level
+from mygo.config import run_main
 from mygo.io import atomic_dir, write_json
-from mygo.selection import (entity_tokens_table, load_embedding_tensor, pooled_tokens,
-                            read_released_tokens, save_table, select)
+from mygo.params import load_params
+from mygo.selection import (entity_tokens_table, load_embedding_tensor, pooled_tokens, read_released_tokens,
+                            released_path, save_table, select, shortfall)
 
 log = logging.getLogger("mygo.select_tokens")
 
@@ -26,55 +27,80 @@ def main() -> None:
     parser.add_argument("--text-dir", help="tokenize_text output (text_tokens.parquet, text_embeddings.pt)")
     parser.add_argument("--image-dir", help="tokenize_images output (image_tokens.parquet, codebook.pt); "
                         "absent or missing means no visual tokens")
-    parser.add_argument("--visual-json", help="released visual token file {entity: [ids]}")
-    parser.add_argument("--visual-table", help="released visual table (e.g. visual.pth)")
-    parser.add_argument("--visual-pad-row", type=int, help="row of the released visual table that is padding")
-    parser.add_argument("--text-json", help="released text token file {entity: [ids]}")
-    parser.add_argument("--text-table", help="released text table (input word embeddings)")
+    parser.add_argument("--released-dir", default=".",
+                        help="folder that select_tokens.*_json / *_table paths are relative to")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
-    m, n = int(top_level(params, "max_vis_token")), int(top_level(params, "max_txt_token"))
+    config, m, n = params["select_tokens"], params.max_vis_token, params.max_txt_token
     entities = tables.read_entities(Path(args.kg_dir) / "entities.parquet")
     names = entities["name"].to_pylist()
     num = len(names)
+    sources = {}
 
     visual_tokens, visual_source, visual_pad = [[] for _ in range(num)], None, None
-    if args.visual_json:
-        if not args.visual_table:
-            raise ValueError("--visual-json needs --visual-table")
-        visual_tokens = read_released_tokens(args.visual_json, names)
-        visual_source, visual_pad = load_embedding_tensor(args.visual_table), args.visual_pad_row
+    if config.visual_json:
+        json_path = released_path(args.released_dir, config.visual_json, "select_tokens.visual_json")
+        table_path = released_path(args.released_dir, config.visual_table, "select_tokens.visual_table")
+        visual_tokens = read_released_tokens(json_path, names)
+        visual_source = load_embedding_tensor(table_path)
+        visual_pad = config.visual_pad_row if config.visual_pad_row >= 0 else None
+        sources["visual"] = f"released: {json_path} + {table_path}"
     elif args.image_dir and (Path(args.image_dir) / "image_tokens.parquet").exists():
         image_tokens = tables.read_image_tokens(Path(args.image_dir) / "image_tokens.parquet")
         visual_tokens = pooled_tokens(num, image_tokens["entity"].to_numpy(), image_tokens["tokens"].to_pylist())
         visual_source = load_embedding_tensor(Path(args.image_dir) / "codebook.pt")
+        sources["visual"] = f"pipeline: {args.image_dir}"
     else:
-        log.warning("no image tokens: every visual slot is padding")
+        sources["visual"] = "none"
 
-    if args.text_json:
-        if not args.text_table:
-            raise ValueError("--text-json needs --text-table")
-        text_tokens = read_released_tokens(args.text_json, names)
-        text_source = load_embedding_tensor(args.text_table)
+    if config.text_json:
+        json_path = released_path(args.released_dir, config.text_json, "select_tokens.text_json")
+        table_path = released_path(args.released_dir, config.text_table, "select_tokens.text_table")
+        text_tokens = read_released_tokens(json_path, names)
+        text_source = load_embedding_tensor(table_path)
+        text_pad = config.text_pad_row if config.text_pad_row >= 0 else None
+        sources["text"] = f"released: {json_path} + {table_path}"
     elif args.text_dir:
         table = tables.read_text_tokens(Path(args.text_dir) / "text_tokens.parquet")
         text_tokens = pooled_tokens(num, table["entity"].to_numpy(), table["tokens"].to_pylist())
-        text_source = load_embedding_tensor(Path(args.text_dir) / "text_embeddings.pt")
+        text_source, text_pad = load_embedding_tensor(Path(args.text_dir) / "text_embeddings.pt"), None
+        sources["text"] = f"pipeline: {args.text_dir}"
     else:
-        raise ValueError("give --text-dir (pipeline) or --text-json/--text-table (released tokens)")
+        raise ValueError("give --text-dir (pipeline) or select_tokens.text_json / text_table in params.yaml")
 
-    visual = select(visual_tokens, m, visual_source, visual_pad)
-    text = select(text_tokens, n, text_source)
+    try:
+        visual = select(visual_tokens, m, visual_source, visual_pad)
+    except ValueError as err:
+        raise ValueError(f"visual tokens ({sources['visual']}): {err}") from None
+    try:
+        text = select(text_tokens, n, text_source, text_pad)
+    except ValueError as err:
+        raise ValueError(f"text tokens ({sources['text']}): {err}") from None
     summary = {
         "max_vis_token": m, "max_txt_token": n, "entities": num,
+        "visual_source": sources["visual"], "text_source": sources["text"],
         "entities_with_visual_tokens": int(visual[1].any(1).sum()),
         "entities_with_text_tokens": int(text[1].any(1).sum()),
+        "entities_with_fewer_visual_ids_than_m": shortfall(visual_tokens, m, visual_pad),
+        "entities_with_fewer_text_ids_than_n": shortfall(text_tokens, n, text_pad),
         "mean_visual_tokens": float(visual[1].sum(1).mean()),
         "mean_text_tokens": float(text[1].sum(1).mean()),
         "visual_table_rows": int(visual[2].weight.shape[0]),
         "text_table_rows": int(text[2].weight.shape[0]),
     }
+    for kind, k, key in (("visual", m, "max_vis_token"), ("text", n, "max_txt_token")):
+        without = num - summary[f"entities_with_{kind}_tokens"]
+        if k > 0 and without == num:
+            log.warning("%s modality is EMPTY: 0 of %d entities have %s tokens (source: %s); every %s slot is "
+                        "padding and the model learns from the other modalities only", kind.upper(), num, kind,
+                        sources[kind], kind)
+        elif k > 0 and without:
+            log.warning("%d of %d entities have no %s tokens", without, num, kind)
+        short = summary[f"entities_with_fewer_{kind}_ids_than_{'m' if kind == 'visual' else 'n'}"]
+        if k > 0 and short:
+            log.info("%s: %d of %d entities have fewer than %s=%d distinct ids (a larger %s adds nothing for them)",
+                     kind, short, num, key, k, key)
     with atomic_dir(args.out_dir) as tmp:
         tables.write_entity_tokens(tmp / "entity_tokens.parquet", entity_tokens_table(num, visual[:2], text[:2]))
         save_table(tmp / "visual_table.pt", visual[2])

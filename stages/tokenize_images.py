@@ -6,10 +6,11 @@ from pathlib import Path
 import pyarrow as pa
 
 from mygo import tables
-from mygo.config import load_params, run_main, section
+from mygo.config import run_main
+from mygo.params import load_params
 from mygo.io import atomic_dir, save_torch
 from mygo.device import pick_device
-from mygo.vision import ImageTokenizerConfig, build_tokenizer, tokenize_images
+from mygo.vision import build_tokenizer, tokenize_images
 
 log = logging.getLogger("mygo.tokenize_images")
 
@@ -21,7 +22,7 @@ def main() -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    config = section(load_params(args.params), "tokenize_images", ImageTokenizerConfig, path=args.params)
+    config = load_params(args.params)["tokenize_images"]
     manifest = tables.read_image_manifest(args.manifest).to_pylist()
     rows = [r for r in manifest if r["status"] == "ok"]
     paths = [Path(args.images_dir) / r["path"] for r in rows]

@@ -7,9 +7,10 @@ import numpy as np
 import pyarrow as pa
 
 from mygo import tables
-from mygo.config import load_params, run_main, section
+from mygo.config import run_main
+from mygo.params import load_params
 from mygo.io import atomic_dir, save_torch
-from mygo.text import TextConfig, load_tokenizer, load_word_embeddings, tokenize_texts
+from mygo.text import load_tokenizer, load_word_embeddings, tokenize_texts
 
 log = logging.getLogger("mygo.tokenize_text")
 
@@ -20,7 +21,7 @@ def main() -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    config = section(load_params(args.params), "tokenize_text", TextConfig, path=args.params)
+    config = load_params(args.params)["tokenize_text"]
     entities = tables.read_entities(Path(args.kg_dir) / "entities.parquet")
     texts = entities["text"].to_pylist()
     tokens = tokenize_texts(texts, load_tokenizer(config.text_model), config.batch_size)

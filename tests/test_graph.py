@@ -43,7 +43,7 @@ def test_benchmark_format(tiny_benchmark):
 
 
 @pytest.mark.parametrize("split_text, message", [
-    ("0\t0\n", "line 2: expected 3 tab-separated columns"),
+    ("0\t0\n", "line 2: expected 3 whitespace-separated columns"),
     ("0\t0\t9\n", "line 2: unknown entity id 9"),
     ("0\t5\t1\n", "line 2: unknown relation id 5"),
     ("0\tx\t1\n", "line 2: relation id 'x' is not an integer"),

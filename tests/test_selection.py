@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, write_params
 from mygo.selection import load_embedding_tensor, read_released_tokens, select, top_k
 
 
@@ -50,7 +50,7 @@ def test_released_files(tmp_path):
     tokens = read_released_tokens(tmp_path / "vis.json", names)
     assert tokens == [[4, 4, 1, 8], [], [1]]
     (tmp_path / "bad.json").write_text(json.dumps({"nobody": [1]}))
-    with pytest.raises(ValueError, match="key 'nobody' is neither an entity name nor an entity id"):
+    with pytest.raises(ValueError, match=r"1 of 1 keys match no prepared entity .* e.g. \['nobody'\]"):
         read_released_tokens(tmp_path / "bad.json", names)
     (tmp_path / "bad2.json").write_text(json.dumps({"C": ["x"]}))
     with pytest.raises(ValueError, match="list of integer token ids"):
@@ -97,11 +97,10 @@ def test_select_tokens_stage_reads_released_files(tiny_benchmark, tmp_path):
     (tmp_path / "vis.json").write_text(json.dumps({"<http://dbpedia.org/resource/Gary_Rydstrom>": [3, 3, 8, 1],
                                                    "2": [7]}))
     (tmp_path / "txt.json").write_text(json.dumps({"Q42": [5, 6, 6, 19], "3": [2]}))
-    params = tmp_path / "params.yaml"
-    params.write_text("max_vis_token: 2\nmax_txt_token: 3\n")
-    run_stage(ROOT / "stages/select_tokens.py", kg, tmp_path / "tokens", "--visual-json", tmp_path / "vis.json",
-              "--visual-table", tmp_path / "visual.pth", "--visual-pad-row", 8, "--text-json", tmp_path / "txt.json",
-              "--text-table", tmp_path / "textual.pth", "--params", params)
+    params = write_params(tmp_path / "params.yaml", {"max_vis_token": 2, "max_txt_token": 3, "select_tokens": {
+        "visual_json": "vis.json", "visual_table": "visual.pth", "visual_pad_row": 8,
+        "text_json": "txt.json", "text_table": "textual.pth"}})
+    run_stage(ROOT / "stages/select_tokens.py", kg, tmp_path / "tokens", "--released-dir", tmp_path, "--params", params)
     rows = tables.read_entity_tokens(tmp_path / "tokens" / "entity_tokens.parquet").to_pylist()
     compact_visual = torch.load(tmp_path / "tokens" / "visual_table.pt", weights_only=True)
     compact_text = torch.load(tmp_path / "tokens" / "text_table.pt", weights_only=True)

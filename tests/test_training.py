@@ -85,7 +85,7 @@ def test_resume_state_of_another_run_is_ignored(tmp_path):
 
 
 def test_early_stopping():
-    summary = train(tiny_model(), config(epochs=40, eval_every=1, patience=2, lr=0.0), TRAIN, VALID,
+    summary = train(tiny_model(), config(epochs=40, eval_every=1, patience=2, lr=1e-12), TRAIN, VALID,
                     progress=False)
     assert summary["epochs"] == 3 and summary["best_epoch"] == 1
 

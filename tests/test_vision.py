@@ -147,5 +147,5 @@ def test_random_weights_warn_loudly(caplog, tmp_path):
 
 
 def test_unknown_tokenizer_is_an_error():
-    with pytest.raises(ValueError, match="image_tokenizer must be"):
+    with pytest.raises(ValueError, match="image_tokenizer = .clip.: must be one of"):
         ImageTokenizerConfig(image_tokenizer="clip")

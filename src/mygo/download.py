@@ -23,24 +23,11 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from mygo.io import atomic_path, read_json, write_json
+from mygo.params import DownloadConfig
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
-
-
-@dataclass(frozen=True)
-class DownloadConfig:
-    workers: int = 16
-    timeout: float = 10.0           # seconds per request (connect and each read)
-    retries: int = 3                # extra attempts on connection errors, timeouts, 429, 5xx
-    backoff: float = 0.5            # seconds, doubled after each failed attempt
-    max_retry_after: float = 30.0   # cap on a server's Retry-After
-    max_bytes: int = 20_000_000
-    max_side: int = 512             # downscale so the longer side is at most this; 0 keeps the size
-    max_images_per_entity: int = 5
-    max_failure_rate: float = 0.5
-    user_agent: str = "mygo-pipeline/0.1 (multi-modal KG research; image download stage)"
 
 
 @dataclass

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from mygo.params import EvalConfig  # noqa: F401  (re-exported: the stage's params)
+
 log = logging.getLogger(__name__)
 
 HITS = (1, 3, 10)
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    device: str = "auto"
-    batch_size: int = 1024
 
 
 KINDS = ("optimistic", "pessimistic", "realistic")

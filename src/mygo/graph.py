@@ -1,11 +1,15 @@
 """Raw knowledge-graph datasets: parsing, validation and the canonical Parquet tables.
 
-Two raw formats are read (see README, "Raw dataset formats"):
+Three raw layouts are read (see docs/formats.md):
 
 * named:     train.tsv / valid.tsv / test.tsv (`head<TAB>relation<TAB>tail` by name) and
              entities.tsv (`name<TAB>description[<TAB>image url]...`);
-* benchmark: train.txt / valid.txt / test.txt (`head<TAB>relation<TAB>tail` by integer id),
-             entity2id.txt and relation2id.txt (count line, then `name<space-or-tab>id`).
+* MyGO release: train.txt / valid.txt / test.txt (`head relation tail` by integer id),
+             entity2id.txt and relation2id.txt (optional count line, then `name<space-or-tab>id`);
+* NativE release: the same splits stored `head tail relation`, entities.txt and relations.txt
+             (one name per line, id = line index).
+
+Every text file may start with a UTF-8 BOM and use CRLF line ends.
 
 Canonical ids are 0..N-1: entities in the order of the entities file (named) or of their
 original ids (benchmark); relations likewise (named: order of first appearance in
@@ -62,11 +66,13 @@ def readable_name(name: str) -> str:
 
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, text) for every non-blank line; undecodable bytes name their line."""
+    """(line number, text) for every non-blank line of a UTF-8 file; a leading BOM and CRLF line
+    ends are accepted, undecodable bytes name their line."""
     if not path.exists():
         raise ValueError(f"{path}: file not found")
     out = []
-    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    for number, raw in enumerate(data.splitlines(), start=1):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as err:
@@ -79,18 +85,25 @@ def _read_lines(path: Path) -> list[tuple[int, str]]:
 
 
 def _read_id_map(path: Path) -> list[str]:
-    """Parse entity2id.txt / relation2id.txt into names ordered by id, which must be 0..K-1."""
+    """Parse entity2id.txt / relation2id.txt into names ordered by id, which must be 0..K-1.
+
+    Lines are `name<space-or-tab>id`; a leading count line (as in the MyGO and OpenKE releases)
+    is optional and, when present, must match the number of entries.
+    """
     lines = _read_lines(path)
     if not lines:
         raise ValueError(f"{path}: file is empty")
+    declared = None
     number, first = lines[0]
-    try:
-        declared = int(first.strip())
-    except ValueError:
-        raise ValueError(f"{path}: line {number}: expected the count, got {first!r}") from None
+    if len(first.split()) == 1:
+        try:
+            declared = int(first.strip())
+        except ValueError:
+            raise ValueError(f"{path}: line {number}: expected a count or 'name id', got {first!r}") from None
+        lines = lines[1:]
     by_id: dict[int, str] = {}
     seen: dict[str, int] = {}
-    for number, text in lines[1:]:
+    for number, text in lines:
         parts = text.rsplit(None, 1)
         if len(parts) != 2:
             raise ValueError(f"{path}: line {number}: expected 'name id', got {text!r}")
@@ -106,7 +119,7 @@ def _read_id_map(path: Path) -> list[str]:
             raise ValueError(f"{path}: line {number}: duplicate name {name!r} (also id {seen[name]})")
         by_id[index] = name
         seen[name] = index
-    if len(by_id) != declared:
+    if declared is not None and len(by_id) != declared:
         raise ValueError(f"{path}: line 1: declares {declared} entries but lists {len(by_id)}")
     if sorted(by_id) != list(range(len(by_id))):
         missing = sorted(set(range(len(by_id))) - set(by_id))[:5]
@@ -114,13 +127,32 @@ def _read_id_map(path: Path) -> list[str]:
     return [by_id[i] for i in range(len(by_id))]
 
 
-def _read_split(path: Path, parse_entity, parse_relation) -> np.ndarray:
-    rows = []
+def _read_name_list(path: Path) -> list[str]:
+    """entities.txt / relations.txt (NativE layout): one name per line, the id is the line's index."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for number, text in _read_lines(path):
-        parts = text.split("\t")
+        name = text.strip()
+        if name in seen:
+            raise ValueError(f"{path}: line {number}: duplicate name {name!r} (first on entry {seen[name]})")
+        seen[name] = len(names)
+        names.append(name)
+    if not names:
+        raise ValueError(f"{path}: file is empty")
+    return names
+
+
+def _read_split(path: Path, parse_entity, parse_relation, order: str = "hrt", sep: str | None = "\t") -> np.ndarray:
+    """Triples of one split; `order` is the column order (hrt or htr); sep None = any whitespace."""
+    rows = []
+    names = {"hrt": "head, relation, tail", "htr": "head, tail, relation"}[order]
+    for number, text in _read_lines(path):
+        parts = text.split(sep)
         if len(parts) != 3:
-            raise ValueError(f"{path}: line {number}: expected 3 tab-separated columns "
-                             f"(head, relation, tail), got {len(parts)}: {text!r}")
+            kind = "tab-separated" if sep else "whitespace-separated"
+            raise ValueError(f"{path}: line {number}: expected 3 {kind} columns ({names}), got {len(parts)}: {text!r}")
+        if order == "htr":
+            parts = [parts[0], parts[2], parts[1]]
         head = parse_entity(parts[0], path, number)
         relation = parse_relation(parts[1], path, number)
         tail = parse_entity(parts[2], path, number)
@@ -154,12 +186,38 @@ def _name_parser(kind: str, index: dict[str, int], where: str, grow: bool = Fals
     return parse
 
 
-def load_benchmark(raw_dir: Path) -> KnowledgeGraph:
-    entities = _read_id_map(raw_dir / "entity2id.txt")
-    relations = _read_id_map(raw_dir / "relation2id.txt")
-    parse_e = _id_parser("entity", len(entities), "entity2id.txt")
-    parse_r = _id_parser("relation", len(relations), "relation2id.txt")
-    splits = {s: _read_split(raw_dir / f"{s}.txt", parse_e, parse_r) for s in SPLITS}
+def _read_map(raw_dir: Path, kind: str) -> tuple[list[str], str]:
+    """Names ordered by id from `<kind>2id.txt` (MyGO release) or `<kind>s.txt` (NativE release).
+
+    When both files are present they must agree line for line.
+    """
+    id_file, list_file = raw_dir / f"{kind}2id.txt", raw_dir / f"{kind}s.txt"
+    if id_file.exists():
+        names = _read_id_map(id_file)
+        if list_file.exists():
+            listed = _read_name_list(list_file)
+            for index, (a, b) in enumerate(zip(names, listed)):
+                if a != b:
+                    raise ValueError(f"{list_file}: entry {index}: {b!r} disagrees with {id_file.name}, which gives "
+                                     f"id {index} to {a!r}; keep one layout")
+            if len(listed) != len(names):
+                raise ValueError(f"{list_file}: lists {len(listed)} names but {id_file.name} has {len(names)}; "
+                                 f"keep one layout")
+        return names, id_file.name
+    if list_file.exists():
+        return _read_name_list(list_file), list_file.name
+    raise ValueError(f"{raw_dir}: needs {id_file.name} or {list_file.name}")
+
+
+def load_benchmark(raw_dir: Path, triple_order: str = "auto") -> KnowledgeGraph:
+    """The integer-id layouts: MyGO's (entity2id.txt, `h r t`) and NativE's (entities.txt, `h t r`)."""
+    entities, entity_file = _read_map(raw_dir, "entity")
+    relations, relation_file = _read_map(raw_dir, "relation")
+    if triple_order == "auto":
+        triple_order = "htr" if entity_file == "entities.txt" else "hrt"
+    parse_e = _id_parser("entity", len(entities), entity_file)
+    parse_r = _id_parser("relation", len(relations), relation_file)
+    splits = {s: _read_split(raw_dir / f"{s}.txt", parse_e, parse_r, triple_order, sep=None) for s in SPLITS}
     return KnowledgeGraph(entities, [None] * len(entities), [[] for _ in entities], relations, splits)
 
 
@@ -188,16 +246,23 @@ def load_named(raw_dir: Path) -> KnowledgeGraph:
     return KnowledgeGraph(names, descriptions, images, list(relation_index), splits)
 
 
-def load_raw(raw_dir: str | Path) -> KnowledgeGraph:
-    """Read and validate a raw dataset directory in either format, and summarise it."""
+def load_raw(raw_dir: str | Path, triple_order: str = "auto") -> KnowledgeGraph:
+    """Read and validate a raw dataset directory in any supported layout, and summarise it.
+
+    `triple_order` applies to integer-id triples: hrt, htr, or auto (by layout)."""
     raw_dir = Path(raw_dir)
-    if (raw_dir / "entity2id.txt").exists():
-        graph = load_benchmark(raw_dir)
-    elif (raw_dir / "entities.tsv").exists():
+    if not raw_dir.is_dir():
+        raise ValueError(f"{raw_dir}: dataset folder not found (see README, 'Bringing in a benchmark')")
+    if (raw_dir / "entities.tsv").exists():
+        if any((raw_dir / f).exists() for f in ("entity2id.txt", "entities.txt", "train.txt")):
+            raise ValueError(f"{raw_dir}: mixes the named layout (entities.tsv) with an integer-id layout "
+                             f"(entity2id.txt / entities.txt / train.txt); keep one")
         graph = load_named(raw_dir)
+    elif (raw_dir / "entity2id.txt").exists() or (raw_dir / "entities.txt").exists():
+        graph = load_benchmark(raw_dir, triple_order)
     else:
-        raise ValueError(f"{raw_dir}: not a dataset (needs entity2id.txt for the benchmark "
-                         f"format or entities.tsv for the named format)")
+        raise ValueError(f"{raw_dir}: not a dataset (needs entity2id.txt or entities.txt for an integer-id "
+                         f"layout, or entities.tsv for the named layout)")
     graph.summary = summarize(graph)
     return graph
 

@@ -51,11 +51,16 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def read_json(path: str | os.PathLike):
+    """Parse a JSON file (a UTF-8 BOM is accepted); errors name the file and line."""
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: line {err.lineno}: invalid JSON: {err.msg}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err})") from None
 
 
 def save_torch(path: str | os.PathLike, obj) -> None:

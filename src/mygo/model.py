@@ -14,10 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mygo import distributed
+from mygo.params import ModelParams
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig(ModelParams):
+    """The hyperparameters (params.yaml `train.model`, mygo.params.ModelParams) plus the shapes
+    that the data fixes. Saved in every checkpoint, so a file alone rebuilds its model."""
     num_entities: int
     num_relations: int
     max_vis_token: int
@@ -26,21 +29,6 @@ class ModelConfig:
     visual_dim: int
     text_rows: int
     text_dim: int
-    dim: int = 256
-    hidden_dim: int = 1024
-    num_head: int = 2
-    num_layer_enc: int = 1
-    num_layer_dec: int = 1
-    emb_dropout: float = 0.6
-    vis_dropout: float = 0.3
-    txt_dropout: float = 0.1
-    attn_dropout: float = 0.01   # attention and FFN dropout inside the transformer layers
-    input_dropout: float = 0.3   # TuckER dropouts (SPEC "Relation decoder")
-    core_dropout: float = 0.4
-    hidden_dropout: float = 0.5
-    use_structure: bool = True
-    use_visual: bool = True
-    use_text: bool = True
 
 
 def _transformer(config: ModelConfig, num_layers: int) -> nn.TransformerEncoder:

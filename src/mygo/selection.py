@@ -9,7 +9,10 @@ only the rows in use, so a 32,000 x 4,096 language-model table never reaches tra
 """
 from __future__ import annotations
 
+import difflib
+import json
 import logging
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,25 +111,67 @@ def pooled_tokens(num_entities: int, entity: np.ndarray, tokens: list[list[int]]
     return out
 
 
+def shortfall(per_entity: list[list[int]], k: int, pad_row: int | None = None) -> int:
+    """How many entities have fewer than k distinct ids (for them a larger k selects nothing new)."""
+    return sum(len({t for t in tokens if t != pad_row}) < k for tokens in per_entity)
+
+
+def released_path(base_dir: str | Path, value: str, param: str) -> Path:
+    """A released token file named in params, relative to the dataset folder `base_dir`.
+
+    The file must lie inside that folder: it is a dependency of select_tokens in dvc.yaml, so
+    DVC hashes the file and re-runs what depends on it when it changes.
+    """
+    base = Path(base_dir).resolve()
+    path = (base / value).resolve()
+    if not path.is_relative_to(base):
+        raise ValueError(f"{param} = {value!r}: must be a file inside {base_dir} (copy it there so DVC "
+                         f"tracks it; paths are relative to that folder)")
+    if not path.is_file():
+        raise ValueError(f"{param} = {value!r}: no such file {base_dir}/{value}")
+    return path
+
+
+def _read_token_json(path: Path):
+    """A token JSON file, or the one .json inside a .zip as the release distributes it."""
+    if path.suffix.lower() != ".zip":
+        return read_json(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if m.lower().endswith(".json") and not m.startswith("__MACOSX")]
+            if len(members) != 1:
+                raise ValueError(f"{path}: expected one .json file in the archive, found {members}")
+            raw = archive.read(members[0])
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"{path}: not a readable zip archive ({err}); download it again") from None
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}!{members[0]}: invalid JSON: {err}") from None
+
+
 def read_released_tokens(path: str | Path, names: list[str]) -> list[list[int]]:
-    """Token ids per entity from a released MyGO JSON file `{entity key: [ids]}`.
+    """Token ids per entity from a released MyGO JSON file `{entity key: [ids]}` (or its .zip).
 
     Keys are entity names (as in entity2id.txt) or canonical integer ids. Entities that the file
     does not list get no tokens; keys that match no entity are an error.
     """
     path = Path(path)
-    data = read_json(path)
+    data = _read_token_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object {{entity: [token ids]}}")
     by_name = {n: i for i, n in enumerate(names)}
     out: list[list[int]] = [[] for _ in names]
+    unmatched = [key for key in data if key not in by_name
+                 and not (key.strip().isdigit() and int(key) < len(names))]
+    if unmatched:
+        close = difflib.get_close_matches(unmatched[0], names, n=3)
+        raise ValueError(f"{path}: {len(unmatched)} of {len(data)} keys match no prepared entity (by name or "
+                         f"id 0..{len(names) - 1}), e.g. {unmatched[:3]}"
+                         + (f"; closest names: {close}" if close else "")
+                         + "; is this token file for this dataset?")
     for key, ids in data.items():
-        if key in by_name:
-            index = by_name[key]
-        elif key.strip().lstrip("-").isdigit() and 0 <= int(key) < len(names):
-            index = int(key)
-        else:
-            raise ValueError(f"{path}: key {key!r} is neither an entity name nor an entity id")
+        index = by_name[key] if key in by_name else int(key)
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise ValueError(f"{path}: value of {key!r} must be a list of integer token ids")
         out[index] = ids

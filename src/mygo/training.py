@@ -20,42 +20,11 @@ from mygo.device import pick_device
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, save_torch
 from mygo.model import ModelConfig, MyGO
+from mygo.params import TrainConfig  # noqa: F401  (re-exported: the stage's params)
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    device: str = "auto"            # auto | cpu | cuda | cuda:N
-    amp: bool = True                # bf16 autocast on CUDA
-    compile: bool = False           # torch.compile the model's parts (see MyGO.compile_parts)
-    seed: int = 2024
-    epochs: int = 1500
-    batch_size: int = 2048
-    lr: float = 1e-3
-    grad_clip: float = 0.1
-    t0: int = 50                    # CosineAnnealingWarmRestarts, stepped per epoch
-    t_mult: int = 2
-    directions: str = "random"      # random: one direction per triple per epoch; both: L_head + L_tail
-    mu: float = 0.01                # weight of the contrastive loss (0 turns it off)
-    tau: float = 0.5
-    contrastive_size: int = 512     # B_c
-    label_smoothing: float = 0.0
-    eval_every: int = 50
-    eval_batch_size: int = 1024
-    patience: int = 0               # evaluations without a better valid MRR before stopping; 0 = never
-    checkpoint_every: int = 1       # epochs between resume states
-
-    def __post_init__(self):
-        if self.directions not in ("random", "both"):
-            raise ValueError(f"train.directions must be 'random' or 'both', got {self.directions!r}")
-        for name in ("epochs", "batch_size", "eval_every", "t0", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-
-
-MODEL_PARAM_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig)
-                         if f.default is not dataclasses.MISSING)
 
 
 @dataclass

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,29 +26,12 @@ import yaml
 from PIL import Image
 from torch import nn
 
+from mygo.params import ImageTokenizerConfig  # noqa: F401  (re-exported: the stage's params)
+
 log = logging.getLogger(__name__)
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-@dataclass(frozen=True)
-class ImageTokenizerConfig:
-    image_tokenizer: str = "vqgan"      # vqgan | beit | palette
-    image_checkpoint: str = ""          # local path; empty = seeded random weights (not semantic)
-    image_config: str = ""              # VQGAN: the taming YAML of the checkpoint
-    image_size: int = 256               # VQGAN input size (BEiT-v2 uses 224)
-    random_preset: str = "small"        # architecture without a checkpoint: small | full
-    seed: int = 0
-    batch_size: int = 16
-    device: str = "auto"
-
-    def __post_init__(self):
-        if self.image_tokenizer not in ("vqgan", "beit", "palette"):
-            raise ValueError(f"tokenize_images.image_tokenizer must be 'vqgan', 'beit' or 'palette', "
-                             f"got {self.image_tokenizer!r}")
-        if self.random_preset not in ("small", "full"):
-            raise ValueError(f"tokenize_images.random_preset must be 'small' or 'full', got {self.random_preset!r}")
 
 
 def _load_state_dict(path: str | Path) -> dict:

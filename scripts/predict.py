@@ -13,7 +13,8 @@ from mygo.evaluation import KnownAnswers
 from mygo.graph import read_split
 from mygo.prediction import Query, predict, read_queries
 from mygo.device import pick_device
-from mygo.training import load_checkpoint
+from mygo.params import is_device
+from mygo.training import check_fingerprint, load_checkpoint
 
 
 def main() -> None:
@@ -28,6 +29,10 @@ def main() -> None:
     parser.add_argument("--filter", action="store_true", help="skip answers already known (train/valid/test)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
+    if args.k < 1:
+        parser.error(f"--k {args.k}: must be >= 1")
+    if not is_device(args.device):
+        parser.error(f"--device {args.device!r}: must be auto, cpu, cuda or cuda:N")
     if args.queries:
         queries = read_queries(args.queries)
     else:
@@ -36,7 +41,8 @@ def main() -> None:
         queries = [Query(args.head, args.relation, args.tail)]
     device = pick_device(args.device)
     kg = Path(args.kg)
-    model, _ = load_checkpoint(args.model, device)
+    model, checkpoint = load_checkpoint(args.model, device)
+    check_fingerprint(checkpoint, args.model, kg)
     entities = tables.read_entities(kg / "entities.parquet")["name"].to_pylist()
     relations = tables.read_relations(kg / "relations.parquet")["name"].to_pylist()
     known = KnownAnswers([read_split(kg, s) for s in ("train", "valid", "test")]) if args.filter else None

@@ -11,7 +11,7 @@ from mygo.evaluation import compute_ranks, metrics_from_ranks
 from mygo.graph import read_split
 from mygo.io import write_json
 from mygo.device import pick_device
-from mygo.training import load_checkpoint
+from mygo.training import check_fingerprint, load_checkpoint
 
 log = logging.getLogger("mygo.evaluate")
 
@@ -28,9 +28,11 @@ def main() -> None:
     config = load_params(args.params)["evaluate"]
     device = pick_device(config.device)
     kg = Path(args.kg_dir)
-    model, _ = load_checkpoint(args.model_path, device)
+    model, checkpoint = load_checkpoint(args.model_path, device)
+    check_fingerprint(checkpoint, args.model_path, kg)
     splits = {s: read_split(kg, s) for s in ("train", "valid", "test")}
-    relation_names = tables.read_relations(kg / "relations.parquet")["text"].to_pylist()
+    # the names as in the raw data, spelled as predict.py accepts them
+    relation_names = tables.read_relations(kg / "relations.parquet")["name"].to_pylist()
     ranks = compute_ranks(model, splits[args.split], list(splits.values()), config.batch_size, device)
     metrics, per_relation = metrics_from_ranks(ranks, relation_names)
     write_json(args.metrics, metrics)

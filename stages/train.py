@@ -14,7 +14,7 @@ from mygo.graph import read_split
 from mygo.io import write_json
 from mygo import distributed, tables
 from mygo.model import count_parameters
-from mygo.training import (build_model, fingerprint, load_entity_tokens,
+from mygo.training import (build_model, data_fingerprint, fingerprint, load_entity_tokens,
                            save_checkpoint, train)
 
 log = logging.getLogger("mygo.train")
@@ -50,7 +50,7 @@ def main() -> None:
     if distributed.rank() != 0:
         return
     save_checkpoint(args.model_path, model.cpu(), {"train_config": dataclasses.asdict(config),
-                                                   "best_epoch": summary["best_epoch"]})
+                                                   "best_epoch": summary["best_epoch"], "data": data_fingerprint(kg)})
     if args.metrics:
         write_json(args.metrics, summary)
     if args.resume and not args.keep_resume:

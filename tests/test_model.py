@@ -244,3 +244,36 @@ def test_compiled_model_matches_eager():
     for name, grad in grads_eager.items():
         assert torch.allclose(grads_compiled[name], grad, atol=1e-5), name
     assert torch.allclose(scores_compiled, scores_eager, atol=1e-5)
+
+
+def _bounds(model, N, R, d, Dv, Dt):
+    """Xavier-uniform bounds sqrt(6 / (fan_in + fan_out)) of the reference scheme, per parameter."""
+    vec = (6 / (2 * d)) ** 0.5
+    return {
+        "entity_encoder.structure": (6 / (d + N * d)) ** 0.5,            # (N, 1, d)
+        "triple_encoder.relation": (6 / (d + R * d)) ** 0.5,             # (R, 1, d)
+        "entity_encoder.ent_token": vec, "entity_encoder.bias_str": vec, "entity_encoder.bias_vis": vec,
+        "entity_encoder.bias_txt": vec, "triple_encoder.mask_token": vec, "triple_encoder.position": vec,
+        "decoder.core": (6 / (2 * d * d)) ** 0.5,                        # sqrt(3) / d
+        "entity_encoder.proj_vis.weight": (6 / (Dv + d)) ** 0.5,
+        "entity_encoder.proj_txt.weight": (6 / (Dt + d)) ** 0.5,
+    }
+
+
+@pytest.mark.parametrize("init", ["reference", "ours"])
+def test_initialisation_bounds_per_parameter(init):
+    N, R, d = 400, 30, 32
+    torch.manual_seed(0)
+    model = tiny_model(num_entities=N, num_relations=R, dim=d, init=init)
+    params = dict(model.named_parameters())
+    Dv, Dt = model.config.visual_dim, model.config.text_dim
+    for name, bound in _bounds(model, N, R, d, Dv, Dt).items():
+        largest = params[name].detach().abs().max().item()
+        if init == "reference":
+            assert largest <= bound + 1e-7, name
+            assert largest > 0.8 * bound, name           # uniform over the whole range, not smaller
+        elif name in ("entity_encoder.structure", "decoder.core"):
+            assert largest > 2 * bound, name             # ours: (N, d) Xavier and uniform(-1, 1)
+    if init == "reference":
+        # What the scheme changes in practice: DB15K-size tables start far smaller than (N, d) Xavier.
+        assert _bounds(model, 12842, 279, 256, Dv, Dt)["entity_encoder.structure"] < (6 / (12842 + 256)) ** 0.5 / 15

@@ -100,7 +100,7 @@ def test_checkpoint_round_trip(tmp_path):
     b, _ = loaded.eval()(known, torch.tensor([0, 1]), torch.tensor([False, True]))
     assert torch.equal(a, b)
     (tmp_path / "bad.pt").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
+    with pytest.raises(ValueError, match="bad.pt: cannot read a MyGO checkpoint .*dvc repro train"):
         load_checkpoint(tmp_path / "bad.pt")
 
 

@@ -63,6 +63,23 @@ def read_json(path: str | os.PathLike):
         raise ValueError(f"{path}: not UTF-8 text ({err})") from None
 
 
+def load_torch(path: str | os.PathLike, what: str, remedy: str, map_location="cpu"):
+    """torch.load(weights_only=True) of a pipeline artifact; any failure (missing, truncated,
+    foreign) is a ValueError naming the file, what it should hold and what to do about it."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: {what} not found; {remedy}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "Weights only load failed" in reason:
+            reason = "it holds pickled objects, not plain tensors, and is refused for safety"
+        raise ValueError(f"{path}: cannot read {what} ({type(err).__name__}: {reason}); {remedy}") from None
+
+
 def save_torch(path: str | os.PathLike, obj) -> None:
     """torch.save, atomically and byte-reproducibly.
 

@@ -27,7 +27,7 @@ def param(default, *, ge=None, gt=None, le=None, lt=None, choices=None, check=No
                                             "check": check, "allowed": allowed})
 
 
-def _is_device(value: str) -> bool:
+def is_device(value: str) -> bool:
     return value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())
 
 
@@ -147,7 +147,7 @@ class ImageTokenizerConfig(Section):
     random_preset: str = param("small", choices=("small", "full"))
     seed: int = 0
     batch_size: int = param(16, ge=1)
-    device: str = param("auto", check=_is_device, allowed=DEVICE_HELP)
+    device: str = param("auto", check=is_device, allowed=DEVICE_HELP)
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class ModelParams(Section):
 @dataclass(frozen=True)
 class TrainConfig(Section):
     SECTION = "train"
-    device: str = param("auto", check=_is_device, allowed=DEVICE_HELP)
+    device: str = param("auto", check=is_device, allowed=DEVICE_HELP)
     amp: bool = True                # bf16 autocast on CUDA
     compile: bool = False           # torch.compile the model's parts (see MyGO.compile_parts)
     seed: int = 2024
@@ -228,7 +228,7 @@ class TrainConfig(Section):
 @dataclass(frozen=True)
 class EvalConfig(Section):
     SECTION = "evaluate"
-    device: str = param("auto", check=_is_device, allowed=DEVICE_HELP)
+    device: str = param("auto", check=is_device, allowed=DEVICE_HELP)
     batch_size: int = param(1024, ge=1)
 
 

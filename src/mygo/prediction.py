@@ -1,6 +1,7 @@
 """Top-k link prediction for users: (head, relation, ?) or (?, relation, tail) by name."""
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,25 +29,34 @@ def parse_query_line(line: str, path: str | Path = "<query>", number: int = 1) -
 
 def read_queries(path: str | Path) -> list[Query]:
     path = Path(path)
-    return [parse_query_line(line, path, i) for i, line in enumerate(path.read_text().splitlines(), 1)
-            if line.strip()]
+    if not path.is_file():
+        raise ValueError(f"{path}: query file not found")
+    text = path.read_text(encoding="utf-8-sig")
+    return [parse_query_line(line, path, i) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def lookup(index: dict[str, int], name: str, kind: str) -> int:
+    """The id of `name`; an unknown name is a ValueError listing the closest known names."""
+    if name in index:
+        return index[name]
+    close = difflib.get_close_matches(name, list(index), n=5, cutoff=0.5)
+    hint = f"; closest: {', '.join(map(repr, close))}" if close else f"; {len(index)} known, none close"
+    raise ValueError(f"unknown {kind} {name!r}{hint}")
 
 
 @torch.no_grad()
 def predict(model, queries: list[Query], entity_names: list[str], relation_names: list[str], k: int = 10,
             known: KnownAnswers | None = None, device: str | torch.device = "cpu") -> list[list[tuple[str, float]]]:
     """For each query, the top-k (entity name, score); entities in `known` answers are skipped."""
+    if k < 1:
+        raise ValueError(f"k = {k}: must be >= 1")
     entity_index = {n: i for i, n in enumerate(entity_names)}
     relation_index = {n: i for i, n in enumerate(relation_names)}
     given, relation, predict_head = [], [], []
     for q in queries:
         name = q.tail if q.head is None else q.head
-        if name not in entity_index:
-            raise ValueError(f"unknown entity {name!r}")
-        if q.relation not in relation_index:
-            raise ValueError(f"unknown relation {q.relation!r}; known: {relation_names[:10]}...")
-        given.append(entity_index[name])
-        relation.append(relation_index[q.relation])
+        given.append(lookup(entity_index, name, "entity"))
+        relation.append(lookup(relation_index, q.relation, "relation"))
         predict_head.append(q.head is None)
     model.eval()
     entity_emb = model.entity_embeddings()

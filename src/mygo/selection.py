@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from mygo.io import read_json, save_torch
+from mygo.io import load_torch, read_json, save_torch
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,8 @@ def save_table(path: Path, table: CompactTable) -> None:
 def load_embedding_tensor(path: str | Path) -> torch.Tensor:
     """A 2-D float tensor saved with torch.save: bare, or under 'weight' in a dict."""
     path = Path(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"{path}: cannot load a tensor: {err}") from None
+    obj = load_torch(path, "an embedding table (a 2-D tensor)", "re-run the stage that wrote it, or, for a "
+                     "released table, download it again")
     if isinstance(obj, dict):
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor) and v.dim() == 2}
         if "weight" in tensors:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from mygo import distributed, tables
 from mygo.device import pick_device
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
-from mygo.io import atomic_path, save_torch
+from mygo.io import atomic_path, load_torch, save_torch
 from mygo.model import ModelConfig, MyGO
 from mygo.params import TrainConfig  # noqa: F401  (re-exported: the stage's params)
 
@@ -49,7 +49,11 @@ def load_entity_tokens(tokens_dir: str | Path, num_entities: int) -> EntityToken
         return torch.tensor(np.array(values, dtype=dtype).reshape(len(values), -1))
 
     def compact(name):
-        return torch.load(tokens_dir / name, map_location="cpu", weights_only=True)["weight"].float()
+        obj = load_torch(tokens_dir / name, "a frozen token table", "re-run the select_tokens stage "
+                         "(`dvc repro select_tokens`)")
+        if not isinstance(obj, dict) or not isinstance(obj.get("weight"), torch.Tensor):
+            raise ValueError(f"{tokens_dir / name}: not a frozen token table (needs 'weight'); re-run select_tokens")
+        return obj["weight"].float()
 
     return EntityTokens(matrix("visual", np.int64), matrix("visual_mask", bool), matrix("text", np.int64),
                         matrix("text_mask", bool), compact("visual_table.pt"), compact("text_table.pt"))
@@ -75,17 +79,42 @@ def save_checkpoint(path: str | Path, model: MyGO, extra: dict | None = None) ->
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MyGO, dict]:
     path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: checkpoint not found") from None
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable checkpoint: {err}") from None
+    remedy = "re-run the train stage (`dvc repro train`) or point to another checkpoint"
+    checkpoint = load_torch(path, "a MyGO checkpoint", remedy, map_location=device)
     if not isinstance(checkpoint, dict) or "config" not in checkpoint or "model" not in checkpoint:
-        raise ValueError(f"{path}: not a MyGO checkpoint (needs 'config' and 'model')")
-    model = MyGO.empty(ModelConfig(**checkpoint["config"]))
-    model.load_state_dict(checkpoint["model"])
+        raise ValueError(f"{path}: not a MyGO checkpoint (needs 'config' and 'model'); {remedy}")
+    try:
+        model = MyGO.empty(ModelConfig(**checkpoint["config"]))
+        model.load_state_dict(checkpoint["model"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{path}: checkpoint does not match this version's model ({str(err).splitlines()[0]}); "
+                         f"{remedy}") from None
     return model.to(device), checkpoint
+
+
+def data_fingerprint(kg_dir: str | Path) -> dict:
+    """What a model was trained on: entity and relation counts and a hash of their names in id
+    order. evaluate and predict refuse a model whose fingerprint differs from the graph's."""
+    kg_dir = Path(kg_dir)
+    entities = tables.read_entities(kg_dir / "entities.parquet")["name"].to_pylist()
+    relations = tables.read_relations(kg_dir / "relations.parquet")["name"].to_pylist()
+    digest = hashlib.sha256(json.dumps([entities, relations]).encode()).hexdigest()
+    return {"entities": len(entities), "relations": len(relations), "sha256": digest}
+
+
+def check_fingerprint(checkpoint: dict, model_path: str | Path, kg_dir: str | Path) -> None:
+    """A ValueError naming both files unless the checkpoint was trained on the graph in `kg_dir`."""
+    graph = data_fingerprint(kg_dir)
+    trained = checkpoint.get("data")
+    if trained is None:
+        config = checkpoint["config"]
+        trained = {"entities": config["num_entities"], "relations": config["num_relations"], "sha256": None}
+    same_counts = (trained["entities"], trained["relations"]) == (graph["entities"], graph["relations"])
+    if not same_counts or (trained["sha256"] is not None and trained["sha256"] != graph["sha256"]):
+        raise ValueError(f"{model_path} was trained on a graph of {trained['entities']} entities / "
+                         f"{trained['relations']} relations (names hash {str(trained['sha256'])[:12]}), but "
+                         f"{kg_dir} has {graph['entities']} / {graph['relations']} (hash {graph['sha256'][:12]}); "
+                         f"train on this graph (`dvc repro`) or point to the matching model")
 
 
 def training_queries(train: np.ndarray, directions: str, generator: torch.Generator):
@@ -202,7 +231,8 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
              "evals_since_best": 0, "losses": [], "valid": []}
     resume_path = Path(resume_path) if resume_path else None
     if resume_path and resume_path.exists():
-        saved = torch.load(resume_path, map_location=device, weights_only=True)
+        saved = load_torch(resume_path, "a training resume state", "delete it to start this run from "
+                           "scratch (it is rewritten as training goes)", map_location=device)
         if saved.get("run_id") == run_id:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])

@@ -24,6 +24,7 @@ class ImageServer:
         self.delay = delay
         self.slow_seconds = slow_seconds
         self.png, self.jpeg = image_bytes("PNG"), image_bytes("JPEG", (30, 160, 60))
+        self.extra: dict[str, bytes] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,6 +82,38 @@ class ImageServer:
             send(200, b"<html><body>Error: image not available</body></html>", "text/html")
         elif path == "/huge.png":
             send(200, image_bytes("PNG", size=(800, 800)) + b"\0" * 200_000)
+        elif path == "/cut-chunked.png":               # chunked body that ends mid-stream
+            h.send_response(200)
+            h.send_header("Content-Type", "image/png")
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(self.png), self.png) + b"4000\r\n" + b"x" * 10)
+            h.wfile.flush()
+            h.close_connection = True
+        elif path == "/cut-length.png":                # Content-Length larger than the body sent
+            h.send_response(200)
+            h.send_header("Content-Type", "image/png")
+            h.send_header("Content-Length", str(len(self.png) + 5000))
+            h.end_headers()
+            h.wfile.write(self.png)
+            h.close_connection = True
+        elif path == "/garbage.png":                   # not HTTP at all
+            h.wfile.write(b"\x00\x01 this is not http\r\n\r\n")
+            h.close_connection = True
+        elif path == "/trickle.png":                   # a few bytes a second, for ever
+            h.send_response(200)
+            h.send_header("Content-Type", "image/png")
+            h.send_header("Content-Length", str(len(self.png)))
+            h.end_headers()
+            try:
+                for i in range(0, len(self.png), 4):
+                    h.wfile.write(self.png[i:i + 4])
+                    h.wfile.flush()
+                    time.sleep(0.25)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        elif path in self.extra:                        # images of particular modes, set by tests
+            send(200, self.extra[path])
         elif path == "/redirect.png":
             send(302, b"", "text/plain", {"Location": "/good.png"})
         else:

@@ -151,3 +151,77 @@ def test_resume_after_kill_fetches_nothing_twice(tmp_path):
         assert manifest["status"].to_pylist() == ["ok"] * n
         # the manifest records the original fetch, not whether a run was interrupted
         assert manifest["attempts"].to_pylist() == [1] * n and manifest["http_code"].to_pylist() == [200] * n
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/cut-chunked.png", "protocol_error"),      # http.client.IncompleteRead mid-body
+    ("/cut-length.png", "protocol_error"),       # fewer bytes than Content-Length
+    ("/garbage.png", "protocol_error"),          # BadStatusLine
+])
+def test_server_misbehaviour_is_that_urls_row(server, tmp_path, path, status):
+    config = DownloadConfig(**{**CONFIG.__dict__, "retries": 1})
+    result, sleeps = fetch(server, tmp_path, path, config)
+    assert (result.status, result.attempts) == (status, 2), result.error
+    assert result.error and len(sleeps) == 1
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999/x.png", "http://[::1/x.png", "http://exa mple.com/\x00",
+                                 "ftp://127.0.0.1/x.png", "http://:80/x.png"])
+def test_malformed_urls_are_rows_not_crashes(tmp_path, url):
+    result = download_one(3, url, tmp_path, tmp_path, DownloadConfig(**{**CONFIG.__dict__, "retries": 0}),
+                          sleep=lambda s: None)
+    assert result.status in ("invalid_url", "connection_error") and result.url == url and result.error
+
+
+def test_whole_request_deadline_bounds_a_trickling_body(server, tmp_path):
+    config = DownloadConfig(**{**CONFIG.__dict__, "retries": 0, "timeout": 1.0})
+    started = time.monotonic()
+    result, _ = fetch(server, tmp_path, "/trickle.png", config)
+    assert result.status == "timeout" and "deadline" in result.error
+    assert time.monotonic() - started < 3.0            # each read alone would never time out
+
+
+def _encoded(image: Image.Image, fmt="PNG", **kwargs) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _image_cases():
+    import numpy as np
+    grey16 = Image.fromarray(np.full((8, 8), 0x8080, dtype=np.uint16))                     # I;16
+    grey32 = Image.fromarray(np.full((8, 8), 0x8080, dtype=np.int32))                      # I
+    floats = Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32))                       # F in [0, 1]
+    palette = Image.new("P", (8, 8), 1)
+    palette.putpalette([0, 0, 0, 128, 128, 128] + [0] * 762)
+    transparent = palette.copy()
+    transparent.info["transparency"] = 0
+    frames = [Image.new("RGB", (8, 8), (128, 128, 128)), Image.new("RGB", (8, 8), (0, 0, 0))]
+    return {
+        "/m/i16.png": _encoded(grey16), "/m/i32.tiff": _encoded(grey32, "TIFF"), "/m/f.tiff": _encoded(floats, "TIFF"),
+        "/m/cmyk.jpg": _encoded(Image.new("CMYK", (8, 8), (0, 0, 0, 127)), "JPEG", quality=100),
+        "/m/la.png": _encoded(Image.new("LA", (8, 8), (128, 255))),
+        "/m/p-transparency.png": _encoded(transparent, transparency=0),
+        "/m/animated.gif": _encoded(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+    }
+
+
+@pytest.mark.parametrize("path", sorted(_image_cases()))
+def test_every_mode_becomes_8bit_rgb_with_values_kept(server, tmp_path, path):
+    import numpy as np
+    server.extra.update(_image_cases())
+    result, _ = fetch(server, tmp_path, path)
+    assert result.status == "ok", result.error
+    with Image.open(tmp_path / result.path) as image:
+        assert image.mode == "RGB"
+        values = np.asarray(image)
+    assert abs(float(values.mean()) - 128) <= 2, (path, values.mean())      # 0x8080 grey stays ~128
+
+
+def test_local_fault_stops_the_stage(server, tmp_path):
+    from mygo.download import LocalFault
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the image directory should be")
+    with pytest.raises(LocalFault, match="cannot create the image directory"):
+        download_all([(0, server.url + "/good.png")], blocked / "images", tmp_path, CONFIG, progress=False)

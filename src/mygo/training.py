@@ -243,11 +243,17 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         else:
             log.info("ignoring %s: it belongs to a run with other params or data", resume_path)
 
-    def save_resume():
+    last_save = time.monotonic()
+
+    def save_resume(position: dict | None = None):
+        """Save everything a resume needs; `position` marks a save in the middle of an epoch."""
+        nonlocal last_save
+        last_save = time.monotonic()
         if resume_path is None or distributed.rank() != 0:
             return
         save_torch(resume_path, {"run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "scheduler": scheduler.state_dict(), "rng": _rng_state(device), "state": state})
+                                 "scheduler": scheduler.state_dict(), "rng": _rng_state(device),
+                                 "state": {**state, "position": position}})
 
     def write_plots():
         if plots_dir and distributed.rank() == 0:
@@ -281,14 +287,21 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         model.train()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         known, relation, target, predict_head = training_queries(train_triples, config.directions, generator)
-        total, count = 0.0, 0
-        for b in tqdm(range(batches), desc=f"epoch {epoch + 1}", unit="batch", leave=False,
-                      disable=not progress or batches < 10):
+        total, count, first = 0.0, 0, 0
+        position = state.pop("position", None)
+        if position is not None:            # resumed mid-epoch: same queries, generator where it was
+            first, total, count = position["batch"], position["total"], position["count"]
+            generator.set_state(position["generator"])
+        for b in tqdm(range(first, batches), desc=f"epoch {epoch + 1}", unit="batch", leave=False,
+                      initial=first, total=batches, disable=not progress or batches < 10, dynamic_ncols=True):
             sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
             loss = train_step(model, optimizer, config, (known[sl], relation[sl], predict_head[sl], target[sl]),
                               generator, device, use_amp)
             total += loss * len(known[sl])
             count += len(known[sl])
+            if (config.checkpoint_minutes and b + 1 < batches
+                    and time.monotonic() - last_save >= config.checkpoint_minutes * 60):
+                save_resume({"batch": b + 1, "total": total, "count": count, "generator": generator.get_state()})
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         state["losses"].append({"epoch": epoch + 1, "loss": total / count, "lr": lr})

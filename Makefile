@@ -9,7 +9,7 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet -e .
 	touch $@
 
 $(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt

@@ -45,9 +45,11 @@ def ran(result) -> list[str]:
 def make_clone(tmp_path: Path, name: str, source: Path = ROOT) -> Path:
     clone = tmp_path / name
     subprocess.run(["git", "clone", "-q", str(source), str(clone)], check=True)
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["train"].update(FAST_TRAIN)
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # params.yaml for `dvc repro`, conf/config.yaml for `dvc exp run` (which composes params.yaml from it)
+    for path in (clone / "params.yaml", clone / "conf" / "config.yaml"):
+        params = yaml.safe_load(path.read_text())
+        params["train"].update(FAST_TRAIN)
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
     sh(clone, "git", "commit", "-qam", "fast params for tests")
     return clone
 

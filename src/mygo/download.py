@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
+from mygo.progress import bar as progress_bar
 
 from mygo.io import atomic_path, read_json, write_json
 from mygo.params import DownloadConfig
@@ -340,7 +340,7 @@ def download_all(jobs: list[tuple[int, str]], out_dir: str | Path, base_dir: str
         stale.unlink()
     results: list[Result | None] = [None] * len(jobs)
     failures = 0
-    bar = tqdm(total=len(jobs), desc="download_images", unit="img", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="download_images", unit="img", enabled=progress)
     with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
         futures = {pool.submit(download_one, e, u, out_dir, base_dir, config): i for i, (e, u) in enumerate(jobs)}
         for future in as_completed(futures):

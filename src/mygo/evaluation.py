@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from mygo.progress import bar as progress_bar
 
 from mygo.params import EvalConfig  # noqa: F401  (re-exported: the stage's params)
 
@@ -105,7 +105,7 @@ def compute_ranks(model, triples: np.ndarray, filters: KnownAnswers | list[np.nd
     num_entities = entity_emb.shape[0]
     out = {k: [] for k in KINDS}
     starts = range(0, len(q["known"]), batch_size)
-    for start in tqdm(starts, desc="evaluate", unit="batch", disable=not progress, leave=False):
+    for start in progress_bar(starts, desc="evaluate", unit="batch", enabled=progress, inner=True):
         sl = slice(start, start + batch_size)
         known = torch.as_tensor(q["known"][sl], device=device)
         relation = torch.as_tensor(q["relation"][sl], device=device)

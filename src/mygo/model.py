@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from mygo import distributed
 from mygo.params import ModelParams
@@ -242,13 +243,35 @@ class MyGO(nn.Module):
 
         When training across processes each rank encodes its share and the shares are gathered.
         """
+        N, device = self.config.num_entities, self.entity_encoder.structure.device
         if self.training and distributed.active():
-            N = self.config.num_entities
             start, end = distributed.shard(N)
-            out, _ = self.entity_encoder(torch.arange(start, end, device=self.entity_encoder.structure.device))
-            return distributed.gather_rows(out[:, 0], N)
-        out, _ = self.entity_encoder()
-        return out[:, 0]
+            return distributed.gather_rows(self.encode(torch.arange(start, end, device=device)), N)
+        return self.encode(torch.arange(N, device=device))
+
+    def encode(self, entities: torch.Tensor) -> torch.Tensor:
+        """CMEE [ENT] outputs (E, d) of `entities` (E,), in chunks of `encoder_chunk` when set.
+
+        Chunked, activation memory is bounded by one chunk: each chunk keeps only its (chunk, d)
+        output and, when gradients are needed, is recomputed in backward (activation
+        checkpointing, with the chunk's dropout RNG state restored, so the recomputation draws the
+        same masks). Each entity's sequence is encoded on its own, so the outputs are those of one
+        pass; with dropout, masks are drawn chunk by chunk instead of for all entities at once (the
+        same distribution, another stream).
+        """
+        chunk = self.config.encoder_chunk
+        if not chunk or len(entities) <= chunk:
+            return self.entity_encoder(entities)[0][:, 0]
+        parts = []
+        for part in entities.split(chunk):
+            if torch.is_grad_enabled():
+                parts.append(checkpoint(self._encode_ent, part, use_reentrant=False, preserve_rng_state=True))
+            else:
+                parts.append(self._encode_ent(part))
+        return torch.cat(parts)
+
+    def _encode_ent(self, entities: torch.Tensor) -> torch.Tensor:
+        return self.entity_encoder(entities)[0][:, 0]
 
     def score(self, entity_emb: torch.Tensor, known: torch.Tensor, relation: torch.Tensor,
               predict_head: torch.Tensor) -> torch.Tensor:

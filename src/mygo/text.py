@@ -16,7 +16,7 @@ from pathlib import Path
 import nltk
 import torch
 from nltk.tokenize import TreebankWordTokenizer
-from tqdm import tqdm
+from mygo.progress import bar as progress_bar
 
 from mygo.params import TextConfig  # noqa: F401  (re-exported: the stage's params)
 
@@ -89,7 +89,7 @@ def tokenize_texts(texts: list[str], tokenizer, batch_size: int = 1024, progress
     if tokenizer.unk_token_id is not None:
         special.add(tokenizer.unk_token_id)
     out: list[list[int]] = []
-    for start in tqdm(range(0, len(texts), batch_size), desc="tokenize_text", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, len(texts), batch_size), desc="tokenize_text", unit="batch", enabled=progress):
         words = [content_words(t) for t in texts[start:start + batch_size]]
         nonempty = [w for w in words if w]
         encoded = iter(tokenizer(nonempty, is_split_into_words=True, add_special_tokens=False)["input_ids"]

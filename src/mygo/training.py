@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from mygo.progress import bar as progress_bar
 
 from mygo import distributed, tables
 from mygo.device import pick_device
@@ -277,7 +277,7 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
     num_queries = len(train_triples) * (2 if config.directions == "both" else 1)
     batches = math.ceil(num_queries / config.batch_size)
     progress = progress and distributed.rank() == 0
-    bar = tqdm(range(state["epoch"], config.epochs), desc="train", unit="epoch", disable=not progress,
+    bar = progress_bar(range(state["epoch"], config.epochs), desc="train", unit="epoch", enabled=progress,
                initial=state["epoch"], total=config.epochs)
     started = time.perf_counter()
     for epoch in bar:
@@ -292,8 +292,8 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         if position is not None:            # resumed mid-epoch: same queries, generator where it was
             first, total, count = position["batch"], position["total"], position["count"]
             generator.set_state(position["generator"])
-        for b in tqdm(range(first, batches), desc=f"epoch {epoch + 1}", unit="batch", leave=False,
-                      initial=first, total=batches, disable=not progress or batches < 10, dynamic_ncols=True):
+        for b in progress_bar(range(first, batches), desc=f"epoch {epoch + 1}", unit="batch", inner=True,
+                              initial=first, total=batches, enabled=progress and batches >= 10):
             sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
             loss = train_step(model, optimizer, config, (known[sl], relation[sl], predict_head[sl], target[sl]),
                               generator, device, use_amp)
@@ -305,6 +305,7 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         state["losses"].append({"epoch": epoch + 1, "loss": total / count, "lr": lr})
+        log.info("epoch %d/%d: loss %.4f, lr %.3g", epoch + 1, config.epochs, total / count, lr)
         state["epoch"] = epoch + 1
         if state["epoch"] % config.eval_every == 0 or state["epoch"] == config.epochs:
             evaluate_valid(state["epoch"])

@@ -318,10 +318,10 @@ def build_tokenizer(config: ImageTokenizerConfig) -> tuple[nn.Module, int]:
 def tokenize_images(tokenizer: nn.Module, paths: list[Path], size: int, batch_size: int,
                     device: torch.device, progress: bool = True) -> list[list[int]]:
     """Token ids per image file, in order."""
-    from tqdm import tqdm
+    from mygo.progress import bar as progress_bar
     tokenizer.to(device)
     out: list[list[int]] = []
-    for start in tqdm(range(0, len(paths), batch_size), desc="tokenize_images", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, len(paths), batch_size), desc="tokenize_images", unit="batch", enabled=progress):
         batch = []
         for path in paths[start:start + batch_size]:
             with Image.open(path) as image:

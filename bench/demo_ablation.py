@@ -1,10 +1,14 @@
-"""Modality ablations on the demo: which modality answers which test triples.
+"""Ablations on the demo: which modality answers which test triples, what m changes, and the
+two initialisation schemes.
 
-    python bench/demo_ablation.py [--out bench/results/demo_ablation.md]
+    python bench/demo_ablation.py [--out bench/results/demo_ablation.md] [--seeds 2024,1,2]
 
 Needs the pipeline outputs (`dvc repro`). Trains the demo config (params.yaml `train`) with
 each modality switch, plus an untrained model, and reports test MRR (realistic, filtered) on
 all triples, on `made_of` (answer only in the text) and on `has_color` (answer only in images).
+Then, over several seeds (mean +- standard deviation): max_vis_token m = 4 / 8 / 16 (tokens
+re-selected from the pipeline's image and text tokens, as `dvc exp run -S max_vis_token=...`
+would), and `train.model.init` reference against ours.
 """
 import argparse
 import dataclasses
@@ -41,6 +45,9 @@ def main() -> None:
     parser.add_argument("--tokens", default="data/processed/entity_tokens")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default="bench/results/demo_ablation.md")
+    parser.add_argument("--seeds", default="2024,1,2", help="seeds of the m sweep and the init comparison")
+    parser.add_argument("--image-tokens", default="data/processed/image_tokens")
+    parser.add_argument("--text-tokens", default="data/processed/text_tokens")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     params = load_params(args.params)
@@ -67,15 +74,59 @@ def main() -> None:
         row["seconds"] = time.perf_counter() - started
         rows.append(row)
         print(json.dumps(row), flush=True)
+    text = (f"Command: `python bench/demo_ablation.py` (torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, CPU)\n\n" + table(rows))
+
+    # m sweep and init comparison, several seeds
+    seeds = [int(x) for x in args.seeds.split(",")]
+    sweep = []
+    for label, m, overrides in [("m = 4", 4, {}), ("m = 8", 8, {}), ("m = 16", 16, {}),
+                                ("m = 8, init ours", 8, {"init": "ours"})]:
+        m_tokens = tokens_with_m(args, kg, N, m, params.max_txt_token)
+        runs = []
+        for seed in seeds:
+            model = build_model({**model_params, **overrides}, N, len(relations), m_tokens, seed=seed)
+            train(model, dataclasses.replace(config, seed=seed), splits["train"], splits["valid"], progress=False)
+            ranks = compute_ranks(model, splits["test"], list(splits.values()), progress=False)
+            runs.append({"test MRR": mrr(ranks, np.ones(len(ranks["relation"]), dtype=bool)),
+                         "has_color MRR": mrr(ranks, ranks["relation"] == relations.index("has_color"))})
+            print(json.dumps({"variant": label, "seed": seed, **runs[-1]}), flush=True)
+        row = {"variant": label}
+        for key in runs[0]:
+            values = np.array([r[key] for r in runs])
+            row[key] = f"{values.mean():.3f} +- {values.std():.3f}"
+        sweep.append(row)
+    text += (f"\nm sweep and initialisation, mean +- standard deviation over seeds {seeds} "
+             f"(test set, realistic filtered ranks):\n\n" + table(sweep))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+def table(rows: list[dict]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |"
               for r in rows]
-    text = (f"Command: `python bench/demo_ablation.py` (torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, CPU)\n\n" + "\n".join(lines) + "\n")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    return "\n".join(lines) + "\n"
+
+
+def tokens_with_m(args, kg: Path, num_entities: int, m: int, n: int):
+    """The demo's entity tokens re-selected with max_vis_token = m (what select_tokens would write)."""
+    import tempfile
+    from mygo.selection import entity_tokens_table, load_embedding_tensor, pooled_tokens, save_table, select
+    image = tables.read_image_tokens(Path(args.image_tokens) / "image_tokens.parquet")
+    text = tables.read_text_tokens(Path(args.text_tokens) / "text_tokens.parquet")
+    visual = select(pooled_tokens(num_entities, image["entity"].to_numpy(), image["tokens"].to_pylist()), m,
+                    load_embedding_tensor(Path(args.image_tokens) / "codebook.pt"))
+    words = select(pooled_tokens(num_entities, text["entity"].to_numpy(), text["tokens"].to_pylist()), n,
+                   load_embedding_tensor(Path(args.text_tokens) / "text_embeddings.pt"))
+    with tempfile.TemporaryDirectory() as tmp:
+        tables.write_entity_tokens(Path(tmp) / "entity_tokens.parquet",
+                                   entity_tokens_table(num_entities, visual[:2], words[:2]))
+        save_table(Path(tmp) / "visual_table.pt", visual[2])
+        save_table(Path(tmp) / "text_table.pt", words[2])
+        return load_entity_tokens(tmp, num_entities)
 
 
 if __name__ == "__main__":

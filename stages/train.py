@@ -1,7 +1,10 @@
 """train: KG + entity tokens -> best checkpoint (by valid MRR), training metrics and curves.
 
-Killed runs resume: the full training state is kept in the resume directory (a persistent DVC
-output) and a re-run with the same params and inputs continues from it.
+Killed runs resume: the full training state is saved to the --resume file every
+train.checkpoint_every epochs and every train.checkpoint_minutes inside an epoch. That file is
+deliberately not a DVC output (DVC would delete it before re-running the stage); a re-run with
+the same params and inputs continues from it, any other run ignores it, and it is removed when
+training finishes.
 """
 import argparse
 import dataclasses

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA, write_params
+from conftest import ROOT, SHARED_DATA, write_params
 from mygo.selection import load_embedding_tensor, read_released_tokens, select, top_k
 
 
@@ -110,3 +110,35 @@ def test_select_tokens_stage_reads_released_files(tiny_benchmark, tmp_path):
     assert [sum(r["text_mask"]) for r in rows] == [0, 0, 3, 1]
     assert torch.equal(compact_text["weight"][rows[2]["text"][0]], text[6])
     assert compact_text["source_ids"].tolist() == [2, 5, 6, 19]
+
+
+def test_demo_images_make_m_matter():
+    """On the demo, m = 4 / 8 / 16 select different visual tokens for most entities (the
+    flagship `dvc exp run -S max_vis_token=16` is not a no-op), and the object's colour stays
+    its most frequent token."""
+    import torch
+
+    from mygo.selection import top_k
+    from mygo.vision import PaletteTokenizer, tokenize_images
+    demo = ROOT / "data/raw/demo"
+    per_entity: dict[str, list[int]] = {}
+    rows = [line.split("\t") for line in (demo / "entities.tsv").read_text().splitlines()]
+    paths = [(name, demo / p) for name, _, *images in rows for p in images if (demo / p).exists()]
+    ids = tokenize_images(PaletteTokenizer(), [p for _, p in paths], 64, 64, torch.device("cpu"), progress=False)
+    for (name, _), tokens in zip(paths, ids):
+        per_entity.setdefault(name, []).extend(tokens)
+    entities = len(rows)
+    differ_4_8 = sum(set(top_k(t, 4)) != set(top_k(t, 8)) for t in per_entity.values())
+    differ_8_16 = sum(set(top_k(t, 8)) != set(top_k(t, 16)) for t in per_entity.values())
+    assert differ_4_8 > entities / 2 and differ_8_16 > entities / 2, (differ_4_8, differ_8_16, entities)
+    # the object's colour is every imaged entity's most frequent token
+    from mygo.demo import COLORS
+    codebook = PaletteTokenizer().codebook()
+    bin_of = {c: int(torch.cdist(torch.tensor([rgb], dtype=torch.float32) / 255, codebook).argmin()) for c, rgb in COLORS.items()}
+    colours = {h: t for split in ("train", "valid", "test") for h, r, t in
+               (line.split("\t") for line in (demo / f"{split}.tsv").read_text().splitlines()) if r == "has_color"}
+    colours.update({c: c for c in COLORS})
+    checked = [name for name in per_entity if name in colours]
+    assert len(checked) > entities / 2
+    for name in checked:
+        assert top_k(per_entity[name], 1) == [bin_of[colours[name]]], name

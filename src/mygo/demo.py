@@ -31,17 +31,25 @@ PEOPLE = ["Alice", "Bruno", "Chiara", "Dmitri", "Eun-ji", "Farid", "Greta", "Hir
           "Ines", "Jonas", "Kemal", "Lena", "Marek", "Noor", "Oskar", "Priya"]
 SIZES = ["small", "large", "tall", "round", "heavy", "light", "old", "new"]
 NUM_OBJECTS = 240
-IMAGE_SIZE = 32
+IMAGE_SIZE = 64          # a 4 x 4 grid of 16 px cells: the palette tokenizer's patches
+CELL = 16
 
 
 def _image(rng: random.Random, color: tuple[int, int, int]) -> Image.Image:
-    """A noisy swatch of `color` with a random darker/lighter rectangle on it."""
+    """A scene: the object, in its colour, fills a 2 x 3 block of cells at a random place; the
+    other ten cells are clutter of random colours. The object's colour is the most frequent
+    patch colour of every image, while each image adds several uninformative ones, so an entity
+    has more distinct visual tokens than m = 8 and m = 4 / 8 / 16 select different tokens."""
     np_rng = np.random.default_rng(rng.randrange(2**32))
-    pixels = np.empty((IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float64)
-    pixels[:] = color
-    x0, y0 = rng.randrange(0, 20), rng.randrange(0, 20)
-    pixels[y0:y0 + rng.randrange(6, 12), x0:x0 + rng.randrange(6, 12)] *= rng.choice([0.6, 0.8, 1.2])
-    pixels += np_rng.normal(0, 12, pixels.shape)
+    grid = IMAGE_SIZE // CELL
+    cells = np.array([[rng.randrange(256) for _ in range(3)] for _ in range(grid * grid)], dtype=np.float64)
+    rows, cols = rng.choice([(2, 3), (3, 2)])
+    top, left = rng.randrange(grid - rows + 1), rng.randrange(grid - cols + 1)
+    for r in range(top, top + rows):
+        for c in range(left, left + cols):
+            cells[r * grid + c] = color
+    pixels = np.repeat(np.repeat(cells.reshape(grid, grid, 3), CELL, axis=0), CELL, axis=1)
+    pixels += np_rng.normal(0, 8, pixels.shape)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 

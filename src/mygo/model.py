@@ -302,22 +302,27 @@ class MyGO(nn.Module):
     def forward(self, known: torch.Tensor, relation: torch.Tensor, predict_head: torch.Tensor,
                 target: torch.Tensor | None = None, mu: float = 0.0, tau: float = 0.5,
                 contrastive_size: int = 512, label_smoothing: float = 0.0,
-                generator: torch.Generator | None = None, kgc_weight: float = 1.0, con_weight: float = 1.0):
+                generator: torch.Generator | None = None, kgc_weight: float = 1.0, con_weight: float = 1.0,
+                parts: dict | None = None):
         """One training/eval step on a batch of queries. Returns (scores (B, N), loss or None).
 
         loss = kgc_weight * L_kgc + con_weight * mu * L_con; the weights let ranks of a
-        distributed step hold shares that sum to the single-process loss.
+        distributed step hold shares that sum to the single-process loss. When `parts` is a dict,
+        the two weighted terms are stored in it (detached) under "kgc" and "contrastive".
         """
         entity_emb = self.entity_embeddings()
         scores = self.score(entity_emb, known, relation, predict_head)
         if target is None:
             return scores, None
-        loss = kgc_weight * F.cross_entropy(scores.float(), target, label_smoothing=label_smoothing)
+        kgc = kgc_weight * F.cross_entropy(scores.float(), target, label_smoothing=label_smoothing)
+        con = torch.zeros((), device=kgc.device)
         if mu > 0:
             N = self.config.num_entities
             sample = torch.randperm(N, generator=generator, device="cpu")[:min(contrastive_size, N)]
-            loss = loss + con_weight * mu * self.contrastive_loss(entity_emb, sample.to(entity_emb.device), tau)
-        return scores, loss
+            con = con_weight * mu * self.contrastive_loss(entity_emb, sample.to(entity_emb.device), tau)
+        if parts is not None:
+            parts.update(kgc=kgc.detach(), contrastive=con.detach())
+        return scores, kgc + con
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -178,12 +178,15 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def train_step(model: MyGO, optimizer: torch.optim.Optimizer, config: TrainConfig, batch: tuple,
-               generator: torch.Generator, device: torch.device, use_amp: bool = False) -> float:
+               generator: torch.Generator, device: torch.device, use_amp: bool = False,
+               parts: dict | None = None) -> float:
     """One optimisation step on a batch of queries (known, relation, predict_head, target).
 
     Across processes, each rank takes its contiguous share of the batch and the gradients are
-    summed, so the step equals a single process's step on the whole batch. Returns the loss.
+    summed, so the step equals a single process's step on the whole batch. Returns the loss;
+    `parts`, when given, receives its KGC and contrastive terms as floats (this rank's share).
     """
+    terms: dict = {}
     known, relation, predict_head, target = batch
     B = len(known)
     start, end = distributed.shard(B)
@@ -193,7 +196,7 @@ def train_step(model: MyGO, optimizer: torch.optim.Optimizer, config: TrainConfi
                         target[local].to(device), mu=config.mu, tau=config.tau,
                         contrastive_size=config.contrastive_size, label_smoothing=config.label_smoothing,
                         generator=generator, kgc_weight=(end - start) / B,
-                        con_weight=1.0 / distributed.world_size())
+                        con_weight=1.0 / distributed.world_size(), parts=terms)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     value = loss.detach()
@@ -203,6 +206,8 @@ def train_step(model: MyGO, optimizer: torch.optim.Optimizer, config: TrainConfi
         torch.distributed.all_reduce(value)
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
+    if parts is not None:
+        parts.update({k: float(v) for k, v in terms.items()})
     return float(value)
 
 
@@ -287,24 +292,31 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         model.train()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         known, relation, target, predict_head = training_queries(train_triples, config.directions, generator)
-        total, count, first = 0.0, 0, 0
+        total, count, first, sums = 0.0, 0, 0, {"kgc": 0.0, "contrastive": 0.0}
         position = state.pop("position", None)
         if position is not None:            # resumed mid-epoch: same queries, generator where it was
             first, total, count = position["batch"], position["total"], position["count"]
+            sums = dict(position["sums"])
             generator.set_state(position["generator"])
         for b in progress_bar(range(first, batches), desc=f"epoch {epoch + 1}", unit="batch", inner=True,
                               initial=first, total=batches, enabled=progress and batches >= 10):
             sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
+            parts: dict = {}
             loss = train_step(model, optimizer, config, (known[sl], relation[sl], predict_head[sl], target[sl]),
-                              generator, device, use_amp)
+                              generator, device, use_amp, parts)
             total += loss * len(known[sl])
             count += len(known[sl])
+            for key in sums:
+                sums[key] += parts.get(key, 0.0) * len(known[sl])
             if (config.checkpoint_minutes and b + 1 < batches
                     and time.monotonic() - last_save >= config.checkpoint_minutes * 60):
-                save_resume({"batch": b + 1, "total": total, "count": count, "generator": generator.get_state()})
+                save_resume({"batch": b + 1, "total": total, "count": count, "sums": sums,
+                             "generator": generator.get_state()})
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        state["losses"].append({"epoch": epoch + 1, "loss": total / count, "lr": lr})
+        # per-epoch means; kgc + contrastive = loss (single process; across ranks, rank 0's share)
+        state["losses"].append({"epoch": epoch + 1, "loss": total / count, "kgc_loss": sums["kgc"] / count,
+                                "contrastive_loss": sums["contrastive"] / count, "lr": lr})
         log.info("epoch %d/%d: loss %.4f, lr %.3g", epoch + 1, config.epochs, total / count, lr)
         state["epoch"] = epoch + 1
         if state["epoch"] % config.eval_every == 0 or state["epoch"] == config.epochs:

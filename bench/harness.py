@@ -49,6 +49,9 @@ SCENARIOS = {
     "step_no_visual_before": "training step, no images, padded slots kept",
     "step_amp": "training step under bf16 autocast",
     "step_compiled": "training step, model parts under torch.compile (compile time in the warm-up step)",
+    "step_fp32": "training step in float32 without TF32 (on CUDA; `step` uses bf16 autocast there)",
+    "step_tf32": "training step in float32 with TF32 matmuls (CUDA)",
+    "step_max_autotune": "training step, torch.compile(mode='max-autotune') (CUDA; CUDA graphs where they apply)",
     "eval": "full filtered test evaluation, both directions, batched",
     "eval_loop": "evaluation as the reference code: one query at a time (timed on 500 queries, scaled)",
     "breakdown": "forward time of each part of a training step",
@@ -56,7 +59,9 @@ SCENARIOS = {
 }
 # Not by default: a DB15K epoch is long on CPU, and bf16 autocast is what `step` already does on
 # CUDA while on a CPU without bf16 units it is many times slower than float32.
-DEFAULT_SCENARIOS = [name for name in SCENARIOS if name not in ("epoch", "step_amp")]
+DEFAULT_SCENARIOS = [name for name in SCENARIOS
+                     if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune")]
+CUDA_SCENARIOS = "step,step_fp32,step_tf32,step_compiled,step_max_autotune,step_no_visual,eval,breakdown"
 
 
 def load_graph(args):
@@ -116,7 +121,11 @@ def run_scenario(name, args) -> dict:
     if name.startswith("step") or name == "epoch":
         config = TrainConfig(device=args.device, batch_size=args.batch_size, lr=preset["lr"],
                              mu=0.0 if name == "step_no_contrastive" else preset["mu"])
-        use_amp = device.type == "cuda" or name == "step_amp"
+        use_amp = (device.type == "cuda" and name not in ("step_fp32", "step_tf32")) or name == "step_amp"
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = name == "step_tf32"
+        if name == "step_max_autotune":
+            model.compile_parts(mode="max-autotune")
         if name == "step_compiled":
             model.compile_parts()
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -206,6 +215,10 @@ def run_scenario(name, args) -> dict:
         result["tucker_contraction_seconds"] = contraction
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
+        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        result["gpu"] = torch.cuda.get_device_name(device)
+        result["cuda"] = torch.version.cuda
+    if device.type == "cuda":
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
     result["dataset"], result["entities"], result["train_triples"] = label, N, len(splits["train"])
     result["m"], result["n"] = preset["m"], preset["n"]
@@ -276,6 +289,9 @@ def main() -> None:
         return
     results = []
     forwarded = [a for a in sys.argv[1:]]
+    if args.scenarios == "cuda":          # the GPU set: fp32 / TF32 / bf16 / compiled variants
+        args.scenarios = CUDA_SCENARIOS
+        forwarded = [CUDA_SCENARIOS if a == "cuda" else a for a in forwarded]
     for name in args.scenarios.split(","):
         print(f"running {name} ...", file=sys.stderr, flush=True)
         proc = subprocess.run([sys.executable, __file__, *forwarded, "--scenario", name], capture_output=True,

@@ -15,6 +15,10 @@ for n in 1000 4000 16000 64000; do
   python bench/harness.py --synthetic $n --preset db15k --steps 1 --scenarios step --memory-limit-gb 20 \
     --out bench/results/scaling_entities_$n
 done
+for n in 64000 256000; do
+  python bench/harness.py --synthetic $n --preset db15k --steps 1 --no-warmup --scenarios step --memory-limit-gb 20 \
+    --encoder-chunk 4096 --out bench/results/scaling_entities_${n}_chunk4096
+done
 for mn in "4 2" "8 4" "16 8" "32 16"; do
   set -- $mn
   python bench/harness.py --synthetic 4000 --preset db15k --steps 1 --scenarios step -m $1 -n $2 \

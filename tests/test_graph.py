@@ -137,3 +137,24 @@ def test_tables_reject_wrong_schema(tmp_path):
     pq.write_table(pa.table({"head": [1], "tail": [2]}), path)
     with pytest.raises(ValueError, match="missing column 'relation'"):
         tables.read_triples(path)
+
+
+@pytest.mark.parametrize("bom_on", ["entities.tsv", "train.tsv", "valid.tsv", "test.tsv"])
+def test_bom_and_crlf_in_named_files(tiny_named, bom_on):
+    reference = load_raw(tiny_named)
+    path = tiny_named / bom_on
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    graph = load_raw(tiny_named)
+    assert graph.entity_names == reference.entity_names and graph.relation_names == reference.relation_names
+    for split in ("train", "valid", "test"):
+        assert (graph.splits[split] == reference.splits[split]).all()
+
+
+def test_id_map_without_count_line_and_with_wrong_count(tiny_benchmark):
+    path = tiny_benchmark / "entity2id.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[1:]) + "\n")                 # the release's own layout: no count
+    assert load_raw(tiny_benchmark).num_entities == 4
+    path.write_text("5\n" + "\n".join(lines[1:]) + "\n")
+    with pytest.raises(ValueError, match="entity2id.txt: line 1: declares 5 entries but lists 4"):
+        load_raw(tiny_benchmark)

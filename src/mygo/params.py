@@ -190,7 +190,7 @@ class ModelParams(Section):
     use_text: bool = True
     # reference: the authors' init_weights (Xavier on (N, 1, d) tables, the core and the
     # projections), what the published numbers started from; ours: (N, d)-shaped Xavier,
-    # uniform(-1, 1) core, nn.Linear defaults (README, "Initialisation").
+    # uniform(-1, 1) core, nn.Linear defaults (docs/model.md, "Initialisation").
     init: str = param("reference", choices=("reference", "ours"))
     encoder_chunk: int = param(0, ge=0)   # entities per checkpointed encoder chunk; 0 = one pass
 

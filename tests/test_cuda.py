@@ -1,0 +1,100 @@
+"""The CUDA path against the CPU's: run wherever CUDA is present, skipped (with the reason) where
+it is not. Run on a GPU machine with `pytest tests/test_cuda.py -v`."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from mygo.evaluation import compute_ranks
+from mygo.training import TrainConfig, train
+from test_model import batch, tiny_model
+from test_training import TRAIN, VALID
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+NO_DROPOUT = dict(emb_dropout=0.0, vis_dropout=0.0, txt_dropout=0.0, attn_dropout=0.0, input_dropout=0.0,
+                  core_dropout=0.0, hidden_dropout=0.0)
+
+
+@pytest.fixture(autouse=True)
+def exact_fp32():
+    """fp32 comparisons: no TF32 (it rounds matmul inputs to 10-bit mantissas)."""
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def _loss_grads_scores(model, device, amp=False):
+    model = model.to(device).train()
+    known, relation, head, target = (t.to(device) for t in batch(model, B=6))
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        scores, loss = model(known, relation, head, target, mu=0.1, contrastive_size=5,
+                             generator=torch.Generator().manual_seed(0))
+    model.zero_grad()
+    loss.backward()
+    grads = {n: p.grad.detach().float().cpu() for n, p in model.named_parameters() if p.grad is not None}
+    return loss.detach().float().cpu(), grads, scores.detach().float().cpu()
+
+
+def test_cpu_and_cuda_agree_in_fp32():
+    cpu = _loss_grads_scores(tiny_model(**NO_DROPOUT), torch.device("cpu"))
+    gpu = _loss_grads_scores(tiny_model(**NO_DROPOUT), torch.device("cuda"))
+    torch.testing.assert_close(gpu[0], cpu[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gpu[2], cpu[2], rtol=1e-5, atol=1e-5)
+    for name in cpu[1]:
+        torch.testing.assert_close(gpu[1][name], cpu[1][name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_bf16_autocast_within_tolerance():
+    """bf16 keeps 8 mantissa bits: loss within 2%, scores within 0.05 + 3% of fp32."""
+    fp32 = _loss_grads_scores(tiny_model(**NO_DROPOUT), torch.device("cuda"))
+    bf16 = _loss_grads_scores(tiny_model(**NO_DROPOUT), torch.device("cuda"), amp=True)
+    torch.testing.assert_close(bf16[0], fp32[0], rtol=0.02, atol=0.0)
+    torch.testing.assert_close(bf16[2], fp32[2], rtol=0.03, atol=0.05)
+
+
+def test_compile_on_cuda_matches_eager():
+    eager = _loss_grads_scores(tiny_model(**NO_DROPOUT), torch.device("cuda"))
+    model = tiny_model(**NO_DROPOUT).cuda()
+    model.compile_parts()
+    compiled = _loss_grads_scores(model, torch.device("cuda"))
+    torch.testing.assert_close(compiled[0], eager[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(compiled[2], eager[2], rtol=1e-4, atol=1e-4)
+
+
+def test_training_resumes_bit_identically_on_the_same_gpu(tmp_path, monkeypatch):
+    """Killed mid-run (an exception inside an optimizer step), resumed from the saved state: the
+    same weights as an uninterrupted run on the same GPU (cuBLAS is deterministic per device
+    for the same shapes; the dropout RNG state is saved and restored)."""
+    config = TrainConfig(device="cuda", amp=False, seed=3, epochs=4, batch_size=2, lr=0.01, eval_every=2, t0=3,
+                         mu=0.01, contrastive_size=4, checkpoint_minutes=1e-9)
+    full = tiny_model()
+    train(full, config, TRAIN, VALID, progress=False)
+    original, calls = torch.optim.Adam.step, {"n": 0}
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    state = tmp_path / "state.pt"
+    monkeypatch.setattr(torch.optim.Adam, "step", failing)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), config, TRAIN, VALID, resume_path=state, run_id="x", progress=False)
+    monkeypatch.setattr(torch.optim.Adam, "step", original)
+    resumed = tiny_model()
+    train(resumed, config, TRAIN, VALID, resume_path=state, run_id="x", progress=False)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu()), name
+
+
+def test_evaluation_ranks_equal_the_cpus():
+    model = tiny_model(**NO_DROPOUT)
+    triples = np.array([[0, 0, 1], [2, 1, 3], [4, 2, 5], [6, 0, 2]])
+    cpu = compute_ranks(copy.deepcopy(model), triples, [TRAIN, VALID, triples], device="cpu", progress=False)
+    gpu = compute_ranks(copy.deepcopy(model).cuda(), triples, [TRAIN, VALID, triples], device="cuda", progress=False)
+    for kind in ("optimistic", "pessimistic", "realistic"):
+        np.testing.assert_array_equal(gpu[kind], cpu[kind])

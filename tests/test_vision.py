@@ -132,7 +132,7 @@ def test_palette_tokens_carry_colour():
     red = tokenizer.preprocess(Image.new("RGB", (50, 40), (250, 5, 5)), 64)
     blue = tokenizer.preprocess(Image.new("RGB", (50, 40), (5, 5, 250)), 64)
     ids = tokenizer(torch.stack([red, blue]))
-    assert ids.shape == (2, 16)
+    assert ids.shape == (2, 64)                                   # 8 px patches of a 64 px image
     assert len(set(ids[0].tolist())) == 1 and ids[0, 0] != ids[1, 0]
     assert torch.allclose(tokenizer.codebook()[ids[0, 0]], torch.tensor([1.0, 0.0, 0.0]))
 

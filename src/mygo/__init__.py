@@ -1,2 +1,2 @@
 """MyGO: multi-modal knowledge graph completion with discrete modality tokens."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -31,25 +31,44 @@ PEOPLE = ["Alice", "Bruno", "Chiara", "Dmitri", "Eun-ji", "Farid", "Greta", "Hir
           "Ines", "Jonas", "Kemal", "Lena", "Marek", "Noor", "Oskar", "Priya"]
 SIZES = ["small", "large", "tall", "round", "heavy", "light", "old", "new"]
 NUM_OBJECTS = 240
-IMAGE_SIZE = 64          # a 4 x 4 grid of 16 px cells: the palette tokenizer's patches
-CELL = 16
+IMAGE_SIZE = 64          # an 8 x 8 grid of 8 px cells: the palette tokenizer's patches
+CELL = 8
+LEVELS = (0, 85, 170, 255)   # the palette tokenizer's 4 x 4 x 4 RGB grid
+
+
+def _tones(color) -> list[np.ndarray]:
+    """The object's tint (lit top), colour (two rows) and shade (bottom), as 4 x 3 RGB rows."""
+    base = np.array(color, dtype=np.float64)
+    return [0.5 * base + 127.5, base, base, 0.5 * base]
+
+
+def _nearest_level(rgb) -> tuple[int, int, int]:
+    return tuple(min(LEVELS, key=lambda level: abs(level - v)) for v in rgb)
+
+
+def _background_colours() -> list[tuple[int, int, int]]:
+    """Palette colours that no object tone maps to: walls, floors and clutter share these."""
+    used = {_nearest_level(tone) for rgb in COLORS.values() for tone in _tones(rgb)}
+    free = [(r, g, b) for r in LEVELS for g in LEVELS for b in LEVELS if (r, g, b) not in used]
+    return free[::2]
 
 
 def _image(rng: random.Random, color: tuple[int, int, int]) -> Image.Image:
-    """A scene: the object, in its colour, fills a 2 x 3 block of cells at a random place; the
-    other ten cells are clutter of random colours. The object's colour is the most frequent
-    patch colour of every image, while each image adds several uninformative ones, so an entity
-    has more distinct visual tokens than m = 8 and m = 4 / 8 / 16 select different tokens."""
+    """A scene: the object fills a 4 x 4 block of cells at a random place, lit from above (a row
+    of its colour's tint, two of the colour, one of its shade); the other 48 cells are background
+    in colours no object has. The object's tones are an entity's most frequent tokens, and the
+    background adds a dozen or more distinct shared ones, so an entity has more distinct visual
+    tokens than m = 8 and m = 4 / 8 / 16 select different tokens."""
     np_rng = np.random.default_rng(rng.randrange(2**32))
     grid = IMAGE_SIZE // CELL
-    cells = np.array([[rng.randrange(256) for _ in range(3)] for _ in range(grid * grid)], dtype=np.float64)
-    rows, cols = rng.choice([(2, 3), (3, 2)])
-    top, left = rng.randrange(grid - rows + 1), rng.randrange(grid - cols + 1)
-    for r in range(top, top + rows):
-        for c in range(left, left + cols):
-            cells[r * grid + c] = color
+    background = _background_colours()
+    cells = np.array([background[rng.randrange(len(background))] for _ in range(grid * grid)], dtype=np.float64)
+    top, left = rng.randrange(grid - 3), rng.randrange(grid - 3)
+    for r, tone in enumerate(_tones(color)):
+        for c in range(4):
+            cells[(top + r) * grid + left + c] = tone
     pixels = np.repeat(np.repeat(cells.reshape(grid, grid, 3), CELL, axis=0), CELL, axis=1)
-    pixels += np_rng.normal(0, 8, pixels.shape)
+    pixels += np_rng.normal(0, 6, pixels.shape)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 

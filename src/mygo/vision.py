@@ -252,7 +252,7 @@ class PaletteTokenizer(nn.Module):
     """Image (B, 3, S, S) in [0, 1] -> ids (B, (S/patch)^2): each patch's mean colour quantised to
     the nearest colour of a levels x levels x levels RGB grid (the codebook, levels^3 x 3)."""
 
-    def __init__(self, levels: int = 4, patch_size: int = 16, image_size: int = 64):
+    def __init__(self, levels: int = 4, patch_size: int = 8, image_size: int = 64):
         super().__init__()
         grid = torch.linspace(0.0, 1.0, levels)
         self.register_buffer("embedding", torch.cartesian_prod(grid, grid, grid))   # (levels^3, 3)

@@ -33,7 +33,7 @@ def test_unknown_names_get_the_closest_known_ones():
     relations = ["made_of", "has_color", "located_in"]
     with pytest.raises(ValueError, match=r"unknown relation 'made-of'; closest: 'made_of'"):
         predict(model, [Query("chair_010", "made-of", None)], names, relations)
-    with pytest.raises(ValueError, match=r"unknown entity 'chair_01'; closest: 'chair_010', 'chair_011'"):
+    with pytest.raises(ValueError, match=r"unknown entity 'chair_01'; closest: 'chair_01[01]', 'chair_01[01]'"):
         predict(model, [Query("chair_01", "made_of", None)], names, relations)
     with pytest.raises(ValueError, match="k = 0: must be >= 1"):
         predict(model, [Query("chair_010", "made_of", None)], names, relations, k=0)

@@ -191,7 +191,8 @@ def _read_map(raw_dir: Path, kind: str) -> tuple[list[str], str]:
 
     When both files are present they must agree line for line.
     """
-    id_file, list_file = raw_dir / f"{kind}2id.txt", raw_dir / f"{kind}s.txt"
+    id_file = raw_dir / f"{kind}2id.txt"
+    list_file = raw_dir / {"entity": "entities.txt", "relation": "relations.txt"}[kind]
     if id_file.exists():
         names = _read_id_map(id_file)
         if list_file.exists():

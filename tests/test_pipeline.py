@@ -217,3 +217,13 @@ def test_experiment_workflow(repro_clone, tmp_path):
     finally:
         sh(repro_clone, "git", "checkout", "-q", "--", ".")
         dvc(repro_clone, "checkout", "-f", "-q", check=False)
+
+
+def test_offline_plot_images(repro_clone, tmp_path):
+    """The README's plots command: images of every declared plot, rendered without network."""
+    out = tmp_path / "plots"
+    result = sh(repro_clone, sys.executable, "scripts/plots.py", "--out", str(out))
+    names = {p.name for p in out.glob("*.png")}
+    assert names == {"loss.png", "learning_rate.png", "valid_mrr.png", "per_relation_mrr.png"}, result.stdout
+    assert all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / n).stat().st_size > 5000 for n in names)
+    assert "per_relation_mrr.png" in (out / "index.html").read_text()

@@ -215,9 +215,7 @@ def run_scenario(name, args) -> dict:
         result["tucker_contraction_seconds"] = contraction
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
-        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-        result["gpu"] = torch.cuda.get_device_name(device)
-        result["cuda"] = torch.version.cuda
+        result["gpu"], result["cuda"] = torch.cuda.get_device_name(device), torch.version.cuda
     if device.type == "cuda":
         result["peak_cuda_mib"] = torch.cuda.max_memory_allocated() / 2**20
     result["dataset"], result["entities"], result["train_triples"] = label, N, len(splits["train"])
@@ -231,13 +229,20 @@ def markdown(results: list[dict], meta: dict) -> str:
              f"Machine: {meta['machine']}; torch {meta['torch']}; {meta['threads']} threads; device {meta['device']}; "
              f"batch {meta['batch_size']}; {meta['entities']} entities, {meta['train_triples']} train triples.", "",
              "| scenario | what | s / step | s / epoch | s / evaluation | peak RSS MiB |", "|---|---|---|---|---|---|"]
+    gpu_column = any("peak_cuda_mib" in r for r in results)
+    if gpu_column:
+        gpus = sorted({f"{r['gpu']} (CUDA {r['cuda']})" for r in results if "gpu" in r})
+        lines[-2:] = [f"GPU: {', '.join(gpus)}.", "",
+                      "| scenario | what | s / step | s / epoch | s / evaluation | peak RSS MiB | peak GPU MiB "
+                      "(max_memory_allocated) |", "|---|---|---|---|---|---|---|"]
     for r in results:
         if r["scenario"] == "breakdown":
             continue
         step = f"{r['median_step_seconds']:.2f}" if "median_step_seconds" in r else ""
         epoch = f"{r['epoch_seconds']:.0f}" if "epoch_seconds" in r else ""
         ev = f"{r['eval_seconds']:.1f}" if "eval_seconds" in r else ""
-        lines.append(f"| {r['scenario']} | {r['what']} | {step} | {epoch} | {ev} | {r['peak_rss_mib']:.0f} |")
+        gpu = f" {r['peak_cuda_mib']:.0f} |" if gpu_column else ""
+        lines.append(f"| {r['scenario']} | {r['what']} | {step} | {epoch} | {ev} | {r['peak_rss_mib']:.0f} |{gpu}")
     for r in results:
         if r["scenario"] == "breakdown":
             lines += ["", "Forward time of one training step, by part (train mode, no grad):", "",

@@ -225,3 +225,20 @@ def test_local_fault_stops_the_stage(server, tmp_path):
     blocked.write_text("a file where the image directory should be")
     with pytest.raises(LocalFault, match="cannot create the image directory"):
         download_all([(0, server.url + "/good.png")], blocked / "images", tmp_path, CONFIG, progress=False)
+
+
+def test_changed_local_file_is_stored_again(tmp_path):
+    """Local images (paths, file://) are re-read when their content changes; http is final."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.png").write_bytes(image_bytes("PNG", (200, 30, 30)))
+    out = tmp_path / "images"
+    out.mkdir()
+    first = download_one(0, "a.png", out, raw, CONFIG)
+    again = download_one(0, "a.png", out, raw, CONFIG)
+    assert first.status == again.status == "ok" and first.sha256 == again.sha256
+    (raw / "a.png").write_bytes(image_bytes("PNG", (30, 30, 200)))
+    changed = download_one(0, "a.png", out, raw, CONFIG)
+    assert changed.status == "ok" and changed.sha256 != first.sha256
+    with Image.open(out / changed.path) as image:
+        assert image.convert("RGB").getpixel((0, 0))[2] > 150          # the new, blue image

@@ -282,11 +282,31 @@ def _recorded(target: Path) -> dict | None:
         return None
 
 
+def _local_source_digest(url: str, base_dir: Path) -> str | None:
+    """sha256 of a local image file (a path or file:// URL), so a changed file is stored again;
+    None for http(s), whose stored copy is final (a finished URL is never requested again)."""
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        if scheme in ("http", "https"):
+            return None
+        if scheme == "file":
+            path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        else:
+            path = Path(url)
+        path = path if path.is_absolute() else base_dir / path
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    except (ValueError, OSError):
+        return None
+
+
 def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: DownloadConfig,
                  sleep=time.sleep) -> Result:
     name = stored_name(url)
     target = out_dir / name
+    source = _local_source_digest(url, base_dir)
     recorded = _recorded(target)
+    if recorded is not None and recorded.get("source_sha256") != source:
+        recorded = None     # a local file that changed since it was stored: store it again
     if recorded is not None:
         # Already stored by an earlier run: report what that run recorded, so the manifest is
         # the same whether or not a run was interrupted.
@@ -313,7 +333,7 @@ def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: D
                     tmp.write_bytes(stored)
                 # written last: marks the file complete
                 write_json(_sidecar(target), {"url": url, "http_code": code, "attempts": attempts,
-                                              "bytes": len(data)})
+                                              "bytes": len(data), "source_sha256": source})
             except OSError as err:      # a local fault (disk full, unwritable dir): the stage stops
                 raise LocalFault(f"cannot store images in {out_dir}: {err}") from None
             return Result(entity, url, "ok", code, attempts, len(data), hashlib.sha256(stored).hexdigest(), name)

@@ -14,8 +14,8 @@ from mygo import tables
 from mygo.config import run_main
 from mygo.io import atomic_dir, write_json
 from mygo.params import load_params
-from mygo.selection import (entity_tokens_table, load_embedding_tensor, pooled_tokens, read_released_tokens,
-                            released_path, save_table, select, shortfall)
+from mygo.selection import (entity_tokens_table, load_embedding_tensor, load_released, pooled_tokens, save_table,
+                            select, shortfall)
 
 log = logging.getLogger("mygo.select_tokens")
 
@@ -40,12 +40,8 @@ def main() -> None:
 
     visual_tokens, visual_source, visual_pad = [[] for _ in range(num)], None, None
     if config.visual_json:
-        json_path = released_path(args.released_dir, config.visual_json, "select_tokens.visual_json")
-        table_path = released_path(args.released_dir, config.visual_table, "select_tokens.visual_table")
-        visual_tokens = read_released_tokens(json_path, names)
-        visual_source = load_embedding_tensor(table_path)
-        visual_pad = config.visual_pad_row if config.visual_pad_row >= 0 else None
-        sources["visual"] = f"released: {json_path} + {table_path}"
+        visual_tokens, visual_source, visual_pad, sources["visual"] = load_released(config, "visual",
+                                                                                  args.released_dir, names)
     elif args.image_dir and (Path(args.image_dir) / "image_tokens.parquet").exists():
         image_tokens = tables.read_image_tokens(Path(args.image_dir) / "image_tokens.parquet")
         visual_tokens = pooled_tokens(num, image_tokens["entity"].to_numpy(), image_tokens["tokens"].to_pylist())
@@ -55,12 +51,7 @@ def main() -> None:
         sources["visual"] = "none"
 
     if config.text_json:
-        json_path = released_path(args.released_dir, config.text_json, "select_tokens.text_json")
-        table_path = released_path(args.released_dir, config.text_table, "select_tokens.text_table")
-        text_tokens = read_released_tokens(json_path, names)
-        text_source = load_embedding_tensor(table_path)
-        text_pad = config.text_pad_row if config.text_pad_row >= 0 else None
-        sources["text"] = f"released: {json_path} + {table_path}"
+        text_tokens, text_source, text_pad, sources["text"] = load_released(config, "text", args.released_dir, names)
     elif args.text_dir:
         table = tables.read_text_tokens(Path(args.text_dir) / "text_tokens.parquet")
         text_tokens = pooled_tokens(num, table["entity"].to_numpy(), table["tokens"].to_pylist())

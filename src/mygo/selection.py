@@ -130,6 +130,18 @@ def released_path(base_dir: str | Path, value: str, param: str) -> Path:
     return path
 
 
+def load_released(config, kind: str, base_dir: str | Path, names: list[str]):
+    """One modality's released tokens as named by select_tokens params (`kind`: visual | text).
+
+    Returns (token ids per entity, the table they index, its padding row or None, a description
+    of the source for logs and the summary)."""
+    json_path = released_path(base_dir, getattr(config, f"{kind}_json"), f"select_tokens.{kind}_json")
+    table_path = released_path(base_dir, getattr(config, f"{kind}_table"), f"select_tokens.{kind}_table")
+    pad_row = getattr(config, f"{kind}_pad_row")
+    return (read_released_tokens(json_path, names), load_embedding_tensor(table_path),
+            pad_row if pad_row >= 0 else None, f"released: {json_path} + {table_path}")
+
+
 def _read_token_json(path: Path):
     """A token JSON file, or the one .json inside a .zip as the release distributes it."""
     if path.suffix.lower() != ".zip":

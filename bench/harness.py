@@ -34,6 +34,62 @@ from mygo.evaluation import compute_ranks  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
 from mygo.model import ModelConfig, MyGO  # noqa: E402
 from mygo.training import TrainConfig, train_step, training_queries  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+MATMULS = {torch.ops.aten.mm.default: "mm", torch.ops.aten.addmm.default: "addmm",
+           torch.ops.aten.bmm.default: "bmm", torch.ops.aten.baddbmm.default: "baddbmm"}
+
+
+class RecordMatmuls(TorchDispatchMode):
+    """Records every dense matrix product a step runs (forward and backward): the op and its
+    tensor arguments' shapes, strides and dtypes, and the scalars."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in MATMULS:
+            self.calls.append((func, [(tuple(a.shape), a.stride(), a.dtype, a.device) if isinstance(a, torch.Tensor)
+                                      else a for a in args], kwargs))
+        return func(*args, **kwargs)
+
+
+def matmul_flop(func, shapes) -> float:
+    """2 M K N per product (batched: times the batch); shapes are the op's tensor arguments'."""
+    name = MATMULS[func]
+    a, b = shapes[-2:] if name in ("addmm", "baddbmm") else shapes[:2]
+    batch = a[0] if name in ("bmm", "baddbmm") else 1
+    return 2.0 * batch * a[-2] * a[-1] * b[-1]
+
+
+def time_matmuls(calls, device: torch.device) -> tuple[float, float]:
+    """Seconds and FLOP of the recorded products, each run alone on random inputs of the same
+    shapes and strides (one untimed run of each first)."""
+    def inputs(args):
+        out = []
+        for a in args:
+            if isinstance(a, tuple):
+                shape, stride, dtype, dev = a
+                out.append(torch.empty_strided(shape, stride, dtype=dtype, device=dev).normal_())
+            else:
+                out.append(a)
+        return out
+
+    total, flop = 0.0, 0.0
+    for func, args, kwargs in calls:
+        tensors = inputs(args)
+        func(*tensors, **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        func(*tensors, **kwargs)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        total += time.perf_counter() - started
+        flop += matmul_flop(func, [a[0] for a in args if isinstance(a, tuple)])
+    return total, flop
 
 PRESETS = {  # SPEC, "Optimisation": the authors' run-script settings
     "db15k": dict(model=dict(dim=256, hidden_dim=1024, num_head=2, num_layer_dec=1, emb_dropout=0.6,
@@ -56,6 +112,7 @@ SCENARIOS = {
     "eval_loop": "evaluation as the reference code: one query at a time (timed on 500 queries, scaled)",
     "breakdown": "forward time of each part of a training step",
     "epoch": "whole training epochs (every batch of the shuffled train split)",
+    "floor": "training step against its floor: the step's own matrix products (forward and backward) timed alone",
 }
 # Not by default: a DB15K epoch is long on CPU, and bf16 autocast is what `step` already does on
 # CUDA while on a CPU without bf16 units it is many times slower than float32.
@@ -118,7 +175,7 @@ def run_scenario(name, args) -> dict:
             model.contrastive_loss = lambda e, s, tau: contrastive_over_all_entities(model, e, s, tau)
     result = {"scenario": name, "what": SCENARIOS[name]}
     steps_per_epoch = math.ceil(len(splits["train"]) / args.batch_size)
-    if name.startswith("step") or name == "epoch":
+    if name.startswith("step") or name in ("epoch", "floor"):
         config = TrainConfig(device=args.device, batch_size=args.batch_size, lr=preset["lr"],
                              mu=0.0 if name == "step_no_contrastive" else preset["mu"])
         use_amp = (device.type == "cuda" and name not in ("step_fp32", "step_tf32")) or name == "step_amp"
@@ -149,6 +206,21 @@ def run_scenario(name, args) -> dict:
             result.update(warmup_seconds=times[0], epoch_seconds_each=times[1:],
                           epoch_seconds=statistics.median(times[1:]), steps_per_epoch=steps_per_epoch,
                           median_step_seconds=statistics.median(times[1:]) / steps_per_epoch)
+        elif name == "floor":    # one warm-up step, `--steps` timed steps, one recorded step, its products
+            queries = training_queries(splits["train"], "random", g)
+            step(0, queries)
+            times = []
+            for b in range(1, args.steps + 1):
+                started = time.perf_counter()
+                step(b % steps_per_epoch, queries)
+                times.append(time.perf_counter() - started)
+            with RecordMatmuls() as recorder:
+                step((args.steps + 1) % steps_per_epoch, queries)
+            floor, flop = time_matmuls(recorder.calls, device)
+            median = statistics.median(times)
+            result.update(step_seconds=times, median_step_seconds=median, steps_per_epoch=steps_per_epoch,
+                          epoch_seconds=median * steps_per_epoch, floor_seconds=floor, matmuls=len(recorder.calls),
+                          matmul_gflop=flop / 1e9, floor_gflops=flop / floor / 1e9, step_over_floor=median / floor)
         else:                    # one warm-up step, then `--steps` timed steps
             queries = training_queries(splits["train"], "random", g)
             times = [float("nan")] if args.no_warmup else []
@@ -252,6 +324,12 @@ def markdown(results: list[dict], meta: dict) -> str:
                 lines += ["", f"TuckER's core contraction for a batch of {meta['batch_size']} queries, eval mode:", "",
                           "| contraction | seconds |", "|---|---|"]
                 lines += [f"| {k} | {v:.3f} |" for k, v in r["tucker_contraction_seconds"].items()]
+    for r in results:
+        if r["scenario"] == "floor":
+            lines += ["", f"Floor: the step's {r['matmuls']} matrix products (forward and backward, "
+                      f"{r['matmul_gflop']:.0f} GFLOP), each timed alone on random inputs of the same shapes and "
+                      f"strides, take {r['floor_seconds']:.2f} s ({r['floor_gflops']:.0f} GFLOP/s); the step "
+                      f"({r['median_step_seconds']:.2f} s, same process) is **{r['step_over_floor']:.2f}x** its floor."]
     warmups = [f"{r['scenario']} {r['warmup_seconds']:.1f} s" for r in results
                if "warmup_seconds" in r and r["warmup_seconds"] == r["warmup_seconds"]]     # nan: --no-warmup
     if any(r.get("warmup_seconds") != r.get("warmup_seconds") for r in results):

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mygo import distributed
+from mygo.dropout import Dropout, core_dropout_contract, use_cheap_dropout
 from mygo.params import ModelParams
 
 
@@ -36,7 +37,7 @@ def _transformer(config: ModelConfig, num_layers: int) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(config.dim, config.num_head, config.hidden_dim,
                                        dropout=config.attn_dropout, activation="relu",
                                        batch_first=True, norm_first=False)
-    return nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+    return use_cheap_dropout(nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False))
 
 
 class CrossModalEntityEncoder(nn.Module):
@@ -50,11 +51,11 @@ class CrossModalEntityEncoder(nn.Module):
         self.config = config
         self.ent_token = nn.Parameter(torch.empty(1, 1, d))
         self.structure = nn.Parameter(torch.empty(config.num_entities, d))
-        self.norm_str, self.drop_str = nn.LayerNorm(d), nn.Dropout(config.emb_dropout)
+        self.norm_str, self.drop_str = nn.LayerNorm(d), Dropout(config.emb_dropout)
         self.proj_vis, self.norm_vis = nn.Linear(config.visual_dim, d), nn.LayerNorm(d)
-        self.drop_vis = nn.Dropout(config.vis_dropout)
+        self.drop_vis = Dropout(config.vis_dropout)
         self.proj_txt, self.norm_txt = nn.Linear(config.text_dim, d), nn.LayerNorm(d)
-        self.drop_txt = nn.Dropout(config.txt_dropout)
+        self.drop_txt = Dropout(config.txt_dropout)
         self.bias_str = nn.Parameter(torch.empty(1, 1, d))   # "modality bias" vectors
         self.bias_vis = nn.Parameter(torch.empty(1, 1, d))
         self.bias_txt = nn.Parameter(torch.empty(1, 1, d))
@@ -109,7 +110,7 @@ class ContextualTripleEncoder(nn.Module):
         super().__init__()
         d = config.dim
         self.relation = nn.Parameter(torch.empty(config.num_relations, d))
-        self.norm_rel, self.drop_rel = nn.LayerNorm(d), nn.Dropout(config.emb_dropout)
+        self.norm_rel, self.drop_rel = nn.LayerNorm(d), Dropout(config.emb_dropout)
         self.mask_token = nn.Parameter(torch.empty(1, d))
         self.position = nn.Parameter(torch.empty(3, d))       # p_head, p_rel, p_tail
         self.decoder = _transformer(config, config.num_layer_dec)
@@ -142,9 +143,9 @@ class TuckER(nn.Module):
         d = config.dim
         self.core = nn.Parameter(torch.empty(d, d, d).uniform_(-1.0, 1.0))   # W (d_r, d_e, d_e)
         self.bn0, self.bn1 = nn.BatchNorm1d(d), nn.BatchNorm1d(d)
-        self.drop_in = nn.Dropout(config.input_dropout)
-        self.drop_core = nn.Dropout(config.core_dropout)
-        self.drop_hidden = nn.Dropout(config.hidden_dropout)
+        self.drop_in = Dropout(config.input_dropout)
+        self.drop_core = Dropout(config.core_dropout)
+        self.drop_hidden = Dropout(config.hidden_dropout)
 
     def forward(self, context: torch.Tensor, relation: torch.Tensor, entity_emb: torch.Tensor) -> torch.Tensor:
         """context, relation (B, d); entity_emb (N, d) -> scores (B, N)."""
@@ -162,8 +163,7 @@ class TuckER(nn.Module):
         """
         B, d = x.shape
         if materialise:
-            core = self.drop_core((relation @ self.core.view(d, d * d)).view(B, d, d))  # (B, d, d)
-            return torch.bmm(x.unsqueeze(1), core).squeeze(1)
+            return core_dropout_contract(x, relation, self.core, self.drop_core.p if self.training else 0.0)
         return (relation.unsqueeze(2) * x.unsqueeze(1)).view(B, d * d) @ self.core.view(d * d, d)
 
     def _norm(self, bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,8 @@ def keep_mask(shape: torch.Size | tuple, p: float, device: torch.device | str = 
     (the complement of the same draw)."""
     numel = math.prod(shape)
     threshold = round((1.0 - p) * 2**16) - 2**15
+    if threshold >= 2**15:                           # p' = 0: every entry kept (no draw)
+        return torch.full(tuple(shape), not dropped, dtype=torch.bool, device=device)
     words = torch.randint(-2**63, 2**63 - 1, (-(-numel // 4),), dtype=torch.int64, device=device)
     u = words.view(torch.int16)[:numel]              # uniform 16-bit numbers, minus 2^15 (int16)
     return (u >= threshold if dropped else u < threshold).view(shape)

@@ -83,12 +83,18 @@ class CrossModalEntityEncoder(nn.Module):
             entities = torch.arange(self.config.num_entities, device=self.structure.device)
         E, d = entities.shape[0], self.config.dim
         ent = self.ent_token.expand(E, 1, d)                                          # (E, 1, d)
-        structure = self.drop_str(self.norm_str(self.structure[entities])).unsqueeze(1) + self.bias_str
+        structure = self.drop_str(self.norm_str(self.structure[entities])).unsqueeze(1)  # (E, 1, d)
         visual = self.visual_table[self.visual_ids[entities]]                         # (E, m, Dv)
-        visual = self.drop_vis(self.norm_vis(self.proj_vis(visual))) + self.bias_vis  # (E, m, d)
+        visual = self.drop_vis(self.norm_vis(self.proj_vis(visual)))                  # (E, m, d)
         text = self.text_table[self.text_ids[entities]]                               # (E, n, Dt)
-        text = self.drop_txt(self.norm_txt(self.proj_txt(text))) + self.bias_txt      # (E, n, d)
-        sequence = torch.cat([ent, structure, visual, text], dim=1)                   # (E, L, d)
+        text = self.drop_txt(self.norm_txt(self.proj_txt(text)))                      # (E, n, d)
+        # The modality biases as one (1, L, d) row added to the whole sequence ([ENT] gets zero):
+        # the same sums as adding each to its slots, and backward reduces one contiguous gradient
+        # instead of strided slices of it.
+        m, n = visual.shape[1], text.shape[1]
+        slot_bias = torch.cat([torch.zeros_like(self.bias_str), self.bias_str, self.bias_vis.expand(1, m, d),
+                               self.bias_txt.expand(1, n, d)], dim=1)                 # (1, L, d)
+        sequence = torch.cat([ent, structure, visual, text], dim=1) + slot_bias       # (E, L, d)
         always = torch.ones(E, 1, dtype=torch.bool, device=entities.device)
         mask = torch.cat([always, always & self.config.use_structure,
                           self.visual_mask[entities], self.text_mask[entities]], dim=1)  # (E, L)
@@ -163,7 +169,7 @@ class TuckER(nn.Module):
         """
         B, d = x.shape
         if materialise:
-            return core_dropout_contract(x, relation, self.core, self.drop_core.p if self.training else 0.0)
+            return core_dropout_contract(x, relation, self.core, self.drop_core.p if self.drop_core.training else 0.0)
         return (relation.unsqueeze(2) * x.unsqueeze(1)).view(B, d * d) @ self.core.view(d * d, d)
 
     def _norm(self, bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:

@@ -178,6 +178,13 @@ def run_scenario(name, args) -> dict:
         if name == "step_before":
             model.contrastive_loss = lambda e, s, tau: contrastive_over_all_entities(model, e, s, tau)
     result = {"scenario": name, "what": SCENARIOS[name]}
+    if args.memory_budget_gb and not args.encoder_chunk:
+        from mygo.memory import choose_encoder_chunk, step_bytes
+        chunk = choose_encoder_chunk(model, args.memory_budget_gb, args.batch_size, 512, preset["mu"])
+        model.set_encoder_chunk(chunk)
+        estimate = step_bytes(model, args.batch_size, 512, preset["mu"], chunk)
+        result.update(memory_budget_gb=args.memory_budget_gb, encoder_chunk=chunk,
+                      estimated_peak_mib=sum(estimate.values()) / 2**20)
     steps_per_epoch = math.ceil(len(splits["train"]) / args.batch_size)
     if name.startswith("step") or name in ("epoch", "floor"):
         config = TrainConfig(device=args.device, batch_size=args.batch_size, lr=preset["lr"],
@@ -370,6 +377,8 @@ def main() -> None:
                         "running out of memory is a clean error instead of the kernel's OOM killer")
     parser.add_argument("--encoder-chunk", type=int, default=0, help="train.model.encoder_chunk: entities per "
                         "checkpointed encoder chunk (bounded memory); 0 = one pass")
+    parser.add_argument("--memory-budget-gb", type=float, default=0.0, help="train.memory_budget_gb: choose the "
+                        "encoder chunk that fits this budget (mygo.memory); with --encoder-chunk 0 only")
     parser.add_argument("--no-warmup", action="store_true", help="time the first step too (for very large N, "
                         "where one step is all there is time for)")
     parser.add_argument("--out", help="output prefix (writes .json and .md)")

@@ -79,7 +79,7 @@ TINY_TRAIN_PARAMS = {
     "device": "cpu", "amp": False, "seed": 7, "epochs": 12, "batch_size": 256, "lr": 0.003, "grad_clip": 0.1,
     "t0": 12, "t_mult": 2, "directions": "random", "mu": 0.01, "tau": 0.5, "contrastive_size": 64,
     "label_smoothing": 0.0, "eval_every": 3, "eval_batch_size": 512, "patience": 0, "checkpoint_every": 1,
-    "checkpoint_minutes": 0.0,
+    "checkpoint_minutes": 0.0, "memory_budget_gb": 0.0,
     "model": {"dim": 16, "hidden_dim": 32, "num_head": 2, "num_layer_enc": 1, "num_layer_dec": 1,
               "emb_dropout": 0.0, "vis_dropout": 0.0, "txt_dropout": 0.0, "attn_dropout": 0.0,
               "input_dropout": 0.0, "core_dropout": 0.0, "hidden_dropout": 0.0, "use_structure": True,

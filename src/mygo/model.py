@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -234,6 +235,11 @@ class MyGO(nn.Module):
         return cls(config, torch.zeros(config.visual_rows, config.visual_dim), torch.zeros(N, m, dtype=torch.long),
                    torch.zeros(N, m, dtype=torch.bool), torch.zeros(config.text_rows, config.text_dim),
                    torch.zeros(N, n, dtype=torch.long), torch.zeros(N, n, dtype=torch.bool))
+
+    def set_encoder_chunk(self, chunk: int) -> None:
+        """Encode entities `chunk` at a time from now on (0: one pass); saved with the config."""
+        self.config = dataclasses.replace(self.config, encoder_chunk=chunk)
+        self.entity_encoder.config = self.config
 
     def compile_parts(self, **options) -> None:
         """torch.compile the entity encoder, the triple encoder and TuckER in place (parameters

@@ -223,6 +223,9 @@ class TrainConfig(Section):
     patience: int = param(0, ge=0)             # evaluations without a better valid MRR before stopping; 0 = never
     checkpoint_every: int = param(1, ge=1)     # epochs between resume states
     checkpoint_minutes: float = param(10.0, ge=0)  # also save mid-epoch after this many minutes; 0 = never
+    # GiB one training process may use: when train.model.encoder_chunk is 0, the encoder chunk is
+    # chosen to fit it (mygo.memory); 0 = no budget. An explicit encoder_chunk is used as given.
+    memory_budget_gb: float = param(0.0, ge=0)
 
 
 @dataclass(frozen=True)

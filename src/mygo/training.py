@@ -19,6 +19,7 @@ from mygo import distributed, tables
 from mygo.device import pick_device
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, load_torch, save_torch
+from mygo.memory import choose_encoder_chunk
 from mygo.model import ModelConfig, MyGO
 from mygo.params import TrainConfig  # noqa: F401  (re-exported: the stage's params)
 
@@ -223,6 +224,12 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
     device = pick_device(config.device)
     use_amp = config.amp and device.type == "cuda"
     model.to(device)
+    if config.memory_budget_gb and not model.config.encoder_chunk:
+        chunk = choose_encoder_chunk(model, config.memory_budget_gb, config.batch_size, config.contrastive_size,
+                                     config.mu)
+        model.set_encoder_chunk(chunk)
+        log.info("train.memory_budget_gb = %g: %s", config.memory_budget_gb,
+                 f"entities encoded {chunk} at a time" if chunk else "one encoder pass fits")
     if config.compile:
         model.compile_parts()
     torch.manual_seed(config.seed)

@@ -1,0 +1,82 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from mygo.memory import GIB, choose_encoder_chunk, saved_bytes_per_entity, step_bytes
+from mygo.training import TrainConfig, train
+from test_model import tiny_model
+
+VALID = np.array([[0, 0, 5], [1, 1, 9]])
+
+
+def saved_bytes(model, entities) -> int:
+    """Bytes autograd saves for a whole pass over `entities` (not parameters or buffers)."""
+    owned = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    storages = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in owned:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model.entity_encoder(entities)
+    return sum(storages.values())
+
+
+def test_saved_bytes_per_entity_grows_with_width_and_extrapolates():
+    small, wide = tiny_model(num_entities=300, dim=8), tiny_model(num_entities=300, dim=32)
+    per_small, per_wide = saved_bytes_per_entity(small), saved_bytes_per_entity(wide)
+    assert 0 < per_small < per_wide
+    # measured on 64 entities, it predicts a whole 300-entity pass within 15%
+    whole = saved_bytes(wide.train(), torch.arange(300))
+    assert abs(per_wide * 300 - whole) / whole < 0.15
+
+
+def test_parameters_and_tables_are_not_activations():
+    model = tiny_model(num_entities=100, dim=8)
+    before = saved_bytes_per_entity(model)
+    big = model.entity_encoder.text_table
+    model.entity_encoder.text_table = torch.cat([big, torch.zeros(100_000, big.shape[1])])   # 2 MB more table
+    assert saved_bytes_per_entity(model) == pytest.approx(before)
+
+
+def test_chunk_follows_the_budget():
+    model = tiny_model(num_entities=2000, dim=32)
+    parts = step_bytes(model, 64, 16, 0.01, chunk=0)
+    one_pass = sum(parts.values()) / GIB
+    assert choose_encoder_chunk(model, one_pass * 1.01, 64, 16, 0.01) == 0        # it all fits: one pass
+    fixed = one_pass - parts["entity encoder"] / GIB
+    chunks = [choose_encoder_chunk(model, fixed + (one_pass - fixed) * share, 64, 16, 0.01)
+              for share in (0.8, 0.5, 0.1)]
+    assert 2000 > chunks[0] > chunks[1] > chunks[2] > 0
+    for share, chunk in zip((0.8, 0.5, 0.1), chunks):
+        budget = (fixed + (one_pass - fixed) * share) * GIB
+        assert sum(step_bytes(model, 64, 16, 0.01, chunk).values()) <= budget
+        assert chunk == pytest.approx(2000 * share, rel=0.02)
+
+
+def test_a_budget_below_the_fixed_part_names_the_param():
+    model = tiny_model(num_entities=50, dim=16)
+    with pytest.raises(ValueError, match=r"train.memory_budget_gb = 0.01: a step needs about .* GiB before"):
+        choose_encoder_chunk(model, 0.01, 64, 16, 0.01)
+
+
+def test_train_chooses_the_chunk_and_keeps_it_in_the_config(caplog):
+    triples = np.array([[i % 40, i % 3, (i * 7 + 1) % 40] for i in range(60)])
+    model = tiny_model(num_entities=40, dim=16)
+    per_entity = saved_bytes_per_entity(model)
+    fixed = sum(v for k, v in step_bytes(model, 16, 4, 0.01, chunk=0, per_entity=per_entity).items()
+                if k != "entity encoder")
+    budget = (fixed + 2.0 * per_entity * 10.5) / GIB            # room for 10 entities at a time
+    config = TrainConfig(device="cpu", seed=1, epochs=1, batch_size=16, mu=0.01, contrastive_size=4,
+                         eval_every=1, memory_budget_gb=budget, checkpoint_minutes=0)
+    with caplog.at_level(logging.INFO, logger="mygo.training"):
+        train(model, config, triples, VALID, progress=False)
+    assert model.config.encoder_chunk == 10 and model.entity_encoder.config.encoder_chunk == 10
+    assert "entities encoded 10 at a time" in caplog.text
+    explicit = tiny_model(num_entities=40, dim=16, encoder_chunk=7)
+    train(explicit, config, triples, VALID, progress=False)
+    assert explicit.config.encoder_chunk == 7                     # an explicit chunk is used as given

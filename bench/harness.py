@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mygo.evaluation import compute_ranks  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
-from mygo.model import ModelConfig, MyGO  # noqa: E402
+from mygo.model import EncoderLayer, ModelConfig, MyGO  # noqa: E402
 from mygo.training import TrainConfig, train_step, training_queries  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
@@ -101,6 +102,7 @@ SCENARIOS = {
     "step": "training step, contrastive loss on (mu > 0)",
     "step_no_contrastive": "training step, mu = 0",
     "step_torch_dropout": "training step with torch's own dropout (bernoulli_ masks, unfused core dropout): the before",
+    "step_torch_attention": "training step with nn.MultiheadAttention's sequence-first self-attention: the before",
     "step_before": "training step as the reference code: contrastive pass over all N, padded slots kept",
     "step_no_visual": "training step, no images (all visual slots padded), padded slots skipped",
     "step_no_visual_before": "training step, no images, padded slots kept",
@@ -173,6 +175,8 @@ def run_scenario(name, args) -> dict:
     if name == "step_torch_dropout":
         import mygo.dropout
         mygo.dropout._native = lambda x: True
+    if name == "step_torch_attention":
+        EncoderLayer._sa_block = torch.nn.TransformerEncoderLayer._sa_block
     if name.endswith("_before"):
         model.entity_encoder.skip_padded_slots = False
         if name == "step_before":
@@ -325,13 +329,20 @@ def markdown(results: list[dict], meta: dict) -> str:
     for r in results:
         if r["scenario"] == "breakdown":
             continue
+        if "error" in r:
+            reason = r["error"].strip().splitlines()[-1]
+            tried = re.search(r"tried to allocate (\d+) bytes", reason)
+            if tried:
+                reason = f"out of memory (an allocation of {int(tried[1]) / 1e9:.1f} GB failed)"
+            lines.append(f"| {r['scenario']} | {r['what']} | failed: {reason} | | | |" + (" |" if gpu_column else ""))
+            continue
         step = f"{r['median_step_seconds']:.2f}" if "median_step_seconds" in r else ""
         epoch = f"{r['epoch_seconds']:.0f}" if "epoch_seconds" in r else ""
         ev = f"{r['eval_seconds']:.1f}" if "eval_seconds" in r else ""
         gpu = f" {r['peak_cuda_mib']:.0f} |" if gpu_column else ""
         lines.append(f"| {r['scenario']} | {r['what']} | {step} | {epoch} | {ev} | {r['peak_rss_mib']:.0f} |{gpu}")
     for r in results:
-        if r["scenario"] == "breakdown":
+        if r["scenario"] == "breakdown" and "error" not in r:
             lines += ["", "Forward time of one training step, by part (train mode, no grad):", "",
                       "| part | seconds | share |", "|---|---|---|"]
             lines += [f"| {k} | {v:.3f} | {r['forward_share'][k]:.0%} |" for k, v in r["forward_seconds"].items()]
@@ -340,7 +351,12 @@ def markdown(results: list[dict], meta: dict) -> str:
                           "| contraction | seconds |", "|---|---|"]
                 lines += [f"| {k} | {v:.3f} |" for k, v in r["tucker_contraction_seconds"].items()]
     for r in results:
-        if r["scenario"] == "floor":
+        if "memory_budget_gb" in r and "error" not in r:
+            chunk = f"entities encoded {r['encoder_chunk']} at a time" if r["encoder_chunk"] else "one encoder pass"
+            lines += ["", f"{r['scenario']}: memory budget {r['memory_budget_gb']:g} GiB -> {chunk}; estimated peak "
+                      f"{r['estimated_peak_mib']:.0f} MiB, measured peak RSS {r['peak_rss_mib']:.0f} MiB."]
+    for r in results:
+        if r["scenario"] == "floor" and "error" not in r:
             lines += ["", f"Floor: the step's {r['matmuls']} matrix products (forward and backward, "
                       f"{r['matmul_gflop']:.0f} GFLOP), each timed alone on random inputs of the same shapes and "
                       f"strides, take {r['floor_seconds']:.2f} s ({r['floor_gflops']:.0f} GFLOP/s; median of "
@@ -382,8 +398,13 @@ def main() -> None:
     parser.add_argument("--no-warmup", action="store_true", help="time the first step too (for very large N, "
                         "where one step is all there is time for)")
     parser.add_argument("--out", help="output prefix (writes .json and .md)")
+    parser.add_argument("--render", metavar="JSON", help="rewrite the .md beside a results .json from it (no runs)")
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        Path(args.render).with_suffix(".md").write_text(markdown(saved["results"], saved["meta"]))
+        return
     if not (args.dataset or args.synthetic):
         parser.error("give --dataset DIR or --synthetic N")
     if args.scenario:
@@ -409,9 +430,10 @@ def main() -> None:
     meta = {"command": "python bench/harness.py " + " ".join(forwarded), "machine": f"{platform.machine()} "
             f"{platform.processor() or ''} {os.cpu_count()} cpus".strip(), "torch": torch.__version__,
             "threads": args.threads, "device": args.device, "batch_size": args.batch_size, "preset": args.preset,
-            "dataset": ok[0]["dataset"] if ok else "?", "entities": ok[0]["entities"] if ok else 0,
-            "train_triples": ok[0]["train_triples"] if ok else 0}
-    text = markdown(ok, meta)
+            "dataset": ok[0]["dataset"] if ok else Path(args.dataset or f"synthetic-{args.synthetic}").name,
+            "entities": ok[0]["entities"] if ok else (args.synthetic or "?"),
+            "train_triples": ok[0]["train_triples"] if ok else (5 * args.synthetic if args.synthetic else "?")}
+    text = markdown(results, meta)
     print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

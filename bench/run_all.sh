@@ -5,20 +5,34 @@ cd "$(dirname "$0")/.."
 python bench/harness.py --dataset ../shared/data/DB15K --preset db15k \
   --scenarios step,step_no_contrastive,step_before,step_no_visual,step_no_visual_before,step_compiled,eval,eval_loop,breakdown \
   --out bench/results/db15k_cpu
+# the step before and after the cheaper dropout, and against its floor (its matrix products alone)
+python bench/harness.py --dataset ../shared/data/DB15K --preset db15k --scenarios step_torch_dropout,step_torch_attention,step,floor,step_compiled \
+  --steps 3 --out bench/results/db15k_cpu_step
 python bench/harness.py --dataset ../shared/data/MKG-W --preset mkgw \
   --scenarios step,step_no_contrastive,step_no_visual,eval,breakdown --out bench/results/mkgw_cpu
 # bf16 autocast and torch.compile on this CPU, and whole epochs against the step-based estimate
 python bench/harness.py --synthetic 300 --batch-size 256 --scenarios step,step_amp,step_compiled,epoch \
   --out bench/results/cpu_options_synthetic300
 python bench/harness.py --synthetic 1000 --scenarios step,epoch --out bench/results/epoch_check_1000
-for n in 1000 4000 16000 64000; do
+for n in 1000 4000 16000; do
   python bench/harness.py --synthetic $n --preset db15k --steps 1 --scenarios step --memory-limit-gb 20 \
     --out bench/results/scaling_entities_$n
 done
-for n in 64000 256000; do
+python bench/harness.py --synthetic 16000 --preset db15k --steps 1 --scenarios step --memory-limit-gb 20 \
+  --encoder-chunk 4096 --out bench/results/scaling_entities_16000_chunk4096
+for n in 64000 256000; do      # one pass (out of memory), chunks of 4,096, and a memory budget
+  python bench/harness.py --synthetic $n --preset db15k --steps 1 --no-warmup --scenarios step --memory-limit-gb 20 \
+    --out bench/results/scaling_entities_$n
   python bench/harness.py --synthetic $n --preset db15k --steps 1 --no-warmup --scenarios step --memory-limit-gb 20 \
     --encoder-chunk 4096 --out bench/results/scaling_entities_${n}_chunk4096
 done
+python bench/harness.py --synthetic 64000 --preset db15k --steps 1 --no-warmup --scenarios step --memory-limit-gb 20 \
+  --memory-budget-gb 4.5 --out bench/results/scaling_entities_64000_budget4.5
+# data-parallel ranks (torchrun, gloo): per-rank memory with one encoder pass, and at 64k with chunks
+python bench/distributed.py --synthetic 16000 --preset db15k --nprocs 1,2 --no-warmup \
+  --out bench/results/distributed_16000
+python bench/distributed.py --synthetic 64000 --preset db15k --nprocs 2 --encoder-chunk 4096 --no-warmup \
+  --out bench/results/distributed_64000_chunk4096
 for mn in "4 2" "8 4" "16 8" "32 16"; do
   set -- $mn
   python bench/harness.py --synthetic 4000 --preset db15k --steps 1 --scenarios step -m $1 -n $2 \

@@ -311,3 +311,41 @@ def test_chunked_encoder_recomputes_the_same_dropout_masks(monkeypatch):
     assert torch.equal(loss_a, loss_b)
     for name in grads_a:
         torch.testing.assert_close(grads_b[name], grads_a[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_encoder_layer_equals_torchs_layer():
+    """The batch-first self-attention gives torch's nn.TransformerEncoderLayer outputs and
+    gradients in training mode (same parameters, same padding mask, dropout off)."""
+    from mygo.model import EncoderLayer
+    dropout = 0.0
+    torch.manual_seed(0)
+    ours = EncoderLayer(16, 2, 32, dropout=dropout, batch_first=True)
+    theirs = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=dropout, batch_first=True)
+    theirs.load_state_dict(ours.state_dict())
+    theirs.dropout, theirs.dropout1, theirs.dropout2 = ours.dropout, ours.dropout1, ours.dropout2
+    x = torch.randn(5, 7, 16)
+    padded = torch.rand(5, 7) < 0.3
+    padded[:, 0] = False                                 # every sequence keeps a real slot
+    results = []
+    for layer in (ours, theirs):
+        layer.train()
+        leaf = x.clone().requires_grad_()
+        torch.manual_seed(1)
+        out = layer(leaf, src_key_padding_mask=padded)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out.detach(), leaf.grad, layer.self_attn.in_proj_weight.grad, layer.linear1.weight.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_encoder_layer_attention_dropout_is_applied():
+    from mygo.model import EncoderLayer
+    torch.manual_seed(0)
+    layer = EncoderLayer(16, 2, 32, dropout=0.5, batch_first=True)
+    layer.dropout, layer.dropout1, layer.dropout2 = (torch.nn.Identity(),) * 3   # leave attention's own dropout
+    x = torch.randn(4, 6, 16)
+    train_a, train_b = layer.train()(x), layer(x)
+    plain = layer.eval()(x)
+    assert not torch.allclose(train_a, train_b) and not torch.allclose(train_a, plain)
+    layer.self_attn.dropout = 0.0
+    torch.testing.assert_close(layer.train()(x), plain, rtol=1e-5, atol=1e-5)

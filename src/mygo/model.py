@@ -34,10 +34,38 @@ class ModelConfig(ModelParams):
     text_dim: int
 
 
+class EncoderLayer(nn.TransformerEncoderLayer):
+    """nn.TransformerEncoderLayer (post-norm, ReLU; the same parameters and state-dict keys) whose
+    self-attention stays batch-first in training: q, k and v are views of one (E, L, 3d) projection
+    and the heads' outputs are laid out once. nn.MultiheadAttention transposes to sequence-first
+    and copies q, k and v apart, and autograd zero-fills and adds their gradients back: about a
+    second of a DB15K step. The same products and the same scaled_dot_product_attention call, so
+    outputs and gradients equal the parent's to float tolerance (tests). Evaluation keeps the
+    parent's fused inference path."""
+
+    def _sa_block(self, x: torch.Tensor, attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
+                  is_causal: bool = False) -> torch.Tensor:
+        attn = self.self_attn
+        if attn_mask is not None or is_causal or not attn.batch_first or not attn._qkv_same_embed_dim:
+            return super()._sa_block(x, attn_mask, key_padding_mask, is_causal)
+        E, L, d = x.shape
+        h = attn.num_heads
+        qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(E, L, 3, h, d // h)  # (E, L, 3, h, d/h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                                      # (E, h, L, d/h) each
+        mask = None
+        if key_padding_mask is not None:              # True / -inf = padded key, as nn.MultiheadAttention reads it
+            if key_padding_mask.dtype == torch.bool:
+                key_padding_mask = torch.zeros_like(key_padding_mask, dtype=x.dtype).masked_fill_(
+                    key_padding_mask, float("-inf"))
+            mask = key_padding_mask.view(E, 1, 1, L)                                          # added to (E, h, L, L)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=attn.dropout if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(E, L, d)                                            # (E, L, d)
+        return self.dropout1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))
+
+
 def _transformer(config: ModelConfig, num_layers: int) -> nn.TransformerEncoder:
-    layer = nn.TransformerEncoderLayer(config.dim, config.num_head, config.hidden_dim,
-                                       dropout=config.attn_dropout, activation="relu",
-                                       batch_first=True, norm_first=False)
+    layer = EncoderLayer(config.dim, config.num_head, config.hidden_dim, dropout=config.attn_dropout,
+                         activation="relu", batch_first=True, norm_first=False)
     return use_cheap_dropout(nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False))
 
 

@@ -1,0 +1,67 @@
+"""The benchmark scripts' own machinery: the floor's recorded products, and short real runs."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+from harness import RecordMatmuls, matmul_flop  # noqa: E402
+
+
+def test_record_matmuls_sees_forward_and_backward_products():
+    a = torch.randn(5, 3, requires_grad=True)
+    w = torch.randn(3, 4, requires_grad=True)
+    b = torch.randn(2, 4, 6, requires_grad=True)
+    with RecordMatmuls() as recorder:
+        y = torch.bmm((a @ w).expand(2, 5, 4), b)                  # (2, 5, 6)
+        y.sum().backward()
+    names = sorted(func.__name__.split(".")[0] for func, _, _ in recorder.calls)
+    assert names == ["bmm", "bmm", "bmm", "mm", "mm", "mm"]        # each product and its two gradients
+    shapes = {tuple(arg[0] for arg in args if isinstance(arg, tuple)) for _, args, _ in recorder.calls}
+    assert ((5, 3), (3, 4)) in shapes and ((2, 5, 4), (2, 4, 6)) in shapes
+    flop = {func.__name__.split(".")[0]: matmul_flop(func, [arg[0] for arg in args if isinstance(arg, tuple)])
+            for func, args, _ in recorder.calls if args[0][0] in ((5, 3), (2, 5, 4))}
+    assert flop == {"mm": 2 * 5 * 3 * 4, "bmm": 2 * 2 * 5 * 4 * 6}
+    addmm = torch.ops.aten.addmm.default
+    assert matmul_flop(addmm, [(4,), (5, 3), (3, 4)]) == 2 * 5 * 3 * 4
+
+
+def run(script, *args, tmp_path):
+    out = tmp_path / "result"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--out", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".md").read_text()
+
+
+def test_harness_floor_and_memory_budget(tmp_path):
+    saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "1",
+                      "--scenarios", "floor,step", "--memory-budget-gb", "0.9", tmp_path=tmp_path)
+    floor, step = saved["results"]
+    assert floor["matmuls"] > 20 and floor["floor_seconds"] > 0 and floor["matmul_gflop"] > 0
+    assert floor["step_over_floor"] == pytest.approx(
+        sorted(t / f for t, f in zip(floor["step_seconds"], floor["floor_seconds_each"]))[0])
+    assert "Floor: the step's" in text and "x** its floor" in text
+    assert 0 < step["encoder_chunk"] < 40 and "memory budget 0.9 GiB -> entities encoded" in text
+
+
+def test_harness_reports_a_failed_scenario(tmp_path):
+    saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "1",
+                      "--scenarios", "step", "--memory-budget-gb", "0.01", tmp_path=tmp_path)
+    assert "train.memory_budget_gb = 0.01" in saved["results"][0]["error"]
+    assert "| step | training step, contrastive loss on (mu > 0) | failed: ValueError: train.memory_budget_gb" in text
+
+
+@pytest.mark.slow
+def test_distributed_bench_runs_one_and_two_ranks(tmp_path):
+    saved, text = run("distributed.py", "--synthetic", "40", "--batch-size", "16", "--nprocs", "1,2", "--threads", "2",
+                      "--no-warmup", tmp_path=tmp_path)
+    one, two = saved["runs"]
+    assert len(one["ranks"]) == 1 and len(two["ranks"]) == 2
+    assert two["ranks"][0]["entities_encoded"] == 20 and one["ranks"][0]["entities_encoded"] == 40
+    assert all(r["peak_rss_mib"] > 0 and r["step_seconds"] > 0 for r in two["ranks"])
+    assert "| 2 | 1 | 20 |" in text

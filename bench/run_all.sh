@@ -27,7 +27,7 @@ for n in 64000 256000; do      # one pass (out of memory), chunks of 4,096, and 
     --encoder-chunk 4096 --out bench/results/scaling_entities_${n}_chunk4096
 done
 python bench/harness.py --synthetic 64000 --preset db15k --steps 1 --no-warmup --scenarios step --memory-limit-gb 20 \
-  --memory-budget-gb 4.5 --out bench/results/scaling_entities_64000_budget4.5
+  --memory-budget-gb 5 --out bench/results/scaling_entities_64000_budget5
 # data-parallel ranks (torchrun, gloo): per-rank memory with one encoder pass, and at 64k with chunks
 python bench/distributed.py --synthetic 16000 --preset db15k --nprocs 1,2 --no-warmup \
   --out bench/results/distributed_16000

@@ -39,14 +39,21 @@ def run(script, *args, tmp_path):
 
 
 def test_harness_floor_and_memory_budget(tmp_path):
+    from harness import PRESETS, build
+    from mygo.memory import ACTIVATION_FACTOR, GIB, saved_bytes_per_entity, step_bytes
+    model = build(40, 2, PRESETS["db15k"])
+    per_entity = saved_bytes_per_entity(model)
+    parts = step_bytes(model, 16, 512, PRESETS["db15k"]["mu"], chunk=0, per_entity=per_entity)
+    fixed = sum(v for k, v in parts.items() if k != "entity encoder")
+    budget = f"{(fixed + ACTIVATION_FACTOR * per_entity * 20.5) / GIB:.6f}"       # about 20 entities at a time
     saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "1",
-                      "--scenarios", "floor,step", "--memory-budget-gb", "0.9", tmp_path=tmp_path)
+                      "--scenarios", "floor,step", "--memory-budget-gb", budget, tmp_path=tmp_path)
     floor, step = saved["results"]
     assert floor["matmuls"] > 20 and floor["floor_seconds"] > 0 and floor["matmul_gflop"] > 0
     assert floor["step_over_floor"] == pytest.approx(
         sorted(t / f for t, f in zip(floor["step_seconds"], floor["floor_seconds_each"]))[0])
     assert "Floor: the step's" in text and "x** its floor" in text
-    assert 0 < step["encoder_chunk"] < 40 and "memory budget 0.9 GiB -> entities encoded" in text
+    assert 18 <= step["encoder_chunk"] <= 21 and f"memory budget {float(budget):g} GiB -> entities encoded" in text
 
 
 def test_harness_reports_a_failed_scenario(tmp_path):

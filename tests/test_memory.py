@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mygo.memory import GIB, choose_encoder_chunk, saved_bytes_per_entity, step_bytes
+from mygo.memory import ACTIVATION_FACTOR, GIB, choose_encoder_chunk, saved_bytes_per_entity, step_bytes
 from mygo.training import TrainConfig, train
 from test_model import tiny_model
 
@@ -70,7 +70,7 @@ def test_train_chooses_the_chunk_and_keeps_it_in_the_config(caplog):
     per_entity = saved_bytes_per_entity(model)
     fixed = sum(v for k, v in step_bytes(model, 16, 4, 0.01, chunk=0, per_entity=per_entity).items()
                 if k != "entity encoder")
-    budget = (fixed + 2.0 * per_entity * 10.5) / GIB            # room for 10 entities at a time
+    budget = (fixed + ACTIVATION_FACTOR * per_entity * 10.5) / GIB    # room for 10 entities at a time
     config = TrainConfig(device="cpu", seed=1, epochs=1, batch_size=16, mu=0.01, contrastive_size=4,
                          eval_every=1, memory_budget_gb=budget, checkpoint_minutes=0)
     with caplog.at_level(logging.INFO, logger="mygo.training"):

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 GIB = 2**30
 # Calibrated on DB15K-config steps (docs/benchmarks.md, "Scaling"); the sum of the parts is
 # conservative: it adds peaks that do not coincide (TuckER's matrices are freed before the encoder
-# chunks are recomputed), and measured peak RSS came out 15-30% below it.
+# chunks are recomputed), and measured peak RSS came out 10-35% below it.
 CPU_RUNTIME_BYTES = 512 * 2**20   # the process itself on CPU (interpreter, torch, the graph's arrays)
 ACTIVATION_FACTOR = 1.25          # saved activations plus the gradients backward builds beside them
 
@@ -62,7 +62,7 @@ def step_bytes(model, batch_size: int, contrastive_size: int, mu: float, chunk: 
         "parameters, gradients, Adam": 4.0 * parameters,
         "token tables and ids": float(sum(b.numel() * b.element_size() for b in model.buffers())),
         "entity embeddings": 3.0 * N * d * floats,
-        "scores": 3.0 * B * N * floats,
+        "scores": 4.0 * B * N * floats,       # scores, log-softmax, and both their gradients
         # per-query (d, d) matrices kept for backward with a bool mask, and their gradient
         "TuckER matrices": (2.0 * floats + 1) * B * d * d,
         "contrastive pass": ACTIVATION_FACTOR * per_entity * min(contrastive_size, N) if mu > 0 else 0.0,

@@ -57,7 +57,7 @@ class EncoderLayer(nn.TransformerEncoderLayer):
             if key_padding_mask.dtype == torch.bool:
                 key_padding_mask = torch.zeros_like(key_padding_mask, dtype=x.dtype).masked_fill_(
                     key_padding_mask, float("-inf"))
-            mask = key_padding_mask.view(E, 1, 1, L)                                          # added to (E, h, L, L)
+            mask = key_padding_mask.view(E, 1, 1, L).to(q.dtype)                              # added to (E, h, L, L)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=attn.dropout if self.training else 0.0)
         out = out.transpose(1, 2).reshape(E, L, d)                                            # (E, L, d)
         return self.dropout1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mygo import distributed
 from mygo.dropout import Dropout, core_dropout_contract, use_cheap_dropout
+from mygo.memory import release_free_memory
 from mygo.params import ModelParams
 
 
@@ -311,6 +312,8 @@ class MyGO(nn.Module):
         return torch.cat(parts)
 
     def _encode_ent(self, entities: torch.Tensor) -> torch.Tensor:
+        if entities.device.type == "cpu":
+            release_free_memory()          # the previous chunk's freed heap (mygo.memory)
         return self.entity_encoder(entities)[0][:, 0]
 
     def score(self, entity_emb: torch.Tensor, known: torch.Tensor, relation: torch.Tensor,

@@ -80,3 +80,16 @@ def test_train_chooses_the_chunk_and_keeps_it_in_the_config(caplog):
     explicit = tiny_model(num_entities=40, dim=16, encoder_chunk=7)
     train(explicit, config, triples, VALID, progress=False)
     assert explicit.config.encoder_chunk == 7                     # an explicit chunk is used as given
+
+
+def test_chunked_cpu_encoding_trims_the_heap_before_each_chunk(monkeypatch):
+    """Forward and the recomputation in backward each trim once per chunk (7 entities in
+    chunks of 3: 3 chunks)."""
+    import mygo.model as model_module
+    calls = []
+    monkeypatch.setattr(model_module, "release_free_memory", lambda: calls.append(1))
+    model = tiny_model(encoder_chunk=3)
+    model.entity_embeddings().sum().backward()
+    assert len(calls) == 6
+    from mygo.memory import release_free_memory
+    release_free_memory()                     # the real call runs (glibc) or does nothing

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 GIB = 2**30
 # Calibrated on DB15K-config steps (docs/benchmarks.md, "Scaling"); the sum of the parts is
 # conservative: it adds peaks that do not coincide (TuckER's matrices are freed before the encoder
-# chunks are recomputed), and measured peak RSS came out 10-35% below it.
+# chunks are recomputed), and measured peak RSS came out 4-62% below it.
 CPU_RUNTIME_BYTES = 512 * 2**20   # the process itself on CPU (interpreter, torch, the graph's arrays)
 ACTIVATION_FACTOR = 1.25          # saved activations plus the gradients backward builds beside them
 

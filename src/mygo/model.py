@@ -273,7 +273,7 @@ class MyGO(nn.Module):
     def compile_parts(self, **options) -> None:
         """torch.compile the entity encoder, the triple encoder and TuckER in place (parameters
         and state-dict keys unchanged). Compiling takes a while on the first steps and on each
-        new input shape; it pays on long runs (bench: DB15K-size steps 1.21x faster on CPU).
+        new input shape, and on CPU it is slower than the eager model (docs/benchmarks.md).
         Inductor draws its own dropout masks, so a compiled run matches an eager one to float
         tolerance only without dropout."""
         for part in (self.entity_encoder, self.triple_encoder, self.decoder):

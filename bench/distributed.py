@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import PRESETS, build, load_graph  # noqa: E402
+from harness import PRESETS, build, load_graph, save  # noqa: E402
 from mygo import distributed  # noqa: E402
 from mygo.training import TrainConfig, train_step, training_queries  # noqa: E402
 
@@ -122,12 +122,7 @@ def main() -> None:
             f"{os.cpu_count()} cpus", "torch": torch.__version__, "batch_size": args.batch_size, "preset": args.preset,
             "encoder_chunk": args.encoder_chunk, "no_warmup": args.no_warmup,
             "dataset": ok[0]["dataset"] if ok else "?"}
-    text = markdown(runs, meta)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out + ".json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=2) + "\n")
-        Path(args.out + ".md").write_text(text)
+    save(args.out, {"meta": meta, "runs": runs}, markdown(runs, meta))
 
 
 if __name__ == "__main__":

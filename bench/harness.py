@@ -374,6 +374,15 @@ def markdown(results: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save(out: str | None, saved: dict, text: str) -> None:
+    """Print the markdown and, with an output prefix, write `out`.json and `out`.md."""
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out + ".json").write_text(json.dumps(saved, indent=2) + "\n")
+        Path(out + ".md").write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", help="benchmark-format dataset directory")
@@ -433,12 +442,7 @@ def main() -> None:
             "dataset": ok[0]["dataset"] if ok else Path(args.dataset or f"synthetic-{args.synthetic}").name,
             "entities": ok[0]["entities"] if ok else (args.synthetic or "?"),
             "train_triples": ok[0]["train_triples"] if ok else (5 * args.synthetic if args.synthetic else "?")}
-    text = markdown(results, meta)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out + ".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
-        Path(args.out + ".md").write_text(text)
+    save(args.out, {"meta": meta, "results": results}, markdown(results, meta))
 
 
 if __name__ == "__main__":

@@ -116,12 +116,13 @@ SCENARIOS = {
     "breakdown": "forward time of each part of a training step",
     "epoch": "whole training epochs (every batch of the shuffled train split)",
     "floor": "training step against its floor: the step's own matrix products (forward and backward) timed alone",
+    "peak": "the machine's peak matrix rate: a large square product in fp32, TF32 (CUDA) and bf16",
 }
 # Not by default: a DB15K epoch is long on CPU, and bf16 autocast is what `step` already does on
 # CUDA while on a CPU without bf16 units it is many times slower than float32.
 DEFAULT_SCENARIOS = [name for name in SCENARIOS
-                     if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune")]
-CUDA_SCENARIOS = "step,step_fp32,step_tf32,step_compiled,step_max_autotune,step_no_visual,eval,breakdown"
+                     if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune", "peak")]
+CUDA_SCENARIOS = "peak,step,step_fp32,step_tf32,step_no_visual,floor,eval,breakdown,step_compiled,step_max_autotune"
 
 
 def load_graph(args):
@@ -160,8 +161,44 @@ def contrastive_over_all_entities(model, entity_emb, sample, tau):
         model.entity_encoder.forward = original
 
 
+def peak_rate(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 10) -> float:
+    """FLOP/s of a size x size x size product on random data: the mean of `repeats` timed products
+    after three untimed ones."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    for _ in range(3):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2.0 * size ** 3 * repeats / (time.perf_counter() - started)
+
+
 def run_scenario(name, args) -> dict:
     torch.set_num_threads(args.threads)
+    if name == "peak":
+        device = torch.device(args.device)
+        size = args.peak_size or (8192 if device.type == "cuda" else 2048)
+        rates = {}
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = False
+            rates["fp32"] = peak_rate(device, torch.float32, size)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            rates["tf32"] = peak_rate(device, torch.float32, size)
+            torch.backends.cuda.matmul.allow_tf32 = False
+            rates["gpu"], rates["cuda"] = torch.cuda.get_device_name(device), torch.version.cuda
+        else:
+            rates["fp32"] = peak_rate(device, torch.float32, size, repeats=3)
+        rates["bf16"] = peak_rate(device, torch.bfloat16, size, repeats=10 if device.type == "cuda" else 3)
+        return {"scenario": name, "what": SCENARIOS[name], "peak_size": size,
+                "peak_gflops": {k: v / 1e9 for k, v in rates.items() if isinstance(v, float)},
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                **({"gpu": rates["gpu"], "cuda": rates["cuda"],
+                    "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20} if "gpu" in rates else {})}
     if args.memory_limit_gb:
         limit = int(args.memory_limit_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -273,11 +310,17 @@ def run_scenario(name, args) -> dict:
         known, relation, target, head = training_queries(splits["train"], "random", g)
         parts = {}
 
+        def sync():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
         def timed(key, fn):
             fn()
+            sync()
             started = time.perf_counter()
             for _ in range(args.steps):
                 out = fn()
+            sync()
             parts[key] = (time.perf_counter() - started) / args.steps
             return out
         with torch.no_grad():
@@ -299,9 +342,11 @@ def run_scenario(name, args) -> dict:
             contraction = {}
             for key, materialise in (("per-query d x d matrices (before)", True), ("(x outer r') @ W (after)", False)):
                 decoder.contract(x, ctx[1], materialise)
+                sync()
                 started = time.perf_counter()
                 for _ in range(args.steps):
                     decoder.contract(x, ctx[1], materialise)
+                sync()
                 contraction[key] = (time.perf_counter() - started) / args.steps
         result["tucker_contraction_seconds"] = contraction
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -312,6 +357,11 @@ def run_scenario(name, args) -> dict:
     result["dataset"], result["entities"], result["train_triples"] = label, N, len(splits["train"])
     result["m"], result["n"] = preset["m"], preset["n"]
     return result
+
+
+def seconds(value: float, decimals: int) -> str:
+    """`decimals` places, or three significant digits for times under a second (GPU steps)."""
+    return f"{value:.{decimals}f}" if value >= 1 else f"{value:.3g}"
 
 
 def markdown(results: list[dict], meta: dict) -> str:
@@ -336,9 +386,9 @@ def markdown(results: list[dict], meta: dict) -> str:
                 reason = f"out of memory (an allocation of {int(tried[1]) / 1e9:.1f} GB failed)"
             lines.append(f"| {r['scenario']} | {r['what']} | failed: {reason} | | | |" + (" |" if gpu_column else ""))
             continue
-        step = f"{r['median_step_seconds']:.2f}" if "median_step_seconds" in r else ""
-        epoch = f"{r['epoch_seconds']:.0f}" if "epoch_seconds" in r else ""
-        ev = f"{r['eval_seconds']:.1f}" if "eval_seconds" in r else ""
+        step = seconds(r["median_step_seconds"], 2) if "median_step_seconds" in r else ""
+        epoch = seconds(r["epoch_seconds"], 0) if "epoch_seconds" in r else ""
+        ev = seconds(r["eval_seconds"], 1) if "eval_seconds" in r else ""
         gpu = f" {r['peak_cuda_mib']:.0f} |" if gpu_column else ""
         lines.append(f"| {r['scenario']} | {r['what']} | {step} | {epoch} | {ev} | {r['peak_rss_mib']:.0f} |{gpu}")
     for r in results:
@@ -355,6 +405,20 @@ def markdown(results: list[dict], meta: dict) -> str:
             chunk = f"entities encoded {r['encoder_chunk']} at a time" if r["encoder_chunk"] else "one encoder pass"
             lines += ["", f"{r['scenario']}: memory budget {r['memory_budget_gb']:g} GiB -> {chunk}; estimated peak "
                       f"{r['estimated_peak_mib']:.0f} MiB, measured peak RSS {r['peak_rss_mib']:.0f} MiB."]
+    peak = next((r["peak_gflops"] for r in results if r["scenario"] == "peak" and "error" not in r), None)
+    if peak:
+        size = next(r["peak_size"] for r in results if r["scenario"] == "peak")
+        lines += ["", f"Peak matrix rate ({size} x {size} x {size} product on random data): " +
+                  ", ".join(f"{k} {v / 1000:.1f} TFLOP/s" for k, v in peak.items()) + "."]
+    for r in results:
+        if r["scenario"] == "floor" and "error" not in r and peak:
+            rate = peak["bf16"] if meta["device"].startswith("cuda") else peak["fp32"]
+            kind = "bf16 (the step runs under bf16 autocast)" if meta["device"].startswith("cuda") else "fp32"
+            at_peak = r["matmul_gflop"] / rate
+            lines += ["", f"At the peak {kind} rate the step's {r['matmul_gflop']:.0f} GFLOP of matrix products "
+                      f"would take {at_peak * 1000:.2f} ms; the step ({r['median_step_seconds'] * 1000:.2f} ms) is "
+                      f"**{r['median_step_seconds'] / at_peak:.1f}x** that, and its own products timed alone are "
+                      f"{r['floor_seconds'] / at_peak:.1f}x that (what the shapes cost)."]
     for r in results:
         if r["scenario"] == "floor" and "error" not in r:
             lines += ["", f"Floor: the step's {r['matmuls']} matrix products (forward and backward, "
@@ -406,6 +470,10 @@ def main() -> None:
                         "encoder chunk that fits this budget (mygo.memory); with --encoder-chunk 0 only")
     parser.add_argument("--no-warmup", action="store_true", help="time the first step too (for very large N, "
                         "where one step is all there is time for)")
+    parser.add_argument("--scenario-timeout", type=float, default=0.0, help="seconds after which a scenario's "
+                        "process is stopped and reported as failed (0: no limit)")
+    parser.add_argument("--peak-size", type=int, default=0, help="side of the peak scenario's square product "
+                        "(default 8192 on CUDA, 2048 on CPU)")
     parser.add_argument("--out", help="output prefix (writes .json and .md)")
     parser.add_argument("--render", metavar="JSON", help="rewrite the .md beside a results .json from it (no runs)")
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
@@ -426,8 +494,14 @@ def main() -> None:
         forwarded = [CUDA_SCENARIOS if a == "cuda" else a for a in forwarded]
     for name in args.scenarios.split(","):
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, __file__, *forwarded, "--scenario", name], capture_output=True,
-                              text=True)
+        try:
+            proc = subprocess.run([sys.executable, __file__, *forwarded, "--scenario", name], capture_output=True,
+                                  text=True, timeout=args.scenario_timeout or None)
+        except subprocess.TimeoutExpired:
+            results.append({"scenario": name, "what": SCENARIOS[name], "peak_rss_mib": float("nan"),
+                            "error": f"timed out after {args.scenario_timeout:g} s (--scenario-timeout)"})
+            print(f"  failed: {results[-1]['error']}", file=sys.stderr)
+            continue
         if proc.returncode != 0:
             results.append({"scenario": name, "what": SCENARIOS[name], "error": proc.stderr.strip()[-500:],
                             "peak_rss_mib": float("nan")})
@@ -435,7 +509,7 @@ def main() -> None:
             continue
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(f"  {json.dumps({k: v for k, v in results[-1].items() if k not in ('what',)})}", file=sys.stderr)
-    ok = [r for r in results if "error" not in r]
+    ok = [r for r in results if "error" not in r and "dataset" in r]
     meta = {"command": "python bench/harness.py " + " ".join(forwarded), "machine": f"{platform.machine()} "
             f"{platform.processor() or ''} {os.cpu_count()} cpus".strip(), "torch": torch.__version__,
             "threads": args.threads, "device": args.device, "batch_size": args.batch_size, "preset": args.preset,
@@ -443,6 +517,8 @@ def main() -> None:
             "entities": ok[0]["entities"] if ok else (args.synthetic or "?"),
             "train_triples": ok[0]["train_triples"] if ok else (5 * args.synthetic if args.synthetic else "?")}
     save(args.out, {"meta": meta, "results": results}, markdown(results, meta))
+    if not ok and not any(r["scenario"] == "peak" and "error" not in r for r in results):
+        sys.exit(1)         # every scenario failed (one failing is reported in the table)
 
 
 if __name__ == "__main__":

@@ -214,12 +214,15 @@ def train_step(model: MyGO, optimizer: torch.optim.Optimizer, config: TrainConfi
 
 def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_triples: np.ndarray,
           resume_path: str | Path | None = None, run_id: str = "", plots_dir: str | Path | None = None,
-          progress: bool = True) -> dict:
+          progress: bool = True, time_limit: float | None = None) -> dict:
     """Train `model` in place; on return it holds the weights with the best valid MRR.
 
     With `resume_path`, the full training state is saved there every `checkpoint_every` epochs,
     and a state saved by a run with the same `run_id` is resumed from, exactly (CPU).
-    Returns a summary: best epoch, its valid metrics, epochs run, history.
+    With `time_limit` (seconds), training stops at the first epoch end past it, after saving the
+    resume state: a run in pieces (a GPU job's time window) continues where the last piece stopped.
+    Returns a summary: best epoch, its valid metrics, epochs run (and `stopped: True` when the
+    time limit ended the run before `config.epochs`).
     """
     device = pick_device(config.device)
     use_amp = config.amp and device.type == "cuda"
@@ -292,6 +295,7 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
     bar = progress_bar(range(state["epoch"], config.epochs), desc="train", unit="epoch", enabled=progress,
                initial=state["epoch"], total=config.epochs)
     started = time.perf_counter()
+    stopped = False
     for epoch in bar:
         if config.patience and state["evals_since_best"] >= config.patience:
             log.info("early stop: no better valid MRR in %d evaluations", config.patience)
@@ -332,14 +336,24 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         if state["epoch"] % config.checkpoint_every == 0 or state["epoch"] == config.epochs:
             save_resume()
         write_plots()
-    if not state["valid"] or state["valid"][-1]["epoch"] != state["epoch"]:
+        out_of_time = time_limit is not None and time.perf_counter() - started >= time_limit
+        if out_of_time and state["epoch"] < config.epochs:
+            if state["epoch"] % config.checkpoint_every:
+                save_resume()
+            stopped = True
+            log.info("time limit of %.0f s reached after epoch %d: stopping (the resume state continues the run)",
+                     time_limit, state["epoch"])
+            break
+    if not stopped and (not state["valid"] or state["valid"][-1]["epoch"] != state["epoch"]):
         evaluate_valid(state["epoch"])
         save_resume()
     write_plots()
-    model.load_state_dict(state["best_model"])
+    if state["best_model"] is not None:
+        model.load_state_dict(state["best_model"])
     elapsed = time.perf_counter() - started
     log.info("trained %d epochs in %.1fs; best valid MRR %.4f at epoch %d", state["epoch"], elapsed,
              state["best_mrr"], state["best_epoch"])
     return {"epochs": state["epoch"], "best_epoch": state["best_epoch"], "valid": state["best_metrics"],
             "valid_triples_used": len(select_triples), "valid_triples_dropped": dropped,
-            "final_loss": state["losses"][-1]["loss"] if state["losses"] else None}
+            "final_loss": state["losses"][-1]["loss"] if state["losses"] else None,
+            **({"stopped": True} if stopped else {})}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The project on a GPU machine as it is (no install, no DVC, offline), in one command that writes
+# everything into one folder:
+#
+#   bench/gpu_check.sh --prepare          # once, on a CPU machine with the project installed:
+#                                         # builds gpu_inputs/ (DB15K, its graph and entity tokens)
+#   bench/gpu_check.sh OUT                # on the GPU: about 7 minutes
+#   bench/gpu_check.sh --quick OUT        # the short rerun after a fix: about 3 minutes
+#
+# The full run: the CUDA tests (pytest tests/test_cuda.py), the harness's CUDA scenarios on the
+# DB15K config (peak matrix rate, bf16 / fp32 / TF32 steps, the floor, full filtered evaluation,
+# per-part breakdown), a DB15K recipe training run in two time-boxed pieces (stopped, then resumed
+# from its state file) with its test metrics, and last the compiled step. Each part has its
+# own time limit; a failed part is reported and the rest still run. Without CUDA every part that
+# needs it fails with that reason, and the script exits 1 naming them.
+#
+# OUT receives at most 8 files: log.txt (everything printed, the test output included),
+# harness.json/.md, compiled.json/.md, run.json, loss.csv and valid.csv (the training curves).
+# Environment: PYTHON (default python3), GPU_INPUTS (default gpu_inputs), DATA (for --prepare,
+# default ../shared/data/DB15K).
+set -u
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+INPUTS=${GPU_INPUTS:-gpu_inputs}
+
+if [ "${1:-}" = "--prepare" ]; then
+    set -e
+    DATA=${DATA:-../shared/data/DB15K}
+    rm -rf "$INPUTS.tmp" && mkdir -p "$INPUTS.tmp"
+    cp -r "$DATA" "$INPUTS.tmp/DB15K"
+    # the DB15K recipe over params.yaml, as `dvc exp run -S recipe=db15k` composes it
+    "$PYTHON" - "$INPUTS.tmp/params.yaml" <<'EOF'
+import sys, yaml
+def merge(a, b):
+    return {**a, **{k: merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+                    for k, v in b.items()}}
+params = merge(yaml.safe_load(open("params.yaml")), yaml.safe_load(open("conf/recipe/db15k.yaml")))
+yaml.safe_dump(params, open(sys.argv[1], "w"), sort_keys=False)
+EOF
+    P="$INPUTS.tmp/params.yaml"
+    "$PYTHON" stages/prepare.py "$INPUTS.tmp/DB15K" "$INPUTS.tmp/kg" --params "$P"
+    "$PYTHON" stages/tokenize_text.py "$INPUTS.tmp/kg" "$INPUTS.tmp/text_tokens" --params "$P"
+    "$PYTHON" stages/select_tokens.py "$INPUTS.tmp/kg" "$INPUTS.tmp/entity_tokens" \
+        --text-dir "$INPUTS.tmp/text_tokens" --params "$P"
+    rm -rf "$INPUTS.tmp/text_tokens" "$INPUTS" && mv "$INPUTS.tmp" "$INPUTS"
+    du -sh "$INPUTS"
+    exit 0
+fi
+
+QUICK=0
+if [ "${1:-}" = "--quick" ]; then QUICK=1; shift; fi
+OUT=${1:?usage: bench/gpu_check.sh [--quick] OUT   (or --prepare)}
+mkdir -p "$OUT"
+[ -d "$INPUTS/kg" ] || { echo "$INPUTS/kg is missing: run bench/gpu_check.sh --prepare first" >&2; exit 1; }
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+STATE=${TMPDIR:-/tmp}/mygo_gpu_check_state.pt
+FAILED=()
+exec > >(tee -a "$OUT/log.txt") 2>&1
+
+part() {          # part NAME SECONDS COMMAND...: run with a time limit, report and go on
+    local name=$1 limit=$2 started rc
+    shift 2
+    echo "== $(date -u +%H:%M:%S) $name (limit ${limit} s): $*"
+    started=$(date +%s)
+    timeout -k 10 "$limit" "$@"
+    rc=$?
+    echo "== $name: exit $rc after $(( $(date +%s) - started )) s"
+    [ "$rc" -eq 0 ] || FAILED+=("$name (exit $rc)")
+}
+
+part environment 60 bash -c "nvidia-smi || true; $PYTHON -c 'import torch, platform; print(\"python\", platform.python_version(), \"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA device\")'"
+part cuda-tests 150 "$PYTHON" -m pytest tests/test_cuda.py -v -p no:cacheprovider
+HARNESS=("$PYTHON" bench/harness.py --dataset "$INPUTS/DB15K" --preset db15k --device cuda)
+TRAIN=("$PYTHON" bench/gpu_train.py "$INPUTS/kg" "$INPUTS/entity_tokens" "$INPUTS/params.yaml" "$OUT"
+       --state "$STATE" --set device=cuda eval_every=10)
+if [ "$QUICK" = 1 ]; then
+    part harness 150 "${HARNESS[@]}" --scenarios peak,step,eval --steps 10 --scenario-timeout 60 --out "$OUT/harness"
+    part train-resume 90 "${TRAIN[@]}" --minutes 0.5 --test
+else
+    rm -f "$STATE" "$OUT/run.json"
+    part harness 260 "${HARNESS[@]}" --scenarios peak,step,step_fp32,step_tf32,step_no_visual,floor,eval,breakdown \
+        --steps 20 --scenario-timeout 60 --out "$OUT/harness"
+    part train-piece-1 90 "${TRAIN[@]}" --minutes 0.75
+    part train-piece-2 120 "${TRAIN[@]}" --minutes 1.25 --test
+    part compiled 120 "${HARNESS[@]}" --scenarios step_compiled --steps 20 --scenario-timeout 100 --out "$OUT/compiled"
+fi
+if [ "${#FAILED[@]}" -gt 0 ]; then
+    echo "FAILED: ${FAILED[*]}"
+    exit 1
+fi
+echo "all parts passed"

@@ -1,0 +1,93 @@
+"""A training run in time-boxed pieces (for a GPU window), without DVC: the train stage's library
+calls on a prepared graph and token folder, stopped after `--minutes` and resumed by the next
+call from the same `--state` file; with `--test`, the best checkpoint so far is evaluated on test.
+
+    python bench/gpu_train.py gpu_inputs/kg gpu_inputs/entity_tokens gpu_inputs/params.yaml OUT \\
+        --minutes 2 --state OUT/state.pt [--test]
+
+Writes under OUT: loss.csv and valid.csv (the curves, as the train stage writes them), and
+run.json (the pieces so far: epochs, seconds per epoch, device; with --test the test metrics).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from mygo import tables
+from mygo.config import run_main
+from mygo.device import pick_device
+from mygo.evaluation import compute_ranks, metrics_from_ranks
+from mygo.graph import read_split
+from mygo.io import write_json
+from mygo.params import load_params
+from mygo.training import build_model, fingerprint, load_entity_tokens, train
+
+log = logging.getLogger("mygo.gpu_train")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kg_dir")
+    parser.add_argument("tokens_dir")
+    parser.add_argument("params", help="a complete params file (the recipe's)")
+    parser.add_argument("out", help="folder for loss.csv, valid.csv and run.json")
+    parser.add_argument("--state", required=True, help="resume state: continued when present")
+    parser.add_argument("--minutes", type=float, required=True, help="stop at the first epoch end past this")
+    parser.add_argument("--test", action="store_true", help="evaluate the best model so far on test")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="train.* overrides, e.g. eval_every=10 (recorded in run.json)")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    config = params["train"]
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = type(getattr(config, key))(value)
+    config = dataclasses.replace(config, **overrides)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kg = Path(args.kg_dir)
+    num_entities = len(tables.read_entities(kg / "entities.parquet"))
+    num_relations = len(tables.read_relations(kg / "relations.parquet"))
+    tokens = load_entity_tokens(args.tokens_dir, num_entities)
+    model = build_model(dataclasses.asdict(params.model), num_entities, num_relations, tokens, seed=config.seed)
+    splits = {s: read_split(kg, s) for s in ("train", "valid", "test")}
+    run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config),
+                         kg / "train.parquet", kg / "valid.parquet", Path(args.tokens_dir) / "entity_tokens.parquet")
+    device = pick_device(config.device)
+    record_path = out / "run.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {"pieces": []}
+    started = time.perf_counter()
+    summary = train(model, config, splits["train"], splits["valid"], resume_path=args.state, run_id=run_id,
+                    plots_dir=out, progress=False, time_limit=args.minutes * 60)
+    seconds = time.perf_counter() - started
+    done_before = record["pieces"][-1]["epochs_after"] if record["pieces"] else 0
+    record["pieces"].append({"epochs_before": done_before, "epochs_after": summary["epochs"], "seconds": seconds,
+                             "seconds_per_epoch": seconds / max(1, summary["epochs"] - done_before)})
+    record.update(device=str(device), gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+                  torch=torch.__version__, cuda=torch.version.cuda, train_config=dataclasses.asdict(config),
+                  overrides=overrides, model_config=dataclasses.asdict(model.config), summary=summary)
+    if args.test:
+        model.eval()
+        eval_started = time.perf_counter()
+        ranks = compute_ranks(model, splits["test"], list(splits.values()), config.eval_batch_size, device,
+                              progress=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        record["test_eval_seconds"] = time.perf_counter() - eval_started
+        record["test"], _ = metrics_from_ranks(ranks)
+        log.info("test (best epoch %d): MRR %.4f Hits@1 %.4f Hits@3 %.4f Hits@10 %.4f", summary["best_epoch"],
+                 record["test"]["mrr"], record["test"]["hits@1"], record["test"]["hits@3"],
+                 record["test"]["hits@10"])
+    write_json(record_path, record)
+    log.info("piece: epochs %d -> %d in %.1f s", done_before, summary["epochs"], seconds)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -6,6 +6,7 @@
 #                                         # builds gpu_inputs/ (DB15K, its graph and entity tokens)
 #   bench/gpu_check.sh OUT                # on the GPU: about 7 minutes
 #   bench/gpu_check.sh --quick OUT        # the short rerun after a fix: about 3 minutes
+#   TRAIN_MINUTES="1 2.5" bench/gpu_check.sh --quick OUT    # ... with a longer training run
 #
 # The full run: the CUDA tests (pytest tests/test_cuda.py), the harness's CUDA scenarios on the
 # DB15K config (peak matrix rate, bf16 / fp32 / TF32 steps, the floor, full filtered evaluation,
@@ -73,15 +74,19 @@ part cuda-tests 150 "$PYTHON" -m pytest tests/test_cuda.py -v -p no:cacheprovide
 HARNESS=("$PYTHON" bench/harness.py --dataset "$INPUTS/DB15K" --preset db15k --device cuda)
 TRAIN=("$PYTHON" bench/gpu_train.py "$INPUTS/kg" "$INPUTS/entity_tokens" "$INPUTS/params.yaml" "$OUT"
        --state "$STATE" --set device=cuda eval_every=10)
+rm -f "$STATE" "$OUT/run.json"
 if [ "$QUICK" = 1 ]; then
-    part harness 150 "${HARNESS[@]}" --scenarios peak,step,eval --steps 10 --scenario-timeout 60 --out "$OUT/harness"
-    part train-resume 90 "${TRAIN[@]}" --minutes 0.5 --test
+    part harness 150 "${HARNESS[@]}" --scenarios step,eval,breakdown --steps 10 --scenario-timeout 60 --out "$OUT/harness"
 else
-    rm -f "$STATE" "$OUT/run.json"
     part harness 260 "${HARNESS[@]}" --scenarios peak,step,step_fp32,step_tf32,step_no_visual,floor,eval,breakdown \
         --steps 20 --scenario-timeout 60 --out "$OUT/harness"
-    part train-piece-1 90 "${TRAIN[@]}" --minutes 0.75
-    part train-piece-2 120 "${TRAIN[@]}" --minutes 1.25 --test
+fi
+# the training run: two time-boxed pieces (minutes each; TRAIN_MINUTES="FIRST SECOND"), the second
+# resuming from the first's state file and evaluating the best model on test
+read -r FIRST SECOND <<< "${TRAIN_MINUTES:-$([ "$QUICK" = 1 ] && echo "0.25 0.5" || echo "0.75 1.25")}"
+part train-piece-1 "$(awk "BEGIN{print int($FIRST * 60 + 60)}")" "${TRAIN[@]}" --minutes "$FIRST"
+part train-piece-2 "$(awk "BEGIN{print int($SECOND * 60 + 60)}")" "${TRAIN[@]}" --minutes "$SECOND" --test
+if [ "$QUICK" = 0 ]; then
     part compiled 120 "${HARNESS[@]}" --scenarios step_compiled --steps 20 --scenario-timeout 100 --out "$OUT/compiled"
 fi
 if [ "${#FAILED[@]}" -gt 0 ]; then

@@ -307,7 +307,7 @@ def run_scenario(name, args) -> dict:
         model.train()
         B = args.batch_size
         g = torch.Generator().manual_seed(0)
-        known, relation, target, head = training_queries(splits["train"], "random", g)
+        known, relation, target, head = (t.to(device) for t in training_queries(splits["train"], "random", g))
         parts = {}
 
         def sync():
@@ -325,7 +325,7 @@ def run_scenario(name, args) -> dict:
             return out
         with torch.no_grad():
             emb = timed("entity_encoder", lambda: model.entity_embeddings())
-            sample = torch.randperm(N)[: min(512, N)]
+            sample = torch.randperm(N)[: min(512, N)].to(device)
             timed("contrastive_pass", lambda: model.contrastive_loss(emb, sample, 0.5))
             ctx = timed("triple_encoder", lambda: model.triple_encoder(emb, known[:B], relation[:B], head[:B]))
             timed("tucker", lambda: model.decoder(ctx[0], ctx[1], emb))

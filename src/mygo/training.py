@@ -164,9 +164,9 @@ def _rng_state(device: torch.device) -> dict:
 
 
 def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["cpu"])
+    torch.set_rng_state(state["cpu"].cpu())             # RNG states are CPU byte tensors
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -308,7 +308,7 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         if position is not None:            # resumed mid-epoch: same queries, generator where it was
             first, total, count = position["batch"], position["total"], position["count"]
             sums = dict(position["sums"])
-            generator.set_state(position["generator"])
+            generator.set_state(position["generator"].cpu())
         for b in progress_bar(range(first, batches), desc=f"epoch {epoch + 1}", unit="batch", inner=True,
                               initial=first, total=batches, enabled=progress and batches >= 10):
             sl = slice(b * config.batch_size, (b + 1) * config.batch_size)

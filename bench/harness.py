@@ -360,8 +360,8 @@ def run_scenario(name, args) -> dict:
 
 
 def seconds(value: float, decimals: int) -> str:
-    """`decimals` places, or three significant digits for times under a second (GPU steps)."""
-    return f"{value:.{decimals}f}" if value >= 1 else f"{value:.3g}"
+    """`decimals` places, or three significant digits for times under ten seconds (GPU steps)."""
+    return f"{value:.{decimals}f}" if value >= 10 else f"{value:.3g}"
 
 
 def markdown(results: list[dict], meta: dict) -> str:
@@ -423,9 +423,9 @@ def markdown(results: list[dict], meta: dict) -> str:
         if r["scenario"] == "floor" and "error" not in r:
             lines += ["", f"Floor: the step's {r['matmuls']} matrix products (forward and backward, "
                       f"{r['matmul_gflop']:.0f} GFLOP), each timed alone on random inputs of the same shapes and "
-                      f"strides, take {r['floor_seconds']:.2f} s ({r['floor_gflops']:.0f} GFLOP/s; median of "
-                      f"{len(r['floor_seconds_each'])} rounds, each right after a timed step); the step "
-                      f"({r['median_step_seconds']:.2f} s) is **{r['step_over_floor']:.2f}x** its floor (median "
+                      f"strides, take {seconds(r['floor_seconds'], 2)} s ({r['floor_gflops']:.0f} GFLOP/s; median "
+                      f"of {len(r['floor_seconds_each'])} rounds, each right after a timed step); the step "
+                      f"({seconds(r['median_step_seconds'], 2)} s) is **{r['step_over_floor']:.2f}x** its floor (median "
                       f"of the rounds' ratios)."]
     warmups = [f"{r['scenario']} {r['warmup_seconds']:.1f} s" for r in results
                if "warmup_seconds" in r and r["warmup_seconds"] == r["warmup_seconds"]]     # nan: --no-warmup

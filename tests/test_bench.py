@@ -1,5 +1,6 @@
 """The benchmark scripts' own machinery: the floor's recorded products, and short real runs."""
 import json
+import os
 import subprocess
 import sys
 
@@ -30,11 +31,11 @@ def test_record_matmuls_sees_forward_and_backward_products():
     assert matmul_flop(addmm, [(4,), (5, 3), (3, 4)]) == 2 * 5 * 3 * 4
 
 
-def run(script, *args, tmp_path):
+def run(script, *args, tmp_path, returncode=0):
     out = tmp_path / "result"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--out", str(out)],
                           capture_output=True, text=True, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == returncode, proc.stderr[-2000:]
     return json.loads(out.with_suffix(".json").read_text()), out.with_suffix(".md").read_text()
 
 
@@ -58,9 +59,31 @@ def test_harness_floor_and_memory_budget(tmp_path):
 
 def test_harness_reports_a_failed_scenario(tmp_path):
     saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "1",
-                      "--scenarios", "step", "--memory-budget-gb", "0.01", tmp_path=tmp_path)
+                      "--scenarios", "step", "--memory-budget-gb", "0.01", tmp_path=tmp_path, returncode=1)
     assert "train.memory_budget_gb = 0.01" in saved["results"][0]["error"]
     assert "| step | training step, contrastive loss on (mu > 0) | failed: ValueError: train.memory_budget_gb" in text
+
+
+def test_harness_peak_rate_and_the_step_against_it(tmp_path):
+    """The peak scenario measures the machine's large-product rate in the same run as the floor,
+    and the report sets the step's FLOP against it; a scenario past --scenario-timeout is a row
+    that says so, and the rest still run."""
+    saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "2", "--peak-size", "256",
+                      "--scenarios", "peak,floor", tmp_path=tmp_path)
+    peak, floor = saved["results"]
+    assert peak["peak_size"] == 256 and set(peak["peak_gflops"]) == {"fp32", "bf16"}
+    assert all(rate > 0 for rate in peak["peak_gflops"].values())
+    at_peak_ms = floor["matmul_gflop"] / peak["peak_gflops"]["fp32"] * 1000
+    assert f"would take {at_peak_ms:.2f} ms" in text and "Peak matrix rate (256 x 256 x 256" in text
+    saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "1", "--peak-size", "64",
+                      "--scenarios", "step,peak", "--scenario-timeout", "0.5", tmp_path=tmp_path, returncode=1)
+    assert [r["error"] for r in saved["results"]] == ["timed out after 0.5 s (--scenario-timeout)"] * 2
+    assert "| step | training step, contrastive loss on (mu > 0) | failed: timed out after 0.5 s" in text
+
+
+def test_seconds_keep_three_digits_for_gpu_times():
+    from harness import seconds
+    assert [seconds(v, 0) for v in (1150.4, 25.6, 1.318, 0.0339)] == ["1150", "26", "1.32", "0.0339"]
 
 
 @pytest.mark.slow
@@ -72,3 +95,35 @@ def test_distributed_bench_runs_one_and_two_ranks(tmp_path):
     assert two["ranks"][0]["entities_encoded"] == 20 and one["ranks"][0]["entities_encoded"] == 40
     assert all(r["peak_rss_mib"] > 0 and r["step_seconds"] > 0 for r in two["ranks"])
     assert "| 2 | 1 | 20 |" in text
+
+
+@pytest.mark.slow
+def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
+    """bench/gpu_check.sh without CUDA: --prepare builds its inputs, the CUDA tests skip cleanly,
+    and the parts that need CUDA fail with that reason, named at the end (exit 1)."""
+    env = {**os.environ, "PYTHON": sys.executable, "GPU_INPUTS": str(tmp_path / "inputs"),
+           "DATA": str(ROOT / "data/raw/demo"), "TRAIN_MINUTES": "0.01 0.01", "TMPDIR": str(tmp_path)}
+    script = str(ROOT / "bench/gpu_check.sh")
+    prepared = subprocess.run(["bash", script, "--prepare"], capture_output=True, text=True, env=env)
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
+    assert {p.name for p in (tmp_path / "inputs").iterdir()} == {"DB15K", "kg", "entity_tokens", "params.yaml"}
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", script, "--quick", str(out)], capture_output=True, text=True, env=env)
+    log = (out / "log.txt").read_text()
+    assert proc.returncode == 1, log[-3000:]
+    assert "5 skipped" in log and "== cuda-tests: exit 0" in log
+    assert "FAILED: harness (exit 1) train-piece-1 (exit 1) train-piece-2 (exit 1)" in log
+    assert "Torch not compiled with CUDA enabled" in log and "CUDA is not available" in log
+    assert len(list(out.iterdir())) <= 8          # what a GPU machine's output folder brings back
+
+
+def test_gpu_run_summary_is_made_from_its_committed_files():
+    """The GPU run's summary.md (quoted in the README) is what bench/gpu_report.py makes from the
+    committed run.json and curves."""
+    from gpu_report import read_csv, summary
+    folder = ROOT / "bench/results/db15k_h200_run"
+    run = json.loads((folder / "run.json").read_text())
+    assert summary(run, read_csv(folder / "valid.csv"), "DB15K") == (folder / "summary.md").read_text()
+    assert run["summary"]["epochs"] == run["pieces"][-1]["epochs_after"] and run["gpu"].startswith("NVIDIA")
+    readme = (ROOT / "README.md").read_text()
+    assert f"| {100 * run['test']['mrr']:.2f} | {100 * run['test']['hits@1']:.2f} |" in readme

@@ -76,6 +76,24 @@ def test_resume_reaches_the_same_weights(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_time_limited_pieces_reach_the_same_weights(tmp_path):
+    """A run in time-boxed pieces (each stops at the first epoch end past its limit, saving the
+    resume state) ends with the weights and curves of an uninterrupted run."""
+    full = tiny_model()
+    expected = train(full, config(), TRAIN, VALID, progress=False, plots_dir=tmp_path / "full")
+    state_path, pieces = tmp_path / "state.pt", []
+    while not pieces or pieces[-1].get("stopped"):
+        model = tiny_model()
+        pieces.append(train(model, config(), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False,
+                            plots_dir=tmp_path / "pieces", time_limit=0.0))
+    assert [p["epochs"] for p in pieces] == [1, 2, 3, 4, 5, 6]
+    assert all(p["stopped"] for p in pieces[:-1]) and pieces[-1] == expected
+    for (name, a), b in zip(full.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
+    for name in ("loss.csv", "valid.csv"):
+        assert (tmp_path / "pieces" / name).read_text() == (tmp_path / "full" / name).read_text()
+
+
 def test_resume_state_of_another_run_is_ignored(tmp_path):
     state_path = tmp_path / "state.pt"
     train(tiny_model(), config(epochs=2), TRAIN, VALID, resume_path=state_path, run_id="a", progress=False)

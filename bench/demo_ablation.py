@@ -23,7 +23,10 @@ from mygo import tables
 from mygo.params import load_params
 from mygo.evaluation import compute_ranks
 from mygo.graph import read_split
-from mygo.training import build_model, load_entity_tokens, train
+from mygo import fast
+from mygo.models import build_model
+from mygo.selection import load_entity_tokens
+from mygo.training import train
 
 VARIANTS = {
     "untrained": None,
@@ -58,7 +61,8 @@ def main() -> None:
     splits = {s: read_split(kg, s) for s in ("train", "valid", "test")}
     rows = []
     for name, switches in VARIANTS.items():
-        model = build_model({**model_params, **(switches or {})}, N, len(relations), tokens, seed=config.seed)
+        model = build_model({**model_params, **(switches or {})}, N, len(relations), tokens, seed=config.seed,
+                            ops=fast.ops())
         if switches is not None:
             train(model, config, splits["train"], splits["valid"], progress=False)
         ranks = compute_ranks(model, splits["test"], list(splits.values()), progress=False)
@@ -82,7 +86,7 @@ def main() -> None:
         m_tokens = tokens_with_m(args, kg, N, m, params.max_txt_token)
         runs = []
         for seed in seeds:
-            model = build_model({**model_params, **overrides}, N, len(relations), m_tokens, seed=seed)
+            model = build_model({**model_params, **overrides}, N, len(relations), m_tokens, seed=seed, ops=fast.ops())
             train(model, dataclasses.replace(config, seed=seed), splits["train"], splits["valid"], progress=False)
             ranks = compute_ranks(model, splits["test"], list(splits.values()), progress=False)
             runs.append({"test MRR": mrr(ranks, np.ones(len(ranks["relation"]), dtype=bool)),

@@ -40,7 +40,7 @@ def rank_main(args) -> None:
     preset = dict(PRESETS[args.preset])
     preset["model"] = {**preset["model"], "encoder_chunk": args.encoder_chunk}
     N, R, splits, label = load_graph(args)
-    model = build(N, R, preset).train()
+    model = build(N, R, preset, distributed_step=distributed.active()).train()
     config = TrainConfig(device="cpu", batch_size=args.batch_size, lr=preset["lr"], mu=preset["mu"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     g = torch.Generator().manual_seed(0)
@@ -50,7 +50,7 @@ def rank_main(args) -> None:
         sl = slice(b * args.batch_size, (b + 1) * args.batch_size)
         started = time.perf_counter()
         loss = train_step(model, optimizer, config, (known[sl], relation[sl], head[sl], target[sl]), g,
-                          torch.device("cpu"))
+                          torch.device("cpu"))["loss"]
         times.append(time.perf_counter() - started)
     mine = {"rank": distributed.rank(), "step_seconds": times[-1], "loss": loss, "entities_encoded":
             -(-N // distributed.world_size()), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

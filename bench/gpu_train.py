@@ -26,7 +26,10 @@ from mygo.evaluation import compute_ranks, metrics_from_ranks
 from mygo.graph import read_split
 from mygo.io import write_json
 from mygo.params import load_params
-from mygo.training import build_model, fingerprint, load_entity_tokens, train
+from mygo import fast
+from mygo.models import build_model
+from mygo.selection import load_entity_tokens
+from mygo.training import fingerprint, train
 
 log = logging.getLogger("mygo.gpu_train")
 
@@ -56,7 +59,8 @@ def main() -> None:
     num_entities = len(tables.read_entities(kg / "entities.parquet"))
     num_relations = len(tables.read_relations(kg / "relations.parquet"))
     tokens = load_entity_tokens(args.tokens_dir, num_entities)
-    model = build_model(dataclasses.asdict(params.model), num_entities, num_relations, tokens, seed=config.seed)
+    model = build_model(dataclasses.asdict(params.model), num_entities, num_relations, tokens, seed=config.seed,
+                        ops=fast.ops())
     splits = {s: read_split(kg, s) for s in ("train", "valid", "test")}
     run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config),
                          kg / "train.parquet", kg / "valid.parquet", Path(args.tokens_dir) / "entity_tokens.parquet")

@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mygo.evaluation import compute_ranks  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
-from mygo.model import EncoderLayer, ModelConfig, MyGO  # noqa: E402
+from mygo import fast  # noqa: E402
+from mygo.model import ModelConfig, MyGO  # noqa: E402
 from mygo.training import TrainConfig, train_step, training_queries  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
@@ -136,7 +137,8 @@ def load_graph(args):
                   "test": triples[5 * n + n // 2:]}, f"synthetic-{n}"
 
 
-def build(num_entities, num_relations, preset, seed=0, visual=True):
+def build(num_entities, num_relations, preset, seed=0, visual=True, kernels="fast", distributed_step=False,
+          model_class=MyGO):
     g = torch.Generator().manual_seed(seed)
     m, n = preset["m"], preset["n"]
     visual_rows, text_rows = 8193, 30523
@@ -144,21 +146,21 @@ def build(num_entities, num_relations, preset, seed=0, visual=True):
                          visual_rows=visual_rows, visual_dim=32, text_rows=text_rows, text_dim=384, **preset["model"])
     visual_mask = torch.full((num_entities, m), visual)
     torch.manual_seed(seed)
-    return MyGO(config, torch.randn(visual_rows, 32, generator=g),
-                torch.randint(1, visual_rows, (num_entities, m), generator=g), visual_mask,
-                torch.randn(text_rows, 384, generator=g), torch.randint(1, text_rows, (num_entities, n), generator=g),
-                torch.ones(num_entities, n, dtype=torch.bool))
+    return model_class(config, torch.randn(visual_rows, 32, generator=g),
+                       torch.randint(1, visual_rows, (num_entities, m), generator=g), visual_mask,
+                       torch.randn(text_rows, 384, generator=g),
+                       torch.randint(1, text_rows, (num_entities, n), generator=g),
+                       torch.ones(num_entities, n, dtype=torch.bool),
+                       fast.ops(kernels, distributed_step=distributed_step))
 
 
-def contrastive_over_all_entities(model, entity_emb, sample, tau):
-    """The reference code's way: a second pass over all N entities, then the sample is sliced."""
-    out, mask = model.entity_encoder()
-    original = model.entity_encoder.forward
-    model.entity_encoder.forward = lambda entities=None: (out[entities], mask[entities])
-    try:
-        return MyGO.contrastive_loss(model, entity_emb, sample, tau)
-    finally:
-        model.entity_encoder.forward = original
+class ContrastiveOverAllEntities(MyGO):
+    """The reference code's contrastive loss: a second pass over all N entities, then the sample
+    is sliced (MyGO encodes the sample only)."""
+
+    def contrastive_loss(self, entity_emb, sample, tau):
+        out, mask = self.entity_encoder()
+        return self.fine_grained_loss(entity_emb[sample], out[sample], mask[sample], tau)
 
 
 def peak_rate(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 10) -> float:
@@ -208,16 +210,11 @@ def run_scenario(name, args) -> dict:
     preset["model"] = {**preset["model"], "encoder_chunk": args.encoder_chunk}
     N, R, splits, label = load_graph(args)
     device = torch.device(args.device)
-    model = build(N, R, preset, visual="no_visual" not in name).to(device)
-    if name == "step_torch_dropout":
-        import mygo.dropout
-        mygo.dropout._native = lambda x: True
-    if name == "step_torch_attention":
-        EncoderLayer._sa_block = torch.nn.TransformerEncoderLayer._sa_block
+    kernels = {"step_torch_dropout": "torch-dropout", "step_torch_attention": "torch-attention"}.get(name, "fast")
+    model = build(N, R, preset, visual="no_visual" not in name, kernels=kernels,
+                  model_class=ContrastiveOverAllEntities if name == "step_before" else MyGO).to(device)
     if name.endswith("_before"):
         model.entity_encoder.skip_padded_slots = False
-        if name == "step_before":
-            model.contrastive_loss = lambda e, s, tau: contrastive_over_all_entities(model, e, s, tau)
     result = {"scenario": name, "what": SCENARIOS[name]}
     if args.memory_budget_gb and not args.encoder_chunk:
         from mygo.memory import choose_encoder_chunk, step_bytes

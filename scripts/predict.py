@@ -14,7 +14,7 @@ from mygo.graph import read_split
 from mygo.prediction import Query, predict, read_queries
 from mygo.device import pick_device
 from mygo.params import is_device
-from mygo.training import check_fingerprint, load_checkpoint
+from mygo.checkpoint import check_fingerprint, load_checkpoint
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from mygo.evaluation import compute_ranks, metrics_from_ranks
 from mygo.graph import read_split
 from mygo.io import write_json
 from mygo.device import pick_device
-from mygo.training import check_fingerprint, load_checkpoint
+from mygo.checkpoint import check_fingerprint, load_checkpoint
 
 log = logging.getLogger("mygo.evaluate")
 

@@ -11,14 +11,16 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from mygo import distributed, fast, tables
+from mygo.checkpoint import data_fingerprint, save_checkpoint
 from mygo.config import run_main
-from mygo.params import load_params
 from mygo.graph import read_split
 from mygo.io import write_json
-from mygo import distributed, tables
 from mygo.model import count_parameters
-from mygo.training import (build_model, data_fingerprint, fingerprint, load_entity_tokens,
-                           save_checkpoint, train)
+from mygo.models import build_model
+from mygo.params import load_params
+from mygo.selection import load_entity_tokens
+from mygo.training import fingerprint, train
 
 log = logging.getLogger("mygo.train")
 
@@ -42,7 +44,8 @@ def main() -> None:
     num_entities = len(tables.read_entities(kg / "entities.parquet"))
     num_relations = len(tables.read_relations(kg / "relations.parquet"))
     tokens = load_entity_tokens(args.tokens_dir, num_entities)
-    model = build_model(model_params, num_entities, num_relations, tokens, seed=config.seed)
+    model = build_model(model_params, num_entities, num_relations, tokens, seed=config.seed,
+                        ops=fast.ops("fast", distributed_step=distributed.active()))
     log.info("model: %d trainable parameters, config %s", count_parameters(model), dataclasses.asdict(model.config))
     train_triples, valid_triples = read_split(kg, "train"), read_split(kg, "valid")
     run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config),

@@ -8,8 +8,7 @@ import torch
 
 from mygo.evaluation import compute_ranks
 from mygo.training import TrainConfig, train
-from test_model import batch, tiny_model
-from test_training import TRAIN, VALID
+from helpers import TRAIN, VALID, batch, tiny_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -30,8 +29,9 @@ def _loss_grads_scores(model, device, amp=False):
     model = model.to(device).train()
     known, relation, head, target = (t.to(device) for t in batch(model, B=6))
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-        scores, loss = model(known, relation, head, target, mu=0.1, contrastive_size=5,
-                             generator=torch.Generator().manual_seed(0))
+        loss = model.losses(known, relation, head, target, mu=0.1, contrastive_size=5,
+                            generator=torch.Generator().manual_seed(0)).total
+        scores = model(known, relation, head)
     model.zero_grad()
     loss.backward()
     grads = {n: p.grad.detach().float().cpu() for n, p in model.named_parameters() if p.grad is not None}

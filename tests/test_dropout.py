@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mygo.dropout import Dropout, core_dropout_contract, dropout, keep_mask, kept_fraction, use_cheap_dropout
+from mygo.fast.dropout import Dropout, core_dropout_contract, dropout, keep_mask, kept_fraction
 
 
 @pytest.mark.parametrize("p", [0.01, 0.1, 0.4, 0.5, 0.9])
@@ -54,18 +54,42 @@ def test_dropout_keeps_expectations():
     assert abs(dropout(x, 0.3).mean().item() - 1.0) < 5e-3
 
 
-def test_dropout_module_replaces_every_nn_dropout():
-    layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.2, batch_first=True)
-    state = {k: v.clone() for k, v in layer.state_dict().items()}
-    use_cheap_dropout(layer)
-    kinds = [type(m) for m in layer.modules() if isinstance(m, torch.nn.Dropout)]
-    assert kinds and all(kind is Dropout for kind in kinds)
-    assert all(torch.equal(v, layer.state_dict()[k]) for k, v in state.items())
-    layer.eval()
-    x = torch.randn(3, 5, 8)
-    fresh = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.2, batch_first=True).eval()
-    fresh.load_state_dict(state)
-    assert torch.allclose(layer(x), fresh(x))      # inert in eval mode, same function
+@pytest.mark.parametrize("kernels", ["fast", "torch-dropout", "torch-attention"])
+def test_every_kernel_switch_builds_the_same_model_as_torch(kernels):
+    """mygo.fast.ops(kernels) changes operations, never parameters: the same state dict as the
+    plain model for a seed, every dropout of the chosen kind, and the same function (float
+    tolerance) in eval mode and in training without dropout."""
+    from helpers import batch, tiny_model
+    from mygo.fast.attention import BatchFirstEncoderLayer
+    plain, other = tiny_model(kernels="plain"), tiny_model(kernels=kernels)
+    assert list(plain.state_dict()) == list(other.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), other.state_dict().values()))
+    dropouts = {type(m) for m in other.modules() if isinstance(m, torch.nn.Dropout)}
+    assert dropouts == ({torch.nn.Dropout} if kernels == "torch-dropout" else {Dropout})
+    assert {type(m) for m in plain.modules() if isinstance(m, torch.nn.Dropout)} == {torch.nn.Dropout}
+    layers = {type(m) for m in other.modules() if isinstance(m, torch.nn.TransformerEncoderLayer)}
+    assert layers == ({torch.nn.TransformerEncoderLayer} if kernels == "torch-attention" else {BatchFirstEncoderLayer})
+    known, relation, head, target = batch(plain)
+    with torch.no_grad():
+        torch.testing.assert_close(other.eval()(known, relation, head), plain.eval()(known, relation, head))
+    no_dropout = dict(emb_dropout=0.0, vis_dropout=0.0, txt_dropout=0.0, attn_dropout=0.0, input_dropout=0.0,
+                      core_dropout=0.0, hidden_dropout=0.0)
+    plain, other = tiny_model(kernels="plain", **no_dropout), tiny_model(kernels=kernels, **no_dropout)
+    losses = []
+    for model in (plain, other):
+        loss = model.train().losses(known, relation, head, target, mu=0.1, contrastive_size=5,
+                                    generator=torch.Generator().manual_seed(0)).total
+        loss.backward()
+        losses.append((loss.detach(), [p.grad for p in model.parameters()]))
+    torch.testing.assert_close(losses[0][0], losses[1][0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(losses[0][1], losses[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_kernels_are_refused():
+    from mygo import fast
+    with pytest.raises(ValueError, match="kernels = 'turbo': expected one of fast, plain"):
+        fast.ops("turbo")
 
 
 def test_core_dropout_contract_equals_the_unfused_autograd_version():

@@ -22,10 +22,11 @@ def mygo_imports(path: Path, seen: set[str] | None = None) -> set[str]:
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names if a.name.startswith("mygo")]
         for name in names:
-            file = ROOT / "src" / (name.replace(".", "/") + ".py")
-            if file.exists() and file.name != "__init__.py" and str(file) not in seen:
-                seen.add(str(file))
-                mygo_imports(file, seen)
+            path_of = ROOT / "src" / name.replace(".", "/")
+            for file in (path_of.with_suffix(".py"), path_of / "__init__.py"):    # a module or a package
+                if file.exists() and file != ROOT / "src/mygo/__init__.py" and str(file) not in seen:
+                    seen.add(str(file))
+                    mygo_imports(file, seen)
     return seen
 
 

@@ -6,7 +6,7 @@ import torch
 
 from mygo.memory import ACTIVATION_FACTOR, GIB, choose_encoder_chunk, saved_bytes_per_entity, step_bytes
 from mygo.training import TrainConfig, train
-from test_model import tiny_model
+from helpers import tiny_model
 
 VALID = np.array([[0, 0, 5], [1, 1, 9]])
 
@@ -68,11 +68,11 @@ def test_train_chooses_the_chunk_and_keeps_it_in_the_config(caplog):
 
 
 def test_chunked_cpu_encoding_trims_the_heap_before_each_chunk(monkeypatch):
-    """Forward and the recomputation in backward each trim once per chunk (7 entities in
-    chunks of 3: 3 chunks)."""
-    import mygo.model as model_module
+    """Forward and the recomputation in backward each call ops.before_chunk once per chunk (7
+    entities in chunks of 3: 3 chunks); the fast ops' hook trims the C heap on CPU."""
+    import mygo.fast as fast_module
     calls = []
-    monkeypatch.setattr(model_module, "release_free_memory", lambda: calls.append(1))
+    monkeypatch.setattr(fast_module, "release_free_memory", lambda: calls.append(1))
     model = tiny_model(encoder_chunk=3)
     model.entity_embeddings().sum().backward()
     assert len(calls) == 6

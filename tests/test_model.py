@@ -2,33 +2,8 @@
 import pytest
 import torch
 
+from helpers import batch, tiny_model
 from mygo.model import ModelConfig, MyGO, TuckER
-
-
-def tiny_model(num_entities=7, num_relations=3, dim=8, **overrides) -> MyGO:
-    g = torch.Generator().manual_seed(0)
-    m, n = 3, 2
-    config = ModelConfig(num_entities=num_entities, num_relations=num_relations, max_vis_token=m,
-                         max_txt_token=n, visual_rows=5, visual_dim=4, text_rows=6, text_dim=5, dim=dim,
-                         hidden_dim=16, num_head=2, **overrides)
-    visual_mask = torch.rand(num_entities, m, generator=g) < 0.6
-    text_mask = torch.rand(num_entities, n, generator=g) < 0.6
-    visual_mask[0] = False                                     # an entity with no visual tokens
-    visual_ids = torch.randint(1, 5, (num_entities, m), generator=g) * visual_mask
-    text_ids = torch.randint(1, 6, (num_entities, n), generator=g) * text_mask
-    visual_table = torch.randn(5, 4, generator=g)
-    text_table = torch.randn(6, 5, generator=g)
-    visual_table[0] = 0
-    text_table[0] = 0
-    torch.manual_seed(0)
-    return MyGO(config, visual_table, visual_ids, visual_mask, text_table, text_ids, text_mask)
-
-
-def batch(model, B=5):
-    g = torch.Generator().manual_seed(1)
-    N, R = model.config.num_entities, model.config.num_relations
-    return (torch.randint(0, N, (B,), generator=g), torch.randint(0, R, (B,), generator=g),
-            torch.rand(B, generator=g) < 0.5, torch.randint(0, N, (B,), generator=g))
 
 
 def test_shapes_and_masks():
@@ -38,7 +13,8 @@ def test_shapes_and_masks():
     assert mask[:, :2].all()
     assert not mask[0, 2:5].any()
     known, relation, head, target = batch(model)
-    scores, loss = model(known, relation, head, target, mu=0.01, contrastive_size=4)
+    scores = model(known, relation, head)
+    loss = model.losses(known, relation, head, target, mu=0.01, contrastive_size=4).total
     assert scores.shape == (5, 7) and loss.dim() == 0 and torch.isfinite(loss)
 
 
@@ -54,8 +30,8 @@ def test_padded_slots_do_not_change_the_output():
 def test_eval_mode_is_deterministic():
     model = tiny_model().eval()
     known, relation, head, _ = batch(model)
-    a, _ = model(known, relation, head)
-    b, _ = model(known, relation, head)
+    a = model(known, relation, head)
+    b = model(known, relation, head)
     assert torch.equal(a, b)
 
 
@@ -110,7 +86,7 @@ def test_frozen_tables_unchanged_after_a_step():
     assert not any("table" in name for name, _ in model.named_parameters())
     opt = torch.optim.Adam(model.parameters(), lr=0.1)
     known, relation, head, target = batch(model)
-    _, loss = model(known, relation, head, target, mu=0.1, contrastive_size=5)
+    loss = model.losses(known, relation, head, target, mu=0.1, contrastive_size=5).total
     loss.backward()
     opt.step()
     for k, v in tables.items():
@@ -133,12 +109,12 @@ def test_overfits_a_handful_of_triples():
     head = torch.zeros(4, dtype=torch.bool)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     for _ in range(150):
-        _, loss = model(known, relation, head, target)
+        loss = model.losses(known, relation, head, target).total
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    scores, _ = model(known, relation, head)
+    scores = model(known, relation, head)
     assert (scores.argmax(1) == target).all()
     assert loss.item() < 0.1
 
@@ -148,7 +124,7 @@ def test_contrastive_second_pass_only_encodes_the_sample():
     calls = []
     model.entity_encoder.register_forward_hook(lambda mod, args, out: calls.append(out[0].shape[0]))
     known, relation, head, target = batch(model)
-    model(known, relation, head, target, mu=0.01, contrastive_size=3)
+    model.losses(known, relation, head, target, mu=0.01, contrastive_size=3)
     assert calls == [7, 3]
 
 
@@ -203,8 +179,8 @@ def test_skipping_padded_slots_keeps_loss_and_gradients():
         model.entity_encoder.visual_mask[:] = False                  # no images at all
         model.entity_encoder.skip_padded_slots = skip
         known, relation, head, target = batch(model)
-        _, loss = model(known, relation, head, target, mu=0.1, contrastive_size=5,
-                        generator=torch.Generator().manual_seed(0))
+        loss = model.losses(known, relation, head, target, mu=0.1, contrastive_size=5,
+                            generator=torch.Generator().manual_seed(0)).total
         loss.backward()
         return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
@@ -227,11 +203,11 @@ def test_compiled_model_matches_eager():
         if compiled:
             model.compile_parts()
         known, relation, head, target = batch(model)
-        _, loss = model(known, relation, head, target, mu=0.1, contrastive_size=4,
-                        generator=torch.Generator().manual_seed(0))
+        loss = model.losses(known, relation, head, target, mu=0.1, contrastive_size=4,
+                            generator=torch.Generator().manual_seed(0)).total
         loss.backward()
         with torch.no_grad():
-            scores, _ = model.eval()(known, relation, head)
+            scores = model.eval()(known, relation, head)
         return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}, scores
 
     try:
@@ -282,8 +258,8 @@ def test_initialisation_bounds_per_parameter(init):
 def _loss_and_grads(model, seed=5):
     torch.manual_seed(seed)
     known, relation, head, target = batch(model)
-    _, loss = model.train()(known, relation, head, target, mu=0.1, contrastive_size=4,
-                            generator=torch.Generator().manual_seed(0))
+    loss = model.train().losses(known, relation, head, target, mu=0.1, contrastive_size=4,
+                                generator=torch.Generator().manual_seed(0)).total
     model.zero_grad()
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
@@ -316,7 +292,7 @@ def test_chunked_encoder_recomputes_the_same_dropout_masks(monkeypatch):
 def test_encoder_layer_equals_torchs_layer():
     """The batch-first self-attention gives torch's nn.TransformerEncoderLayer outputs and
     gradients in training mode (same parameters, same padding mask, dropout off)."""
-    from mygo.model import EncoderLayer
+    from mygo.fast.attention import BatchFirstEncoderLayer as EncoderLayer
     dropout = 0.0
     torch.manual_seed(0)
     ours = EncoderLayer(16, 2, 32, dropout=dropout, batch_first=True)
@@ -339,7 +315,7 @@ def test_encoder_layer_equals_torchs_layer():
 
 
 def test_encoder_layer_attention_dropout_is_applied():
-    from mygo.model import EncoderLayer
+    from mygo.fast.attention import BatchFirstEncoderLayer as EncoderLayer
     torch.manual_seed(0)
     layer = EncoderLayer(16, 2, 32, dropout=0.5, batch_first=True)
     layer.dropout, layer.dropout1, layer.dropout2 = (torch.nn.Identity(),) * 3   # leave attention's own dropout

@@ -3,7 +3,7 @@ import pytest
 
 from mygo.evaluation import KnownAnswers
 from mygo.prediction import Query, parse_query_line, predict
-from test_model import tiny_model
+from helpers import tiny_model
 
 
 def test_parse_queries():

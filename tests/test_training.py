@@ -9,12 +9,10 @@ import pytest
 import torch
 
 from conftest import ROOT
-from mygo.training import (TrainConfig, load_checkpoint, save_checkpoint, selection_triples, train,
-                           training_queries)
-from test_model import tiny_model
+from mygo.checkpoint import load_checkpoint, save_checkpoint
+from mygo.training import TrainConfig, selection_triples, train, training_queries
+from helpers import TRAIN, VALID, tiny_model
 
-TRAIN = np.array([[0, 0, 1], [2, 1, 3], [4, 2, 5], [6, 0, 2], [1, 1, 4], [3, 2, 0]])
-VALID = np.array([[0, 0, 1], [5, 0, 6], [5, 0, 6]])
 
 
 def config(**overrides):
@@ -114,11 +112,11 @@ def test_checkpoint_round_trip(tmp_path):
     loaded, checkpoint = load_checkpoint(tmp_path / "m.pt")
     assert checkpoint["best_epoch"] == 4
     known = torch.tensor([0, 1])
-    a, _ = model(known, torch.tensor([0, 1]), torch.tensor([False, True]))
-    b, _ = loaded.eval()(known, torch.tensor([0, 1]), torch.tensor([False, True]))
+    a = model(known, torch.tensor([0, 1]), torch.tensor([False, True]))
+    b = loaded.eval()(known, torch.tensor([0, 1]), torch.tensor([False, True]))
     assert torch.equal(a, b)
     (tmp_path / "bad.pt").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="bad.pt: cannot read a MyGO checkpoint .*dvc repro train"):
+    with pytest.raises(ValueError, match="bad.pt: cannot read a model checkpoint .*dvc repro train"):
         load_checkpoint(tmp_path / "bad.pt")
 
 

@@ -1,73 +1,107 @@
 """MyGO (AAAI 2025, arXiv 2404.09468), read top to bottom:
 
+    ModelConfig               the hyperparameters and the shapes the data fixes
+    Ops                       the operations the model is built from (mygo.fast: faster equivalents)
     CrossModalEntityEncoder   [ENT] + structure + m visual + n text tokens -> entity embedding
     ContextualTripleEncoder   [h, r, MASK] or [MASK, r, t] -> context c and relation r'
     TuckER                    c, r' -> scores against all entity embeddings
-    MyGO                      the three, the KGC loss and the fine-grained contrastive loss
+    MyGO                      the three; scores, and the KGC and fine-grained contrastive losses
+
+This module imports torch only.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from mygo import distributed
-from mygo.dropout import Dropout, core_dropout_contract, use_cheap_dropout
-from mygo.memory import release_free_memory
-from mygo.params import ModelParams
-
 
 @dataclass(frozen=True, kw_only=True)
-class ModelConfig(ModelParams):
-    """The hyperparameters (params.yaml `train.model`, mygo.params.ModelParams) plus the shapes
+class ModelConfig:
+    """The hyperparameters (params.yaml `train.model`, validated by mygo.params) plus the shapes
     that the data fixes. Saved in every checkpoint, so a file alone rebuilds its model."""
+    dim: int = 256
+    hidden_dim: int = 1024
+    num_head: int = 2
+    num_layer_enc: int = 1
+    num_layer_dec: int = 1
+    emb_dropout: float = 0.6          # structure and relation embeddings
+    vis_dropout: float = 0.3
+    txt_dropout: float = 0.1
+    attn_dropout: float = 0.01        # attention and FFN dropout inside the transformer layers
+    input_dropout: float = 0.3        # TuckER's three dropouts
+    core_dropout: float = 0.4
+    hidden_dropout: float = 0.5
+    use_structure: bool = True
+    use_visual: bool = True
+    use_text: bool = True
+    init: str = "reference"           # reference: the authors' init_weights; ours: the constructors'
+    encoder_chunk: int = 0            # entities per checkpointed encoder chunk; 0 = one pass
     num_entities: int
     num_relations: int
-    max_vis_token: int
-    max_txt_token: int
-    visual_rows: int            # rows of the compact frozen visual table (row 0 = padding)
-    visual_dim: int
-    text_rows: int
-    text_dim: int
+    max_vis_token: int = 0
+    max_txt_token: int = 0
+    visual_rows: int = 1              # rows of the compact frozen visual table (row 0 = padding)
+    visual_dim: int = 1
+    text_rows: int = 1
+    text_dim: int = 1
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"ModelConfig.{f.name} = {value!r}: expected an integer >= 0")
+        if self.dim < 1 or self.num_head < 1 or self.dim % self.num_head:
+            raise ValueError(f"ModelConfig: num_head = {self.num_head} must divide dim = {self.dim}")
+        if self.init not in ("reference", "ours"):
+            raise ValueError(f"ModelConfig.init = {self.init!r}: expected 'reference' or 'ours'")
 
 
-class EncoderLayer(nn.TransformerEncoderLayer):
-    """nn.TransformerEncoderLayer (post-norm, ReLU; the same parameters and state-dict keys) whose
-    self-attention stays batch-first in training: q, k and v are views of one (E, L, 3d) projection
-    and the heads' outputs are laid out once. nn.MultiheadAttention transposes to sequence-first
-    and copies q, k and v apart, and autograd zero-fills and adds their gradients back: about a
-    second of a DB15K step. The same products and the same scaled_dot_product_attention call, so
-    outputs and gradients equal the parent's to float tolerance (tests). Evaluation keeps the
-    parent's fused inference path."""
-
-    def _sa_block(self, x: torch.Tensor, attn_mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
-                  is_causal: bool = False) -> torch.Tensor:
-        attn = self.self_attn
-        if attn_mask is not None or is_causal or not attn.batch_first or not attn._qkv_same_embed_dim:
-            return super()._sa_block(x, attn_mask, key_padding_mask, is_causal)
-        E, L, d = x.shape
-        h = attn.num_heads
-        qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(E, L, 3, h, d // h)  # (E, L, 3, h, d/h)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                                      # (E, h, L, d/h) each
-        mask = None
-        if key_padding_mask is not None:              # True / -inf = padded key, as nn.MultiheadAttention reads it
-            if key_padding_mask.dtype == torch.bool:
-                key_padding_mask = torch.zeros_like(key_padding_mask, dtype=x.dtype).masked_fill_(
-                    key_padding_mask, float("-inf"))
-            mask = key_padding_mask.view(E, 1, 1, L).to(q.dtype)                              # added to (E, h, L, L)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=attn.dropout if self.training else 0.0)
-        out = out.transpose(1, 2).reshape(E, L, d)                                            # (E, L, d)
-        return self.dropout1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))
+def contract(x: torch.Tensor, relation: torch.Tensor, core: torch.Tensor, p: float) -> torch.Tensor:
+    """TuckER's x Drop(r' W) with dropout p on each query's d x d matrix: x, relation (B, d),
+    core (d, d, d) -> (B, d)."""
+    B, d = x.shape
+    matrices = F.dropout((relation @ core.view(d, d * d)).view(B, d, d), p, p > 0)    # (B, d, d)
+    return torch.bmm(x.unsqueeze(1), matrices).squeeze(1)
 
 
-def _transformer(config: ModelConfig, num_layers: int) -> nn.TransformerEncoder:
-    layer = EncoderLayer(config.dim, config.num_head, config.hidden_dim, dropout=config.attn_dropout,
-                         activation="relu", batch_first=True, norm_first=False)
-    return use_cheap_dropout(nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False))
+@dataclass(frozen=True)
+class Ops:
+    """The operations the model is built from. These defaults are torch's own; mygo.fast.ops()
+    gives equivalents (the same parameters and mathematics, tested equal) that are faster on CPU,
+    bound memory, or share work across processes."""
+    dropout: Callable[[float], nn.Module] = nn.Dropout
+    encoder_layer: type = nn.TransformerEncoderLayer            # constructed as nn.TransformerEncoderLayer
+    core_contract: Callable[..., torch.Tensor] = contract       # (x, relation, core, p) -> (B, d)
+    before_chunk: Callable[[torch.device], None] | None = None  # called before each encoder chunk
+    batch_norm: Callable[[nn.BatchNorm1d, torch.Tensor], torch.Tensor] | None = None   # in training
+    all_entities: Callable[..., torch.Tensor] | None = None     # (encode, N, device) -> (N, d), in training
+
+
+@dataclass(frozen=True)
+class Losses:
+    """A training step's loss: the KGC term and the (weighted) contrastive term."""
+    kgc: torch.Tensor
+    contrastive: torch.Tensor
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.kgc + self.contrastive
+
+
+def _transformer(config: ModelConfig, num_layers: int, ops: Ops) -> nn.TransformerEncoder:
+    """Post-norm ReLU transformer layers, batch first; their dropouts are ops.dropout."""
+    layer = ops.encoder_layer(config.dim, config.num_head, config.hidden_dim, dropout=config.attn_dropout,
+                              activation="relu", batch_first=True, norm_first=False)
+    stack = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+    for each in stack.layers:
+        each.dropout, each.dropout1, each.dropout2 = (ops.dropout(config.attn_dropout) for _ in range(3))
+    return stack
 
 
 class CrossModalEntityEncoder(nn.Module):
@@ -75,9 +109,9 @@ class CrossModalEntityEncoder(nn.Module):
 
     def __init__(self, config: ModelConfig, visual_table: torch.Tensor, visual_ids: torch.Tensor,
                  visual_mask: torch.Tensor, text_table: torch.Tensor, text_ids: torch.Tensor,
-                 text_mask: torch.Tensor):
+                 text_mask: torch.Tensor, ops: Ops = Ops()):
         super().__init__()
-        d = config.dim
+        d, Dropout = config.dim, ops.dropout
         self.config = config
         self.ent_token = nn.Parameter(torch.empty(1, 1, d))
         self.structure = nn.Parameter(torch.empty(config.num_entities, d))
@@ -98,7 +132,7 @@ class CrossModalEntityEncoder(nn.Module):
         # Token masks: True = real token. Ablations switch a modality off by masking it.
         self.register_buffer("visual_mask", visual_mask.bool() & config.use_visual)
         self.register_buffer("text_mask", text_mask.bool() & config.use_text)
-        self.encoder = _transformer(config, config.num_layer_enc)
+        self.encoder = _transformer(config, config.num_layer_enc, ops)
         self.skip_padded_slots = True      # drop slots padded for the whole batch (same outputs, faster)
         for p in (self.ent_token, self.structure, self.bias_str, self.bias_vis, self.bias_txt):
             nn.init.xavier_uniform_(p.view(-1, d))
@@ -142,14 +176,14 @@ class CrossModalEntityEncoder(nn.Module):
 class ContextualTripleEncoder(nn.Module):
     """CTE: [h + p_head, r + p_rel, MASK + p_tail] (mask in the head slot for (?, r, t))."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, ops: Ops = Ops()):
         super().__init__()
-        d = config.dim
+        d, Dropout = config.dim, ops.dropout
         self.relation = nn.Parameter(torch.empty(config.num_relations, d))
         self.norm_rel, self.drop_rel = nn.LayerNorm(d), Dropout(config.emb_dropout)
         self.mask_token = nn.Parameter(torch.empty(1, d))
         self.position = nn.Parameter(torch.empty(3, d))       # p_head, p_rel, p_tail
-        self.decoder = _transformer(config, config.num_layer_dec)
+        self.decoder = _transformer(config, config.num_layer_dec, ops)
         for p in (self.relation, self.mask_token, self.position):
             nn.init.xavier_uniform_(p)
 
@@ -174,9 +208,10 @@ class ContextualTripleEncoder(nn.Module):
 class TuckER(nn.Module):
     """Relation decoder: score(t) = Drop(BN1(x M)) . e_t, x = Drop(BN0(c)), M = Drop(r' W)."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, ops: Ops = Ops()):
         super().__init__()
-        d = config.dim
+        d, Dropout = config.dim, ops.dropout
+        self.ops = ops
         self.core = nn.Parameter(torch.empty(d, d, d).uniform_(-1.0, 1.0))   # W (d_r, d_e, d_e)
         self.bn0, self.bn1 = nn.BatchNorm1d(d), nn.BatchNorm1d(d)
         self.drop_in = Dropout(config.input_dropout)
@@ -199,12 +234,12 @@ class TuckER(nn.Module):
         """
         B, d = x.shape
         if materialise:
-            return core_dropout_contract(x, relation, self.core, self.drop_core.p if self.drop_core.training else 0.0)
+            return self.ops.core_contract(x, relation, self.core, self.drop_core.p if self.drop_core.training else 0.0)
         return (relation.unsqueeze(2) * x.unsqueeze(1)).view(B, d * d) @ self.core.view(d * d, d)
 
     def _norm(self, bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
-        if self.training and distributed.active():
-            return distributed.sync_batch_norm(bn, x)      # statistics of the whole batch, all ranks
+        if self.training and self.ops.batch_norm is not None:
+            return self.ops.batch_norm(bn, x)              # e.g. the statistics of all ranks' batches
         return bn(x)
 
 
@@ -226,15 +261,18 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class MyGO(nn.Module):
+    """The whole model: `forward` scores queries against every entity, `losses` gives a training
+    step's KGC and contrastive terms."""
+
     def __init__(self, config: ModelConfig, visual_table: torch.Tensor, visual_ids: torch.Tensor,
                  visual_mask: torch.Tensor, text_table: torch.Tensor, text_ids: torch.Tensor,
-                 text_mask: torch.Tensor):
+                 text_mask: torch.Tensor, ops: Ops = Ops()):
         super().__init__()
-        self.config = config
+        self.config, self.ops = config, ops
         self.entity_encoder = CrossModalEntityEncoder(config, visual_table, visual_ids, visual_mask,
-                                                      text_table, text_ids, text_mask)
-        self.triple_encoder = ContextualTripleEncoder(config)
-        self.decoder = TuckER(config)
+                                                      text_table, text_ids, text_mask, ops)
+        self.triple_encoder = ContextualTripleEncoder(config, ops)
+        self.decoder = TuckER(config, ops)
         if config.init == "reference":
             self.reference_init()
 
@@ -258,12 +296,12 @@ class MyGO(nn.Module):
             nn.init.xavier_uniform_(cmee.proj_txt.weight)
 
     @classmethod
-    def empty(cls, config: ModelConfig) -> "MyGO":
+    def empty(cls, config: ModelConfig, ops: Ops = Ops()) -> "MyGO":
         """A model with zero-filled token buffers of the right shapes, for load_state_dict."""
         N, m, n = config.num_entities, config.max_vis_token, config.max_txt_token
         return cls(config, torch.zeros(config.visual_rows, config.visual_dim), torch.zeros(N, m, dtype=torch.long),
                    torch.zeros(N, m, dtype=torch.bool), torch.zeros(config.text_rows, config.text_dim),
-                   torch.zeros(N, n, dtype=torch.long), torch.zeros(N, n, dtype=torch.bool))
+                   torch.zeros(N, n, dtype=torch.long), torch.zeros(N, n, dtype=torch.bool), ops)
 
     def set_encoder_chunk(self, chunk: int) -> None:
         """Encode entities `chunk` at a time from now on (0: one pass); saved with the config."""
@@ -280,14 +318,11 @@ class MyGO(nn.Module):
             part.compile(**options)
 
     def entity_embeddings(self) -> torch.Tensor:
-        """All N entity embeddings (N, d): the CMEE output at [ENT].
-
-        When training across processes each rank encodes its share and the shares are gathered.
-        """
+        """All N entity embeddings (N, d): the CMEE output at [ENT]. In training, ops.all_entities
+        may share the pass out (e.g. each rank encodes its share and the shares are gathered)."""
         N, device = self.config.num_entities, self.entity_encoder.structure.device
-        if self.training and distributed.active():
-            start, end = distributed.shard(N)
-            return distributed.gather_rows(self.encode(torch.arange(start, end, device=device)), N)
+        if self.training and self.ops.all_entities is not None:
+            return self.ops.all_entities(self.encode, N, device)
         return self.encode(torch.arange(N, device=device))
 
     def encode(self, entities: torch.Tensor) -> torch.Tensor:
@@ -312,8 +347,8 @@ class MyGO(nn.Module):
         return torch.cat(parts)
 
     def _encode_ent(self, entities: torch.Tensor) -> torch.Tensor:
-        if entities.device.type == "cpu":
-            release_free_memory()          # the previous chunk's freed heap (mygo.memory)
+        if self.ops.before_chunk is not None:
+            self.ops.before_chunk(entities.device)     # e.g. give the previous chunk's freed heap back
         return self.entity_encoder(entities)[0][:, 0]
 
     def score(self, entity_emb: torch.Tensor, known: torch.Tensor, relation: torch.Tensor,
@@ -330,6 +365,12 @@ class MyGO(nn.Module):
         full N-entity pass, at B_c / N of the cost.
         """
         out, mask = self.entity_encoder(sample)                            # (B_c, L, d)
+        return self.fine_grained_loss(entity_emb[sample], out, mask, tau)
+
+    def fine_grained_loss(self, anchor: torch.Tensor, out: torch.Tensor, mask: torch.Tensor,
+                          tau: float) -> torch.Tensor:
+        """InfoNCE of the anchors (B_c, d) against four views of a second encoder pass
+        out (B_c, L, d) with its mask (B_c, L): [ENT], all slots, visual slots, text slots."""
         m = self.config.max_vis_token
         vis_mask, txt_mask = mask[:, 2:2 + m], mask[:, 2 + m:]
         views = [
@@ -338,39 +379,34 @@ class MyGO(nn.Module):
             (masked_mean(out[:, 2:2 + m], vis_mask), vis_mask.any(1)),      # visual slots
             (masked_mean(out[:, 2 + m:], txt_mask), txt_mask.any(1)),       # text slots
         ]
-        anchor = entity_emb[sample]
         losses = [loss for view, valid in views if (loss := info_nce(anchor, view, valid, tau)) is not None]
         return torch.stack(losses).mean()
 
-    def forward(self, known: torch.Tensor, relation: torch.Tensor, predict_head: torch.Tensor,
-                target: torch.Tensor | None = None, mu: float = 0.0, tau: float = 0.5,
-                contrastive_size: int = 512, label_smoothing: float = 0.0,
-                generator: torch.Generator | None = None, kgc_weight: float = 1.0, con_weight: float = 1.0,
-                parts: dict | None = None):
-        """One training/eval step on a batch of queries. Returns (scores (B, N), loss or None).
+    def forward(self, known: torch.Tensor, relation: torch.Tensor, predict_head: torch.Tensor) -> torch.Tensor:
+        """Scores (B, N) of every entity as the missing head (predict_head) or tail of each query."""
+        return self.score(self.entity_embeddings(), known, relation, predict_head)
 
-        loss = kgc_weight * L_kgc + con_weight * mu * L_con; the weights let ranks of a
-        distributed step hold shares that sum to the single-process loss. When `parts` is a dict,
-        the two weighted terms are stored in it (detached) under "kgc" and "contrastive".
-        """
+    def losses(self, known: torch.Tensor, relation: torch.Tensor, predict_head: torch.Tensor, target: torch.Tensor,
+               *, mu: float = 0.0, tau: float = 0.5, contrastive_size: int = 512, label_smoothing: float = 0.0,
+               generator: torch.Generator | None = None, kgc_weight: float = 1.0,
+               con_weight: float = 1.0) -> Losses:
+        """The training loss of a batch of queries with their targets (B,):
+        kgc_weight * L_kgc + con_weight * mu * L_con (the weights let the ranks of a distributed
+        step hold shares that sum to the single-process loss)."""
         entity_emb = self.entity_embeddings()
         scores = self.score(entity_emb, known, relation, predict_head)
-        if target is None:
-            return scores, None
         kgc = kgc_weight * F.cross_entropy(scores.float(), target, label_smoothing=label_smoothing)
         con = torch.zeros((), device=kgc.device)
         if mu > 0:
             N = self.config.num_entities
             sample = torch.randperm(N, generator=generator, device="cpu")[:min(contrastive_size, N)]
             con = con_weight * mu * self.contrastive_loss(entity_emb, sample.to(entity_emb.device), tau)
-        if parts is not None:
-            parts.update(kgc=kgc.detach(), contrastive=con.detach())
-        return scores, kgc + con
+        return Losses(kgc, con)
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["ModelConfig", "MyGO", "CrossModalEntityEncoder", "ContextualTripleEncoder", "TuckER",
-           "info_nce", "masked_mean", "count_parameters"]
+__all__ = ["ModelConfig", "Ops", "Losses", "MyGO", "CrossModalEntityEncoder", "ContextualTripleEncoder", "TuckER",
+           "contract", "info_nce", "masked_mean", "count_parameters"]

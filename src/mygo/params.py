@@ -173,6 +173,8 @@ class SelectConfig(Section):
 @dataclass(frozen=True)
 class ModelParams(Section):
     SECTION = "train.model"
+    # mygo: the paper's model; tucker: the structure-only TuckER baseline (mygo.baselines)
+    name: str = param("mygo", choices=("mygo", "tucker"))
     dim: int = param(256, ge=1)
     hidden_dim: int = param(1024, ge=1)
     num_head: int = param(2, ge=1)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import torch
 
 from mygo.io import load_torch, read_json, save_torch
+from mygo.tables import read_entity_tokens
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +188,38 @@ def read_released_tokens(path: str | Path, names: list[str]) -> list[list[int]]:
         out[index] = ids
     log.info("%s: tokens for %d of %d entities", path, sum(bool(t) for t in out), len(names))
     return out
+
+
+@dataclass
+class EntityTokens:
+    """A select_tokens output folder as the model reads it: each entity's token ids and masks
+    (N, m) / (N, n) and the compact frozen tables they index."""
+    visual_ids: torch.Tensor
+    visual_mask: torch.Tensor
+    text_ids: torch.Tensor
+    text_mask: torch.Tensor
+    visual_table: torch.Tensor
+    text_table: torch.Tensor
+
+
+def load_entity_tokens(tokens_dir: str | Path, num_entities: int) -> EntityTokens:
+    """Read what the select_tokens stage wrote (entity_tokens.parquet, visual_table.pt, text_table.pt)."""
+    tokens_dir = Path(tokens_dir)
+    path = tokens_dir / "entity_tokens.parquet"
+    table = read_entity_tokens(path)
+    if len(table) != num_entities or table["entity"].to_pylist() != list(range(num_entities)):
+        raise ValueError(f"{path}: expected one row per entity 0..{num_entities - 1}, got {len(table)} rows")
+
+    def matrix(column, dtype):
+        values = table[column].to_pylist()
+        return torch.tensor(np.array(values, dtype=dtype).reshape(len(values), -1))
+
+    def compact(name):
+        obj = load_torch(tokens_dir / name, "a frozen token table", "re-run the select_tokens stage "
+                         "(`dvc repro select_tokens`)")
+        if not isinstance(obj, dict) or not isinstance(obj.get("weight"), torch.Tensor):
+            raise ValueError(f"{tokens_dir / name}: not a frozen token table (needs 'weight'); re-run select_tokens")
+        return obj["weight"].float()
+
+    return EntityTokens(matrix("visual", np.int64), matrix("visual_mask", bool), matrix("text", np.int64),
+                        matrix("text_mask", bool), compact("visual_table.pt"), compact("text_table.pt"))

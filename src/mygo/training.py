@@ -2,120 +2,25 @@
 MRR, early stopping and exact resume from the last saved state."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from mygo.progress import bar as progress_bar
 
-from mygo import distributed, tables
+from mygo import distributed
 from mygo.device import pick_device
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, load_torch, save_torch
 from mygo.memory import choose_encoder_chunk
-from mygo.model import ModelConfig, MyGO
-from mygo.params import TrainConfig  # noqa: F401  (re-exported: the stage's params)
+from mygo.params import TrainConfig
+from mygo.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
-
-
-
-
-@dataclass
-class EntityTokens:
-    visual_ids: torch.Tensor
-    visual_mask: torch.Tensor
-    text_ids: torch.Tensor
-    text_mask: torch.Tensor
-    visual_table: torch.Tensor
-    text_table: torch.Tensor
-
-
-def load_entity_tokens(tokens_dir: str | Path, num_entities: int) -> EntityTokens:
-    tokens_dir = Path(tokens_dir)
-    path = tokens_dir / "entity_tokens.parquet"
-    table = tables.read_entity_tokens(path)
-    if len(table) != num_entities or table["entity"].to_pylist() != list(range(num_entities)):
-        raise ValueError(f"{path}: expected one row per entity 0..{num_entities - 1}, got {len(table)} rows")
-
-    def matrix(column, dtype):
-        values = table[column].to_pylist()
-        return torch.tensor(np.array(values, dtype=dtype).reshape(len(values), -1))
-
-    def compact(name):
-        obj = load_torch(tokens_dir / name, "a frozen token table", "re-run the select_tokens stage "
-                         "(`dvc repro select_tokens`)")
-        if not isinstance(obj, dict) or not isinstance(obj.get("weight"), torch.Tensor):
-            raise ValueError(f"{tokens_dir / name}: not a frozen token table (needs 'weight'); re-run select_tokens")
-        return obj["weight"].float()
-
-    return EntityTokens(matrix("visual", np.int64), matrix("visual_mask", bool), matrix("text", np.int64),
-                        matrix("text_mask", bool), compact("visual_table.pt"), compact("text_table.pt"))
-
-
-def build_model(model_params: dict, num_entities: int, num_relations: int, tokens: EntityTokens,
-                seed: int = 0) -> MyGO:
-    """A freshly initialised model; `seed` fixes the initial weights (a new process's default
-    seed is random)."""
-    torch.manual_seed(seed)
-    config = ModelConfig(num_entities=num_entities, num_relations=num_relations,
-                         max_vis_token=tokens.visual_ids.shape[1], max_txt_token=tokens.text_ids.shape[1],
-                         visual_rows=tokens.visual_table.shape[0], visual_dim=tokens.visual_table.shape[1],
-                         text_rows=tokens.text_table.shape[0], text_dim=tokens.text_table.shape[1], **model_params)
-    return MyGO(config, tokens.visual_table, tokens.visual_ids, tokens.visual_mask,
-                tokens.text_table, tokens.text_ids, tokens.text_mask)
-
-
-def save_checkpoint(path: str | Path, model: MyGO, extra: dict | None = None) -> None:
-    """Self-describing checkpoint: the model config and state dict (loads with weights_only=True)."""
-    save_torch(path, {"config": dataclasses.asdict(model.config), "model": model.state_dict(), **(extra or {})})
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MyGO, dict]:
-    path = Path(path)
-    remedy = "re-run the train stage (`dvc repro train`) or point to another checkpoint"
-    checkpoint = load_torch(path, "a MyGO checkpoint", remedy, map_location=device)
-    if not isinstance(checkpoint, dict) or "config" not in checkpoint or "model" not in checkpoint:
-        raise ValueError(f"{path}: not a MyGO checkpoint (needs 'config' and 'model'); {remedy}")
-    try:
-        model = MyGO.empty(ModelConfig(**checkpoint["config"]))
-        model.load_state_dict(checkpoint["model"])
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"{path}: checkpoint does not match this version's model ({str(err).splitlines()[0]}); "
-                         f"{remedy}") from None
-    return model.to(device), checkpoint
-
-
-def data_fingerprint(kg_dir: str | Path) -> dict:
-    """What a model was trained on: entity and relation counts and a hash of their names in id
-    order. evaluate and predict refuse a model whose fingerprint differs from the graph's."""
-    kg_dir = Path(kg_dir)
-    entities = tables.read_entities(kg_dir / "entities.parquet")["name"].to_pylist()
-    relations = tables.read_relations(kg_dir / "relations.parquet")["name"].to_pylist()
-    digest = hashlib.sha256(json.dumps([entities, relations]).encode()).hexdigest()
-    return {"entities": len(entities), "relations": len(relations), "sha256": digest}
-
-
-def check_fingerprint(checkpoint: dict, model_path: str | Path, kg_dir: str | Path) -> None:
-    """A ValueError naming both files unless the checkpoint was trained on the graph in `kg_dir`."""
-    graph = data_fingerprint(kg_dir)
-    trained = checkpoint.get("data")
-    if trained is None:
-        config = checkpoint["config"]
-        trained = {"entities": config["num_entities"], "relations": config["num_relations"], "sha256": None}
-    same_counts = (trained["entities"], trained["relations"]) == (graph["entities"], graph["relations"])
-    if not same_counts or (trained["sha256"] is not None and trained["sha256"] != graph["sha256"]):
-        raise ValueError(f"{model_path} was trained on a graph of {trained['entities']} entities / "
-                         f"{trained['relations']} relations (names hash {str(trained['sha256'])[:12]}), but "
-                         f"{kg_dir} has {graph['entities']} / {graph['relations']} (hash {graph['sha256'][:12]}); "
-                         f"train on this graph (`dvc repro`) or point to the matching model")
 
 
 def training_queries(train: np.ndarray, directions: str, generator: torch.Generator):
@@ -178,26 +83,25 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
                                                                   else str(r[k]) for k in keys) + "\n" for r in rows))
 
 
-def train_step(model: MyGO, optimizer: torch.optim.Optimizer, config: TrainConfig, batch: tuple,
-               generator: torch.Generator, device: torch.device, use_amp: bool = False,
-               parts: dict | None = None) -> float:
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, batch: tuple,
+               generator: torch.Generator, device: torch.device, use_amp: bool = False) -> dict[str, float]:
     """One optimisation step on a batch of queries (known, relation, predict_head, target).
 
     Across processes, each rank takes its contiguous share of the batch and the gradients are
-    summed, so the step equals a single process's step on the whole batch. Returns the loss;
-    `parts`, when given, receives its KGC and contrastive terms as floats (this rank's share).
+    summed, so the step equals a single process's step on the whole batch. Returns the loss and
+    its KGC and contrastive terms (the terms: this rank's share).
     """
-    terms: dict = {}
     known, relation, predict_head, target = batch
     B = len(known)
     start, end = distributed.shard(B)
     local = slice(start, end)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-        _, loss = model(known[local].to(device), relation[local].to(device), predict_head[local].to(device),
-                        target[local].to(device), mu=config.mu, tau=config.tau,
-                        contrastive_size=config.contrastive_size, label_smoothing=config.label_smoothing,
-                        generator=generator, kgc_weight=(end - start) / B,
-                        con_weight=1.0 / distributed.world_size(), parts=terms)
+        losses = model.losses(known[local].to(device), relation[local].to(device), predict_head[local].to(device),
+                              target[local].to(device), mu=config.mu, tau=config.tau,
+                              contrastive_size=config.contrastive_size, label_smoothing=config.label_smoothing,
+                              generator=generator, kgc_weight=(end - start) / B,
+                              con_weight=1.0 / distributed.world_size())
+        loss = losses.total
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     value = loss.detach()
@@ -207,12 +111,10 @@ def train_step(model: MyGO, optimizer: torch.optim.Optimizer, config: TrainConfi
         torch.distributed.all_reduce(value)
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
-    if parts is not None:
-        parts.update({k: float(v) for k, v in terms.items()})
-    return float(value)
+    return {"loss": float(value), "kgc": float(losses.kgc.detach()), "contrastive": float(losses.contrastive.detach())}
 
 
-def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_triples: np.ndarray,
+def train(model: torch.nn.Module, config: TrainConfig, train_triples: np.ndarray, valid_triples: np.ndarray,
           resume_path: str | Path | None = None, run_id: str = "", plots_dir: str | Path | None = None,
           progress: bool = True, time_limit: float | None = None) -> dict:
     """Train `model` in place; on return it holds the weights with the best valid MRR.
@@ -227,7 +129,7 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
     device = pick_device(config.device)
     use_amp = config.amp and device.type == "cuda"
     model.to(device)
-    if config.memory_budget_gb and not model.config.encoder_chunk:
+    if config.memory_budget_gb and not model.config.encoder_chunk and hasattr(model, "set_encoder_chunk"):
         chunk = choose_encoder_chunk(model, config.memory_budget_gb, config.batch_size, config.contrastive_size,
                                      config.mu)
         model.set_encoder_chunk(chunk)
@@ -312,13 +214,12 @@ def train(model: MyGO, config: TrainConfig, train_triples: np.ndarray, valid_tri
         for b in progress_bar(range(first, batches), desc=f"epoch {epoch + 1}", unit="batch", inner=True,
                               initial=first, total=batches, enabled=progress and batches >= 10):
             sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
-            parts: dict = {}
-            loss = train_step(model, optimizer, config, (known[sl], relation[sl], predict_head[sl], target[sl]),
-                              generator, device, use_amp, parts)
-            total += loss * len(known[sl])
+            step = train_step(model, optimizer, config, (known[sl], relation[sl], predict_head[sl], target[sl]),
+                              generator, device, use_amp)
+            total += step["loss"] * len(known[sl])
             count += len(known[sl])
             for key in sums:
-                sums[key] += parts.get(key, 0.0) * len(known[sl])
+                sums[key] += step[key] * len(known[sl])
             if (config.checkpoint_minutes and b + 1 < batches
                     and time.monotonic() - last_save >= config.checkpoint_minutes * 60):
                 save_resume({"batch": b + 1, "total": total, "count": count, "sums": sums,

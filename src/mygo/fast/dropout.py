@@ -1,8 +1,7 @@
 """Dropout with cheap random numbers on CPU, and TuckER's core dropout fused into its contraction.
 
 torch's CPU dropout draws each element's Bernoulli through `bernoulli_`, one generator call per
-element, and keeps a float mask for backward: on a DB15K training step that was 8.4 s of 39 s.
-Here each keep/drop decision compares a uniform 16-bit number with round((1 - p) 2^16), the
+element, and keeps a float mask for backward (docs/benchmarks.md has what that cost). Here each keep/drop decision compares a uniform 16-bit number with round((1 - p) 2^16), the
 numbers drawn from torch's generator in bulk (one 64-bit draw for four entries): the masks are
 Bernoulli(1 - p') with p' = p rounded to a multiple of 2^-16 (|p' - p| <= 2^-17 = 7.6e-6: p = 0.4
 keeps 0.600006 of entries), kept entries are scaled by 1 / (1 - p') so expectations are unchanged,
@@ -77,16 +76,6 @@ class Dropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
-def use_cheap_dropout(module: nn.Module) -> nn.Module:
-    """Replace every nn.Dropout inside `module` (e.g. a TransformerEncoderLayer's three) in place."""
-    for name, child in list(module.named_children()):
-        if type(child) is nn.Dropout:
-            setattr(module, name, Dropout(child.p))
-        else:
-            use_cheap_dropout(child)
-    return module
-
-
 class _CoreDropoutContract(torch.autograd.Function):
     """y_b = x_b Drop(r'_b W) for a batch of queries, TuckER's training contraction.
 
@@ -127,4 +116,4 @@ def core_dropout_contract(x: torch.Tensor, relation: torch.Tensor, core: torch.T
     return _CoreDropoutContract.apply(x, relation, core, drop, 1.0 / kept_fraction(p))
 
 
-__all__ = ["keep_mask", "kept_fraction", "dropout", "Dropout", "use_cheap_dropout", "core_dropout_contract"]
+__all__ = ["keep_mask", "kept_fraction", "dropout", "Dropout", "core_dropout_contract"]

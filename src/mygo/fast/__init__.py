@@ -1,0 +1,62 @@
+"""The systems work, kept apart from the model's mathematics (mygo.model).
+
+`ops(kernels)` is the one switch: it returns the mygo.model.Ops a model is built from.
+
+    fast              the default for training: cheap CPU dropout masks and TuckER's core dropout
+                      fused into its contraction (mygo.fast.dropout), batch-first self-attention
+                      (mygo.fast.attention), the C heap trimmed before each encoder chunk on CPU
+                      (mygo.memory)
+    plain             torch's own operations (what mygo.model builds by default)
+    torch-dropout     fast, but torch's dropout (the cheap masks' "before")
+    torch-attention   fast, but nn.MultiheadAttention's self-attention (the batch-first "before")
+
+Each fast operation computes the same function as the plain one (tests compare them to float
+tolerance); the dropout masks come from another random stream, so a run with dropout is
+reproducible per switch, not across switches. With `distributed=True` (under torchrun) the
+all-entity pass is sharded across ranks and TuckER's batch norms use the whole batch's statistics
+(mygo.distributed). Evaluation needs none of this: in eval mode every variant computes the same.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from mygo import distributed
+from mygo.fast.attention import BatchFirstEncoderLayer
+from mygo.fast.dropout import Dropout, core_dropout_contract
+from mygo.memory import release_free_memory
+from mygo.model import Ops, contract
+
+KERNELS = ("fast", "plain", "torch-dropout", "torch-attention")
+
+
+def _trim_heap(device: torch.device) -> None:
+    if device.type == "cpu":
+        release_free_memory()
+
+
+def _sharded_entities(encode, n: int, device: torch.device) -> torch.Tensor:
+    start, end = distributed.shard(n)
+    return distributed.gather_rows(encode(torch.arange(start, end, device=device)), n)
+
+
+def ops(kernels: str = "fast", *, distributed_step: bool = False) -> Ops:
+    """The operations for `kernels` (one of KERNELS); with `distributed_step`, across ranks."""
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels = {kernels!r}: expected one of {', '.join(KERNELS)}")
+    chosen = Ops()
+    if kernels != "plain":
+        chosen = Ops(dropout=Dropout, encoder_layer=BatchFirstEncoderLayer, core_contract=core_dropout_contract,
+                     before_chunk=_trim_heap)
+    if kernels == "torch-dropout":
+        chosen = dataclasses.replace(chosen, dropout=nn.Dropout, core_contract=contract)
+    if kernels == "torch-attention":
+        chosen = dataclasses.replace(chosen, encoder_layer=nn.TransformerEncoderLayer)
+    if distributed_step:
+        chosen = dataclasses.replace(chosen, batch_norm=distributed.sync_batch_norm, all_entities=_sharded_entities)
+    return chosen
+
+
+__all__ = ["KERNELS", "ops"]

@@ -1,0 +1,45 @@
+"""Self-attention that stays batch-first in training.
+
+nn.MultiheadAttention transposes to sequence-first and copies q, k and v apart, and autograd
+zero-fills and adds their gradients back. This layer is an nn.TransformerEncoderLayer (the same
+parameters and state-dict keys) whose training forward computes q, k and v as views of one
+(E, L, 3d) projection and lays the heads' outputs out once: the same products and the same
+scaled_dot_product_attention call, so outputs and gradients equal torch's to float tolerance
+(tests). Outside training it is torch's layer, with its fused inference path.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor | None = None,
+                src_key_padding_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
+        attn = self.self_attn
+        if (not self.training or src_mask is not None or is_causal or self.norm_first or not attn.batch_first
+                or attn.in_proj_weight is None):
+            return super().forward(src, src_mask, src_key_padding_mask, is_causal)
+        x = self.norm1(src + self.self_attention(src, src_key_padding_mask))
+        return self.norm2(x + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x))))))
+
+    def self_attention(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
+        """x (E, L, d); key_padding_mask (E, L), True or -inf = padded key -> (E, L, d)."""
+        attn = self.self_attn
+        E, L, d = x.shape
+        h = attn.num_heads
+        qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(E, L, 3, h, d // h)  # (E, L, 3, h, d/h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)                                      # (E, h, L, d/h) each
+        mask = None
+        if key_padding_mask is not None:
+            if key_padding_mask.dtype == torch.bool:
+                key_padding_mask = torch.zeros_like(key_padding_mask, dtype=x.dtype).masked_fill_(
+                    key_padding_mask, float("-inf"))
+            mask = key_padding_mask.view(E, 1, 1, L).to(q.dtype)                              # added to (E, h, L, L)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=attn.dropout if self.training else 0.0)
+        out = out.transpose(1, 2).reshape(E, L, d)                                            # (E, L, d)
+        return self.dropout1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))
+
+
+__all__ = ["BatchFirstEncoderLayer"]

@@ -1,0 +1,38 @@
+"""Helpers the tests share: a tiny model, a batch of queries and a tiny graph."""
+import numpy as np
+import torch
+
+from mygo import fast
+from mygo.model import ModelConfig, MyGO
+
+TRAIN = np.array([[0, 0, 1], [2, 1, 3], [4, 2, 5], [6, 0, 2], [1, 1, 4], [3, 2, 0]])
+VALID = np.array([[0, 0, 1], [5, 0, 6], [5, 0, 6]])
+
+
+def tiny_model(num_entities=7, num_relations=3, dim=8, kernels="fast", distributed_step=False, **overrides) -> MyGO:
+    """A 7-entity MyGO with random tokens (some entities without visual or text tokens), built
+    from mygo.fast.ops(kernels)."""
+    g = torch.Generator().manual_seed(0)
+    m, n = 3, 2
+    config = ModelConfig(num_entities=num_entities, num_relations=num_relations, max_vis_token=m,
+                         max_txt_token=n, visual_rows=5, visual_dim=4, text_rows=6, text_dim=5, dim=dim,
+                         hidden_dim=16, num_head=2, **overrides)
+    visual_mask = torch.rand(num_entities, m, generator=g) < 0.6
+    text_mask = torch.rand(num_entities, n, generator=g) < 0.6
+    visual_mask[0] = False                                     # an entity with no visual tokens
+    visual_ids = torch.randint(1, 5, (num_entities, m), generator=g) * visual_mask
+    text_ids = torch.randint(1, 6, (num_entities, n), generator=g) * text_mask
+    visual_table = torch.randn(5, 4, generator=g)
+    text_table = torch.randn(6, 5, generator=g)
+    visual_table[0] = 0
+    text_table[0] = 0
+    torch.manual_seed(0)
+    return MyGO(config, visual_table, visual_ids, visual_mask, text_table, text_ids, text_mask,
+                fast.ops(kernels, distributed_step=distributed_step))
+
+
+def batch(model, B=5):
+    g = torch.Generator().manual_seed(1)
+    N, R = model.config.num_entities, model.config.num_relations
+    return (torch.randint(0, N, (B,), generator=g), torch.randint(0, R, (B,), generator=g),
+            torch.rand(B, generator=g) < 0.5, torch.randint(0, N, (B,), generator=g))

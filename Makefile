@@ -34,7 +34,7 @@ test-fast: setup-test
 
 # Rebuild data/raw/demo from its generator (deterministic).
 demo-data: setup
-	$(BIN)/python -m mygo.demo data/raw/demo
+	$(BIN)/python scripts/make_demo.py data/raw/demo
 
 clean-venv:
 	rm -rf $(VENV)

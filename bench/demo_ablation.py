@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     params = load_params(args.params)
-    model_params, config = dataclasses.asdict(params.model), params["train"]
+    model_params, config = dataclasses.asdict(params.train.model), params.train
     kg = Path(args.kg)
     relations = tables.read_relations(kg / "relations.parquet")["name"].to_pylist()
     N = len(tables.read_entities(kg / "entities.parquet"))

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from harness import PRESETS, build, load_graph, save  # noqa: E402
 from mygo import distributed  # noqa: E402
-from mygo.training import TrainConfig, train_step, training_queries  # noqa: E402
+from mygo.training import TrainParams, train_step, training_queries  # noqa: E402
 
 
 def rank_main(args) -> None:
@@ -41,7 +41,7 @@ def rank_main(args) -> None:
     preset["model"] = {**preset["model"], "encoder_chunk": args.encoder_chunk}
     N, R, splits, label = load_graph(args)
     model = build(N, R, preset, distributed_step=distributed.active()).train()
-    config = TrainConfig(device="cpu", batch_size=args.batch_size, lr=preset["lr"], mu=preset["mu"])
+    config = TrainParams(device="cpu", batch_size=args.batch_size, lr=preset["lr"], mu=preset["mu"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     g = torch.Generator().manual_seed(0)
     known, relation, target, head = training_queries(splits["train"], "random", g)

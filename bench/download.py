@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from http_server import ImageServer  # noqa: E402
-from mygo.download import DownloadConfig, download_all  # noqa: E402
+from mygo.download import DownloadImagesParams, download_all  # noqa: E402
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     rows = []
     with ImageServer(delay=args.latency) as server:
         for workers in map(int, args.workers.split(",")):
-            config = DownloadConfig(workers=workers, timeout=10.0, max_side=512)
+            config = DownloadImagesParams(workers=workers, timeout=10.0, max_side=512)
             jobs = [(i, f"{server.url}/img/w{workers}-{i}.png") for i in range(args.images)]
             with tempfile.TemporaryDirectory() as tmp:
                 started = time.perf_counter()

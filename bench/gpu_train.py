@@ -47,7 +47,7 @@ def main() -> None:
                         help="train.* overrides, e.g. eval_every=10 (recorded in run.json)")
     args = parser.parse_args()
     params = load_params(args.params)
-    config = params["train"]
+    config = params.train
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
@@ -59,7 +59,7 @@ def main() -> None:
     num_entities = len(tables.read_entities(kg / "entities.parquet"))
     num_relations = len(tables.read_relations(kg / "relations.parquet"))
     tokens = load_entity_tokens(args.tokens_dir, num_entities)
-    model = build_model(dataclasses.asdict(params.model), num_entities, num_relations, tokens, seed=config.seed,
+    model = build_model(dataclasses.asdict(config.model), num_entities, num_relations, tokens, seed=config.seed,
                         ops=fast.ops())
     splits = {s: read_split(kg, s) for s in ("train", "valid", "test")}
     run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config),

@@ -35,7 +35,7 @@ from mygo.evaluation import compute_ranks  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
 from mygo import fast  # noqa: E402
 from mygo.model import ModelConfig, MyGO  # noqa: E402
-from mygo.training import TrainConfig, train_step, training_queries  # noqa: E402
+from mygo.training import TrainParams, train_step, training_queries  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 MATMULS = {torch.ops.aten.mm.default: "mm", torch.ops.aten.addmm.default: "addmm",
@@ -225,7 +225,7 @@ def run_scenario(name, args) -> dict:
                       estimated_peak_mib=sum(estimate.values()) / 2**20)
     steps_per_epoch = math.ceil(len(splits["train"]) / args.batch_size)
     if name.startswith("step") or name in ("epoch", "floor"):
-        config = TrainConfig(device=args.device, batch_size=args.batch_size, lr=preset["lr"],
+        config = TrainParams(device=args.device, batch_size=args.batch_size, lr=preset["lr"],
                              mu=0.0 if name == "step_no_contrastive" else preset["mu"])
         use_amp = (device.type == "cuda" and name not in ("step_fp32", "step_tf32")) or name == "step_amp"
         if device.type == "cuda":

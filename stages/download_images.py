@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--summary", help="summary JSON to write (a DVC metric)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    config = load_params(args.params)["download_images"]
+    config = load_params(args.params).download_images
     entities = tables.read_entities(Path(args.kg_dir) / "entities.parquet")
     jobs = select_jobs(entities["image_urls"].to_pylist(), config.max_images_per_entity)
     images_dir = Path(args.images_dir)

@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    config = load_params(args.params)["evaluate"]
+    config = load_params(args.params).evaluate
     device = pick_device(config.device)
     kg = Path(args.kg_dir)
     model, checkpoint = load_checkpoint(args.model_path, device)

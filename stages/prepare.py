@@ -17,7 +17,7 @@ def main() -> None:
     parser.add_argument("--summary", help="also write the summary JSON here (tracked, not a DVC metric)")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    config = load_params(args.params)["prepare"]
+    config = load_params(args.params).prepare
     graph = load_raw(args.raw_dir, config.triple_order)
     write_processed(graph, args.out_dir)
     if args.summary:

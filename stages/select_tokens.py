@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
-    config, m, n = params["select_tokens"], params.max_vis_token, params.max_txt_token
+    config, m, n = params.select_tokens, params.max_vis_token, params.max_txt_token
     entities = tables.read_entities(Path(args.kg_dir) / "entities.parquet")
     names = entities["name"].to_pylist()
     num = len(names)

@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    config = load_params(args.params)["tokenize_images"]
+    config = load_params(args.params).tokenize_images
     manifest = tables.read_image_manifest(args.manifest).to_pylist()
     rows = [r for r in manifest if r["status"] == "ok"]
     paths = [Path(args.images_dir) / r["path"] for r in rows]

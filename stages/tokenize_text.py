@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("out_dir")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
-    config = load_params(args.params)["tokenize_text"]
+    config = load_params(args.params).tokenize_text
     entities = tables.read_entities(Path(args.kg_dir) / "entities.parquet")
     texts = entities["text"].to_pylist()
     tokens = tokenize_texts(texts, load_tokenizer(config.text_model), config.batch_size)

@@ -37,7 +37,8 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     params = load_params(args.params)
-    config, model_params = params["train"], dataclasses.asdict(params.model)
+    config = params.train
+    model_params = dataclasses.asdict(config.model)
     distributed.init_from_env(config.device)
 
     kg = Path(args.kg_dir)
@@ -55,7 +56,8 @@ def main() -> None:
                     plots_dir=args.plots)
     if distributed.rank() != 0:
         return
-    save_checkpoint(args.model_path, model.cpu(), {"train_config": dataclasses.asdict(config),
+    train_config = {k: v for k, v in dataclasses.asdict(config).items() if k != "model"}   # the model: its config
+    save_checkpoint(args.model_path, model.cpu(), {"train_config": train_config,
                                                    "best_epoch": summary["best_epoch"], "data": data_fingerprint(kg)})
     if args.metrics:
         write_json(args.metrics, summary)

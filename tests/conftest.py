@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = next((p for p in (Path(os.environ.get("MYGO_SHARED_DATA", ROOT.parent / "shared" / "data")),
-                    Path("/work/shared/data")) if p.exists()), ROOT.parent / "shared" / "data")
+# the benchmark data beside the checkout (../shared/data), or where $MYGO_SHARED_DATA says
+SHARED_DATA = Path(os.environ.get("MYGO_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:

@@ -4,7 +4,7 @@ import sys
 import torch
 
 from mygo import distributed
-from mygo.training import TrainConfig, train_step
+from mygo.training import TrainParams, train_step
 from helpers import tiny_model
 
 
@@ -14,7 +14,7 @@ def main(out: str) -> None:
                        input_dropout=0.0, core_dropout=0.0, hidden_dropout=0.0,
                        distributed_step=distributed.active())
     model.train()
-    config = TrainConfig(device="cpu", batch_size=8, lr=0.01, mu=0.1, contrastive_size=6)
+    config = TrainParams(device="cpu", batch_size=8, lr=0.01, mu=0.1, contrastive_size=6)
     g = torch.Generator().manual_seed(5)
     batch = (torch.randint(0, 11, (8,), generator=g), torch.randint(0, 3, (8,), generator=g),
              torch.rand(8, generator=g) < 0.5, torch.randint(0, 11, (8,), generator=g))

@@ -1,9 +1,19 @@
-"""Helpers the tests share: a tiny model, a batch of queries and a tiny graph."""
+"""Helpers the tests share: a tiny model, a batch of queries, a tiny graph, and running git and
+DVC in temporary clones of this repository."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
+import yaml
 
 from mygo import fast
 from mygo.model import ModelConfig, MyGO
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TRAIN = np.array([[0, 0, 1], [2, 1, 3], [4, 2, 5], [6, 0, 2], [1, 1, 4], [3, 2, 0]])
 VALID = np.array([[0, 0, 1], [5, 0, 6], [5, 0, 6]])
@@ -36,3 +46,40 @@ def batch(model, B=5):
     N, R = model.config.num_entities, model.config.num_relations
     return (torch.randint(0, N, (B,), generator=g), torch.randint(0, R, (B,), generator=g),
             torch.rand(B, generator=g) < 0.5, torch.randint(0, N, (B,), generator=g))
+
+
+BIN = Path(sys.executable).parent
+FAST_TRAIN = {"epochs": 6, "eval_every": 3}
+
+
+def env_for(clone: Path) -> dict:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(clone / "src"),
+            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+
+def sh(clone: Path, *args, check=True) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(args), cwd=clone, env=env_for(clone), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def dvc(clone, *args, check=True):
+    return sh(clone, str(BIN / "dvc"), *args, check=check)
+
+
+def ran(result) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr)
+
+
+def make_clone(tmp_path: Path, name: str, source: Path = ROOT) -> Path:
+    clone = tmp_path / name
+    subprocess.run(["git", "clone", "-q", str(source), str(clone)], check=True)
+    # params.yaml for `dvc repro`, conf/config.yaml for `dvc exp run` (which composes params.yaml from it)
+    for path in (clone / "params.yaml", clone / "conf" / "config.yaml"):
+        params = yaml.safe_load(path.read_text())
+        params["train"].update(FAST_TRAIN)
+        path.write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(clone, "git", "commit", "-qam", "fast params for tests")
+    return clone

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mygo.evaluation import compute_ranks
-from mygo.training import TrainConfig, train
+from mygo.training import TrainParams, train
 from helpers import TRAIN, VALID, batch, tiny_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -68,7 +68,7 @@ def test_training_resumes_bit_identically_on_the_same_gpu(tmp_path, monkeypatch)
     """Killed mid-run (an exception inside an optimizer step), resumed from the saved state: the
     same weights as an uninterrupted run on the same GPU (cuBLAS is deterministic per device
     for the same shapes; the dropout RNG state is saved and restored)."""
-    config = TrainConfig(device="cuda", amp=False, seed=3, epochs=4, batch_size=2, lr=0.01, eval_every=2, t0=3,
+    config = TrainParams(device="cuda", amp=False, seed=3, epochs=4, batch_size=2, lr=0.01, eval_every=2, t0=3,
                          mu=0.01, contrastive_size=4, checkpoint_minutes=1e-9)
     full = tiny_model()
     train(full, config, TRAIN, VALID, progress=False)

@@ -9,9 +9,9 @@ from PIL import Image
 from conftest import ROOT, run_stage, write_named, write_params
 from http_server import ImageServer, image_bytes
 from mygo import tables
-from mygo.download import DownloadConfig, download_all, download_one, select_jobs, stored_name
+from mygo.download import DownloadImagesParams, download_all, download_one, select_jobs, stored_name
 
-CONFIG = DownloadConfig(workers=4, timeout=1.0, retries=3, backoff=0.05, max_retry_after=2.0,
+CONFIG = DownloadImagesParams(workers=4, timeout=1.0, retries=3, backoff=0.05, max_retry_after=2.0,
                         max_bytes=100_000, max_side=32, max_images_per_entity=5, max_failure_rate=0.5)
 
 
@@ -68,7 +68,7 @@ def test_429_honours_retry_after(server, tmp_path):
 
 
 def test_timeout_is_retried_then_recorded(server, tmp_path):
-    config = DownloadConfig(**{**CONFIG.__dict__, "retries": 1, "timeout": 0.5})
+    config = DownloadImagesParams(**{**CONFIG.__dict__, "retries": 1, "timeout": 0.5})
     result, sleeps = fetch(server, tmp_path, "/slow.png", config)
     assert result.status == "timeout" and result.attempts == 2 and len(sleeps) == 1
 
@@ -159,7 +159,7 @@ def test_resume_after_kill_fetches_nothing_twice(tmp_path):
     ("/garbage.png", "protocol_error"),          # BadStatusLine
 ])
 def test_server_misbehaviour_is_that_urls_row(server, tmp_path, path, status):
-    config = DownloadConfig(**{**CONFIG.__dict__, "retries": 1})
+    config = DownloadImagesParams(**{**CONFIG.__dict__, "retries": 1})
     result, sleeps = fetch(server, tmp_path, path, config)
     assert (result.status, result.attempts) == (status, 2), result.error
     assert result.error and len(sleeps) == 1
@@ -168,13 +168,13 @@ def test_server_misbehaviour_is_that_urls_row(server, tmp_path, path, status):
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999/x.png", "http://[::1/x.png", "http://exa mple.com/\x00",
                                  "ftp://127.0.0.1/x.png", "http://:80/x.png"])
 def test_malformed_urls_are_rows_not_crashes(tmp_path, url):
-    result = download_one(3, url, tmp_path, tmp_path, DownloadConfig(**{**CONFIG.__dict__, "retries": 0}),
+    result = download_one(3, url, tmp_path, tmp_path, DownloadImagesParams(**{**CONFIG.__dict__, "retries": 0}),
                           sleep=lambda s: None)
     assert result.status in ("invalid_url", "connection_error") and result.url == url and result.error
 
 
 def test_whole_request_deadline_bounds_a_trickling_body(server, tmp_path):
-    config = DownloadConfig(**{**CONFIG.__dict__, "retries": 0, "timeout": 1.0})
+    config = DownloadImagesParams(**{**CONFIG.__dict__, "retries": 0, "timeout": 1.0})
     started = time.monotonic()
     result, _ = fetch(server, tmp_path, "/trickle.png", config)
     assert result.status == "timeout" and "deadline" in result.error

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mygo.memory import ACTIVATION_FACTOR, GIB, choose_encoder_chunk, saved_bytes_per_entity, step_bytes
-from mygo.training import TrainConfig, train
+from mygo.training import TrainParams, train
 from helpers import tiny_model
 
 VALID = np.array([[0, 0, 5], [1, 1, 9]])
@@ -56,7 +56,7 @@ def test_train_chooses_the_chunk_and_keeps_it_in_the_config(caplog):
     fixed = sum(v for k, v in step_bytes(model, 16, 4, 0.01, chunk=0, per_entity=per_entity).items()
                 if k != "entity encoder")
     budget = (fixed + ACTIVATION_FACTOR * per_entity * 10.5) / GIB    # room for 10 entities at a time
-    config = TrainConfig(device="cpu", seed=1, epochs=1, batch_size=16, mu=0.01, contrastive_size=4,
+    config = TrainParams(device="cpu", seed=1, epochs=1, batch_size=16, mu=0.01, contrastive_size=4,
                          eval_every=1, memory_budget_gb=budget, checkpoint_minutes=0)
     with caplog.at_level(logging.INFO, logger="mygo.training"):
         train(model, config, triples, VALID, progress=False)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from helpers import batch, tiny_model
-from mygo.model import ModelConfig, MyGO, TuckER
+from mygo.model import TuckER
 
 
 def test_shapes_and_masks():

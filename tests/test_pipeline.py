@@ -2,7 +2,6 @@
 import csv
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -12,48 +11,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 
-from conftest import ROOT
+from helpers import dvc, make_clone, ran, sh
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-FAST_TRAIN = {"epochs": 6, "eval_every": 3}
-
-
-def env_for(clone: Path) -> dict:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(clone / "src"),
-            "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
-
-
-def sh(clone: Path, *args, check=True) -> subprocess.CompletedProcess:
-    result = subprocess.run(list(args), cwd=clone, env=env_for(clone), capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
-
-
-def dvc(clone, *args, check=True):
-    return sh(clone, str(BIN / "dvc"), *args, check=check)
-
-
-def ran(result) -> list[str]:
-    return re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr)
-
-
-def make_clone(tmp_path: Path, name: str, source: Path = ROOT) -> Path:
-    clone = tmp_path / name
-    subprocess.run(["git", "clone", "-q", str(source), str(clone)], check=True)
-    # params.yaml for `dvc repro`, conf/config.yaml for `dvc exp run` (which composes params.yaml from it)
-    for path in (clone / "params.yaml", clone / "conf" / "config.yaml"):
-        params = yaml.safe_load(path.read_text())
-        params["train"].update(FAST_TRAIN)
-        path.write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(clone, "git", "commit", "-qam", "fast params for tests")
-    return clone
-
-
 def lock_outs(clone: Path) -> dict:
     lock = yaml.safe_load((clone / "dvc.lock").read_text())
     return {out["path"]: out.get("md5") for stage in lock["stages"].values() for out in stage.get("outs", [])}
@@ -101,6 +64,19 @@ def test_exp_run_reruns_selection_and_after_only(repro_clone, param, value, colu
     assert "mrr" in shown.stdout and param in shown.stdout
     sh(repro_clone, "git", "checkout", "-q", "--", ".")
     dvc(repro_clone, "checkout", "-q", check=False)
+
+
+def test_the_tucker_baseline_is_one_param_away(repro_clone):
+    """`dvc exp run -S train.model.name=tucker` trains and evaluates the baseline (train and
+    evaluate only); the workspace's own run is untouched afterwards."""
+    result = dvc(repro_clone, "exp", "run", "-n", "tucker", "-S", "train.model.name=tucker")
+    assert ran(result) == ["train", "evaluate"]
+    assert torch.load(repro_clone / "models/model.pt", weights_only=True)["model_name"] == "tucker"
+    rows = {r["Experiment"]: r for r in csv.DictReader(io.StringIO(dvc(repro_clone, "exp", "show", "--csv").stdout))}
+    assert rows["tucker"]["train.model.name"] == "tucker" and 0.0 <= float(rows["tucker"]["mrr"]) <= 1.0
+    sh(repro_clone, "git", "checkout", "-q", "--", ".")
+    dvc(repro_clone, "checkout", "-q", check=False)
+    assert "model_name" not in torch.load(repro_clone / "models/model.pt", weights_only=True)
 
 
 def test_editing_the_model_reruns_train_and_evaluate_only(repro_clone):

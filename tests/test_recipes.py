@@ -3,7 +3,6 @@ README says: benchmark folders tracked by DVC, queued sweeps, released token fil
 import csv
 import io
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch
 import yaml
 
 from conftest import ROOT, write_params
+from helpers import dvc, make_clone, ran, sh
 from mygo.params import load_params
 
 RECIPES = sorted(p.stem for p in (ROOT / "conf" / "recipe").glob("*.yaml"))
@@ -33,26 +33,26 @@ def test_params_yaml_is_the_composed_default_recipe(tmp_path):
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_every_recipe_composes_into_valid_params(tmp_path, recipe):
     params = load_params(compose(tmp_path, [f"recipe={recipe}"]))
-    assert params.top.recipe == recipe
-    assert params.model.init == "reference"
+    assert params.recipe == recipe
+    assert params.train.model.init == "reference"
 
 
 def test_paper_recipes_hold_the_run_script_values(tmp_path):
     db15k = load_params(compose(tmp_path, ["recipe=db15k"]))
-    assert (db15k.top.dataset, db15k.max_vis_token, db15k.max_txt_token) == ("DB15K", 8, 4)
-    assert (db15k.model.dim, db15k.model.hidden_dim, db15k.model.num_head, db15k.model.num_layer_dec) == (256, 1024, 2, 1)
-    assert (db15k.model.emb_dropout, db15k.model.vis_dropout, db15k.model.txt_dropout) == (0.6, 0.3, 0.1)
-    train = db15k["train"]
+    assert (db15k.dataset, db15k.max_vis_token, db15k.max_txt_token) == ("DB15K", 8, 4)
+    assert (db15k.train.model.dim, db15k.train.model.hidden_dim, db15k.train.model.num_head, db15k.train.model.num_layer_dec) == (256, 1024, 2, 1)
+    assert (db15k.train.model.emb_dropout, db15k.train.model.vis_dropout, db15k.train.model.txt_dropout) == (0.6, 0.3, 0.1)
+    train = db15k.train
     assert (train.lr, train.mu, train.epochs, train.batch_size, train.t0, train.eval_every) == (1e-3, 0.01, 1500, 2048, 50, 50)
     mkgw = load_params(compose(tmp_path, ["recipe=mkg-w"]))
-    assert (mkgw.top.dataset, mkgw.max_txt_token, mkgw.model.num_head, mkgw.model.num_layer_dec) == ("MKG-W", 8, 4, 2)
-    assert (mkgw.model.emb_dropout, mkgw.model.vis_dropout, mkgw["train"].lr, mkgw["train"].mu) == (0.9, 0.4, 5e-4, 1e-3)
+    assert (mkgw.dataset, mkgw.max_txt_token, mkgw.train.model.num_head, mkgw.train.model.num_layer_dec) == ("MKG-W", 8, 4, 2)
+    assert (mkgw.train.model.emb_dropout, mkgw.train.model.vis_dropout, mkgw.train.lr, mkgw.train.mu) == (0.9, 0.4, 5e-4, 1e-3)
 
 
 def test_overrides_apply_on_top_of_a_recipe(tmp_path):
     params = load_params(compose(tmp_path, ["recipe=db15k", "max_vis_token=16", "train.model.init=ours",
                                             "dataset=MyGraph"]))
-    assert (params.max_vis_token, params.model.init, params.top.dataset, params.model.dim) == (16, "ours", "MyGraph", 256)
+    assert (params.max_vis_token, params.train.model.init, params.dataset, params.train.model.dim) == (16, "ours", "MyGraph", 256)
 
 
 def test_unknown_recipe_lists_the_known_ones(tmp_path):
@@ -169,7 +169,6 @@ def test_readme_benchmark_setup_and_queued_recipe_sweep(tmp_path):
     """README "Reproducing the paper": copy a benchmark in, `dvc add` it, commit, then a queued
     sweep over recipes runs in DVC's temporary workspaces; exp show and params diff show the
     resolved values."""
-    from test_pipeline import dvc, make_clone, sh
     clone = make_clone(tmp_path, "repo")
     for name, seed in (("DB15K", 1), ("MKG-W", 2)):
         write_release_benchmark(tmp_path / "shared" / name, seed=seed, bom=name == "MKG-W")
@@ -203,7 +202,6 @@ def test_readme_benchmark_setup_and_queued_recipe_sweep(tmp_path):
 def test_dataset_without_recipe_and_released_tokens_through_dvc(tmp_path):
     """`dvc exp run -S dataset=NAME` on a NativE-layout folder with BOMs and CRLFs; then released
     token files named in params go through `dvc repro`, and a second `dvc repro` does nothing."""
-    from test_pipeline import dvc, make_clone, ran, sh
     clone = make_clone(tmp_path, "repo")
     write_release_benchmark(clone / "data/raw/native", layout="native", bom=True)
     sh(clone, "git", "add", "data/raw/native")
@@ -237,3 +235,14 @@ def test_dataset_without_recipe_and_released_tokens_through_dvc(tmp_path):
     assert summary["text_source"].startswith("released:") and summary["entities_with_text_tokens"] == 120
     second = dvc(clone, "repro")
     assert ran(second) == [], second.stdout
+
+
+def test_config_and_params_doc_are_rendered_from_the_declarations():
+    """conf/config.yaml and docs/params.md come from src/mygo/params.py (one place for every
+    default and meaning), and params.yaml holds those defaults (the demo)."""
+    import subprocess
+    import sys
+    from mygo.params import defaults
+    result = subprocess.run([sys.executable, str(ROOT / "scripts/params_doc.py")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load((ROOT / "params.yaml").read_text()) == defaults()

@@ -4,13 +4,12 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
 from conftest import ROOT
 from mygo.checkpoint import load_checkpoint, save_checkpoint
-from mygo.training import TrainConfig, selection_triples, train, training_queries
+from mygo.training import TrainParams, selection_triples, train, training_queries
 from helpers import TRAIN, VALID, tiny_model
 
 
@@ -19,7 +18,7 @@ def config(**overrides):
     values = dict(device="cpu", seed=3, epochs=6, batch_size=4, lr=0.01, eval_every=2, t0=3, mu=0.01,
                   contrastive_size=4, checkpoint_every=1)
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainParams(**values)
 
 
 def test_selection_drops_train_and_duplicates():

@@ -2,7 +2,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mygo.vision import (BEiTv2Tokenizer, ImageTokenizerConfig, PaletteTokenizer, VQGANTokenizer,
+from mygo.params import TokenizeImagesParams
+from mygo.vision import (BEiTv2Tokenizer, PaletteTokenizer, VQGANTokenizer,
                          build_tokenizer, tokenize_images)
 
 TINY_DD = {"double_z": False, "z_channels": 8, "resolution": 32, "in_channels": 3, "out_ch": 3, "ch": 32,
@@ -138,7 +139,7 @@ def test_palette_tokens_carry_colour():
 
 
 def test_random_weights_warn_loudly(caplog, tmp_path):
-    config = ImageTokenizerConfig(image_tokenizer="vqgan", random_preset="small")
+    config = TokenizeImagesParams(image_tokenizer="vqgan", random_preset="small")
     tokenizer, size = build_tokenizer(config)
     assert "RANDOM weights" in caplog.text and size == 64
     Image.new("RGB", (70, 50), (10, 200, 10)).save(tmp_path / "a.png")
@@ -148,4 +149,4 @@ def test_random_weights_warn_loudly(caplog, tmp_path):
 
 def test_unknown_tokenizer_is_an_error():
     with pytest.raises(ValueError, match="image_tokenizer = .clip.: must be one of"):
-        ImageTokenizerConfig(image_tokenizer="clip")
+        TokenizeImagesParams(image_tokenizer="clip")

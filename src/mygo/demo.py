@@ -1,7 +1,7 @@
 """The embedded demo knowledge graph: a household of objects whose colour shows only in their
 images and whose material is named only in their descriptions.
 
-Run `python -m mygo.demo data/raw/demo` to (re)build it; the output is deterministic.
+`python scripts/make_demo.py data/raw/demo` (re)builds it; the output is deterministic.
 
 Graph facts (`is_a`, `located_in`, `owned_by`, people `works_in` rooms) are drawn independently of
 colour and material, so the structure alone cannot tell them. Valid/test hold `has_color`
@@ -10,9 +10,7 @@ description: those answers can be read from one modality and from nothing else.
 """
 from __future__ import annotations
 
-import argparse
 import random
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,16 +129,3 @@ def build(out_dir: str | Path, seed: int = 7) -> None:
         (tmp / "entities.tsv").write_text("\n".join(lines) + "\n")
         for split, rows in (("train", train), ("valid", valid), ("test", test)):
             (tmp / f"{split}.tsv").write_text("".join("\t".join(r) + "\n" for r in rows))
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Build the demo knowledge graph (named format).")
-    parser.add_argument("out_dir", nargs="?", default="data/raw/demo")
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    build(args.out_dir, args.seed)
-    print(f"wrote the demo dataset to {args.out_dir}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()

@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from mygo.progress import bar as progress_bar
 
 from mygo.io import atomic_path, read_json, write_json
-from mygo.params import DownloadConfig
+from mygo.params import DownloadImagesParams
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _read_capped(stream, max_bytes: int) -> bytes:
         chunks.append(chunk)
 
 
-def _fetch_http(url: str, config: DownloadConfig) -> tuple[bytes, int | None]:
+def _fetch_http(url: str, config: DownloadImagesParams) -> tuple[bytes, int | None]:
     """One HTTP(S) attempt under a whole-request deadline of `config.timeout` seconds."""
     try:
         request = urllib.request.Request(to_ascii_url(url), headers={"User-Agent": config.user_agent})
@@ -192,7 +192,7 @@ def _fetch_http(url: str, config: DownloadConfig) -> tuple[bytes, int | None]:
         _request_state.deadline = None
 
 
-def fetch(url: str, base_dir: Path, config: DownloadConfig) -> tuple[bytes, int | None]:
+def fetch(url: str, base_dir: Path, config: DownloadImagesParams) -> tuple[bytes, int | None]:
     """The raw bytes behind `url` (one attempt) and the HTTP status code, if any."""
     try:
         scheme = urllib.parse.urlsplit(url).scheme.lower()
@@ -299,7 +299,7 @@ def _local_source_digest(url: str, base_dir: Path) -> str | None:
         return None
 
 
-def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: DownloadConfig,
+def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: DownloadImagesParams,
                  sleep=time.sleep) -> Result:
     name = stored_name(url)
     target = out_dir / name
@@ -349,7 +349,7 @@ def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: D
 
 
 def download_all(jobs: list[tuple[int, str]], out_dir: str | Path, base_dir: str | Path,
-                 config: DownloadConfig, progress: bool = True) -> list[Result]:
+                 config: DownloadImagesParams, progress: bool = True) -> list[Result]:
     """Download every (entity, url) job with a thread pool; results in job order."""
     out_dir, base_dir = Path(out_dir), Path(base_dir)
     try:

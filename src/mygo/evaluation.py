@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from mygo.progress import bar as progress_bar
 
-from mygo.params import EvalConfig  # noqa: F401  (re-exported: the stage's params)
 
 log = logging.getLogger(__name__)
 

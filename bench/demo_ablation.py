@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mygo import tables
-from mygo.params import load_params
-from mygo.evaluation import compute_ranks
-from mygo.graph import read_split
 from mygo import fast
+from mygo.evaluation import compute_ranks
+from mygo.folders import EntityTokensFolder, ImageTokensFolder, KGFolder, TextTokensFolder
 from mygo.models import build_model
-from mygo.selection import load_entity_tokens
+from mygo.params import load_params
+from mygo.selection import select_entity_tokens
 from mygo.training import train
 
 VARIANTS = {
@@ -54,11 +53,11 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     params = load_params(args.params)
     model_params, config = dataclasses.asdict(params.train.model), params.train
-    kg = Path(args.kg)
-    relations = tables.read_relations(kg / "relations.parquet")["name"].to_pylist()
-    N = len(tables.read_entities(kg / "entities.parquet"))
-    tokens = load_entity_tokens(args.tokens, N)
-    splits = {s: read_split(kg, s) for s in ("train", "valid", "test")}
+    kg = KGFolder(args.kg)
+    relations = kg.relation_names()
+    N = len(kg.entities())
+    tokens = EntityTokensFolder(args.tokens).read(N)
+    splits = kg.splits()
     rows = []
     for name, switches in VARIANTS.items():
         model = build_model({**model_params, **(switches or {})}, N, len(relations), tokens, seed=config.seed,
@@ -83,7 +82,7 @@ def main() -> None:
     sweep = []
     for label, m, overrides in [("m = 4", 4, {}), ("m = 8", 8, {}), ("m = 16", 16, {}),
                                 ("m = 8, init ours", 8, {"init": "ours"})]:
-        m_tokens = tokens_with_m(args, kg, N, m, params.max_txt_token)
+        m_tokens = tokens_with_m(args, kg, params, m)
         runs = []
         for seed in seeds:
             model = build_model({**model_params, **overrides}, N, len(relations), m_tokens, seed=seed, ops=fast.ops())
@@ -112,22 +111,15 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tokens_with_m(args, kg: Path, num_entities: int, m: int, n: int):
-    """The demo's entity tokens re-selected with max_vis_token = m (what select_tokens would write)."""
+def tokens_with_m(args, kg: KGFolder, params, m: int):
+    """The demo's entity tokens re-selected with max_vis_token = m (what select_tokens writes)."""
     import tempfile
-    from mygo.selection import entity_tokens_table, load_embedding_tensor, pooled_tokens, save_table, select
-    image = tables.read_image_tokens(Path(args.image_tokens) / "image_tokens.parquet")
-    text = tables.read_text_tokens(Path(args.text_tokens) / "text_tokens.parquet")
-    visual = select(pooled_tokens(num_entities, image["entity"].to_numpy(), image["tokens"].to_pylist()), m,
-                    load_embedding_tensor(Path(args.image_tokens) / "codebook.pt"))
-    words = select(pooled_tokens(num_entities, text["entity"].to_numpy(), text["tokens"].to_pylist()), n,
-                   load_embedding_tensor(Path(args.text_tokens) / "text_embeddings.pt"))
+    selection = select_entity_tokens(kg.entity_names(), params.select_tokens, m, params.max_txt_token,
+                                     text=TextTokensFolder(args.text_tokens), images=ImageTokensFolder(args.image_tokens))
     with tempfile.TemporaryDirectory() as tmp:
-        tables.write_entity_tokens(Path(tmp) / "entity_tokens.parquet",
-                                   entity_tokens_table(num_entities, visual[:2], words[:2]))
-        save_table(Path(tmp) / "visual_table.pt", visual[2])
-        save_table(Path(tmp) / "text_table.pt", words[2])
-        return load_entity_tokens(tmp, num_entities)
+        folder = EntityTokensFolder(Path(tmp) / "tokens")
+        folder.write(selection.table, selection.visual_table, selection.text_table, selection.summary)
+        return folder.read(len(selection.table))
 
 
 if __name__ == "__main__":

@@ -19,16 +19,14 @@ from pathlib import Path
 
 import torch
 
-from mygo import tables
 from mygo.config import run_main
 from mygo.device import pick_device
 from mygo.evaluation import compute_ranks, metrics_from_ranks
-from mygo.graph import read_split
+from mygo.folders import EntityTokensFolder, KGFolder
 from mygo.io import write_json
 from mygo.params import load_params
 from mygo import fast
 from mygo.models import build_model
-from mygo.selection import load_entity_tokens
 from mygo.training import fingerprint, train
 
 log = logging.getLogger("mygo.gpu_train")
@@ -55,15 +53,14 @@ def main() -> None:
     config = dataclasses.replace(config, **overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    kg = Path(args.kg_dir)
-    num_entities = len(tables.read_entities(kg / "entities.parquet"))
-    num_relations = len(tables.read_relations(kg / "relations.parquet"))
-    tokens = load_entity_tokens(args.tokens_dir, num_entities)
+    kg, tokens_dir = KGFolder(args.kg_dir), EntityTokensFolder(args.tokens_dir)
+    num_entities, num_relations = len(kg.entities()), len(kg.relations())
+    tokens = tokens_dir.read(num_entities)
     model = build_model(dataclasses.asdict(config.model), num_entities, num_relations, tokens, seed=config.seed,
                         ops=fast.ops())
-    splits = {s: read_split(kg, s) for s in ("train", "valid", "test")}
-    run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config),
-                         kg / "train.parquet", kg / "valid.parquet", Path(args.tokens_dir) / "entity_tokens.parquet")
+    splits = kg.splits()
+    run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config), kg.split_file("train"),
+                         kg.split_file("valid"), *tokens_dir.files())
     device = pick_device(config.device)
     record_path = out / "run.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"pieces": []}

@@ -5,12 +5,10 @@
     python scripts/predict.py --queries queries.tsv      # lines: head<TAB>relation<TAB>?  or  ?<TAB>relation<TAB>tail
 """
 import argparse
-from pathlib import Path
 
-from mygo import tables
 from mygo.config import run_main
 from mygo.evaluation import KnownAnswers
-from mygo.graph import read_split
+from mygo.folders import KGFolder
 from mygo.prediction import Query, predict, read_queries
 from mygo.device import pick_device
 from mygo.params import is_device
@@ -40,12 +38,11 @@ def main() -> None:
             parser.error("give --relation and exactly one of --head / --tail (or --queries FILE)")
         queries = [Query(args.head, args.relation, args.tail)]
     device = pick_device(args.device)
-    kg = Path(args.kg)
+    kg = KGFolder(args.kg)
     model, checkpoint = load_checkpoint(args.model, device)
-    check_fingerprint(checkpoint, args.model, kg)
-    entities = tables.read_entities(kg / "entities.parquet")["name"].to_pylist()
-    relations = tables.read_relations(kg / "relations.parquet")["name"].to_pylist()
-    known = KnownAnswers([read_split(kg, s) for s in ("train", "valid", "test")]) if args.filter else None
+    check_fingerprint(checkpoint, args.model, kg.path)
+    entities, relations = kg.entity_names(), kg.relation_names()
+    known = KnownAnswers(list(kg.splits().values())) if args.filter else None
     for query, answers in zip(queries, predict(model, queries, entities, relations, args.k, known, device)):
         print(f"({query.head or '?'}, {query.relation}, {query.tail or '?'})")
         for rank, (name, score) in enumerate(answers, 1):

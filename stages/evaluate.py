@@ -2,13 +2,11 @@
 ranks at the top level) and a per-relation table."""
 import argparse
 import logging
-from pathlib import Path
 
-from mygo import tables
 from mygo.config import run_main
 from mygo.params import load_params
 from mygo.evaluation import compute_ranks, metrics_from_ranks
-from mygo.graph import read_split
+from mygo.folders import KGFolder
 from mygo.io import write_json
 from mygo.device import pick_device
 from mygo.checkpoint import check_fingerprint, load_checkpoint
@@ -27,12 +25,11 @@ def main() -> None:
     args = parser.parse_args()
     config = load_params(args.params).evaluate
     device = pick_device(config.device)
-    kg = Path(args.kg_dir)
+    kg = KGFolder(args.kg_dir)
     model, checkpoint = load_checkpoint(args.model_path, device)
-    check_fingerprint(checkpoint, args.model_path, kg)
-    splits = {s: read_split(kg, s) for s in ("train", "valid", "test")}
-    # the names as in the raw data, spelled as predict.py accepts them
-    relation_names = tables.read_relations(kg / "relations.parquet")["name"].to_pylist()
+    check_fingerprint(checkpoint, args.model_path, kg.path)
+    splits = kg.splits()
+    relation_names = kg.relation_names()       # as in the raw data, spelled as predict.py accepts them
     ranks = compute_ranks(model, splits[args.split], list(splits.values()), config.batch_size, device)
     metrics, per_relation = metrics_from_ranks(ranks, relation_names)
     write_json(args.metrics, metrics)

@@ -1,15 +1,12 @@
 """tokenize_text: entity texts -> per-entity word-piece ids + the frozen word-embedding table."""
 import argparse
 import logging
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
-from mygo import tables
 from mygo.config import run_main
+from mygo.folders import KGFolder, TextTokensFolder
 from mygo.params import load_params
-from mygo.io import atomic_dir, save_torch
 from mygo.text import load_tokenizer, load_word_embeddings, tokenize_texts
 
 log = logging.getLogger("mygo.tokenize_text")
@@ -22,16 +19,11 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     config = load_params(args.params).tokenize_text
-    entities = tables.read_entities(Path(args.kg_dir) / "entities.parquet")
+    entities = KGFolder(args.kg_dir).entities()
     texts = entities["text"].to_pylist()
     tokens = tokenize_texts(texts, load_tokenizer(config.text_model), config.batch_size)
     weight = load_word_embeddings(config.text_model)
-    with atomic_dir(args.out_dir) as tmp:
-        tables.write_text_tokens(tmp / "text_tokens.parquet", pa.table({
-            "entity": entities["id"],
-            "tokens": pa.array(tokens, type=pa.list_(pa.int32())),
-        }))
-        save_torch(tmp / "text_embeddings.pt", {"weight": weight, "source": config.text_model})
+    TextTokensFolder(args.out_dir).write(entities["id"], tokens, weight, config.text_model)
     empty = sum(not t for t in tokens)
     with_text = sum(bool(t.strip()) for t in texts)
     log.info("tokenized %d entity texts (%d non-empty) into %d word pieces (%.1f per entity); "

@@ -11,15 +11,14 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from mygo import distributed, fast, tables
+from mygo import distributed, fast
 from mygo.checkpoint import data_fingerprint, save_checkpoint
 from mygo.config import run_main
-from mygo.graph import read_split
+from mygo.folders import EntityTokensFolder, KGFolder
 from mygo.io import write_json
 from mygo.model import count_parameters
 from mygo.models import build_model
 from mygo.params import load_params
-from mygo.selection import load_entity_tokens
 from mygo.training import fingerprint, train
 
 log = logging.getLogger("mygo.train")
@@ -41,24 +40,22 @@ def main() -> None:
     model_params = dataclasses.asdict(config.model)
     distributed.init_from_env(config.device)
 
-    kg = Path(args.kg_dir)
-    num_entities = len(tables.read_entities(kg / "entities.parquet"))
-    num_relations = len(tables.read_relations(kg / "relations.parquet"))
-    tokens = load_entity_tokens(args.tokens_dir, num_entities)
+    kg, tokens_dir = KGFolder(args.kg_dir), EntityTokensFolder(args.tokens_dir)
+    num_entities, num_relations = len(kg.entities()), len(kg.relations())
+    tokens = tokens_dir.read(num_entities)
     model = build_model(model_params, num_entities, num_relations, tokens, seed=config.seed,
                         ops=fast.ops("fast", distributed_step=distributed.active()))
     log.info("model: %d trainable parameters, config %s", count_parameters(model), dataclasses.asdict(model.config))
-    train_triples, valid_triples = read_split(kg, "train"), read_split(kg, "valid")
-    run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config),
-                         kg / "train.parquet", kg / "valid.parquet", Path(args.tokens_dir) / "entity_tokens.parquet",
-                         Path(args.tokens_dir) / "visual_table.pt", Path(args.tokens_dir) / "text_table.pt")
+    train_triples, valid_triples = kg.split("train"), kg.split("valid")
+    run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config), kg.split_file("train"),
+                         kg.split_file("valid"), *tokens_dir.files())
     summary = train(model, config, train_triples, valid_triples, resume_path=args.resume, run_id=run_id,
                     plots_dir=args.plots)
     if distributed.rank() != 0:
         return
     train_config = {k: v for k, v in dataclasses.asdict(config).items() if k != "model"}   # the model: its config
-    save_checkpoint(args.model_path, model.cpu(), {"train_config": train_config,
-                                                   "best_epoch": summary["best_epoch"], "data": data_fingerprint(kg)})
+    save_checkpoint(args.model_path, model.cpu(), {"train_config": train_config, "best_epoch": summary["best_epoch"],
+                                                   "data": data_fingerprint(kg.path)})
     if args.metrics:
         write_json(args.metrics, summary)
     if args.resume and not args.keep_resume:

@@ -6,7 +6,8 @@ import pytest
 
 from conftest import ROOT, SHARED_DATA, run_stage, write_named
 from mygo import tables
-from mygo.graph import load_raw, read_split, readable_name, write_processed
+from mygo.folders import KGFolder
+from mygo.graph import load_raw, readable_name, write_processed
 
 
 def test_readable_name():
@@ -29,7 +30,7 @@ def test_named_format_round_trip(tiny_named, tmp_path):
     entities = tables.read_entities(out / "entities.parquet").to_pylist()
     assert entities[1]["text"] == "France"              # no description: readable name
     assert entities[0]["text"].startswith("The Eiffel")
-    np.testing.assert_array_equal(read_split(out, "train"), [[0, 0, 1], [2, 0, 3], [1, 1, 4]])
+    np.testing.assert_array_equal(KGFolder(out).split("train"), [[0, 0, 1], [2, 0, 3], [1, 1, 4]])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["entities"] == 5 and summary["test"] == 1 and summary["image_urls"] == 3
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from mygo import tables
+from mygo.folders import KGFolder
 from mygo.io import load_torch, save_torch
 from mygo.model import ModelConfig, Ops
 from mygo.models import DEFAULT, MODELS, name_of
@@ -54,9 +54,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
 def data_fingerprint(kg_dir: str | Path) -> dict:
     """What a model was trained on: entity and relation counts and a hash of their names in id
     order. evaluate and predict refuse a model whose fingerprint differs from the graph's."""
-    kg_dir = Path(kg_dir)
-    entities = tables.read_entities(kg_dir / "entities.parquet")["name"].to_pylist()
-    relations = tables.read_relations(kg_dir / "relations.parquet")["name"].to_pylist()
+    kg = KGFolder(kg_dir)
+    entities, relations = kg.entity_names(), kg.relation_names()
     digest = hashlib.sha256(json.dumps([entities, relations]).encode()).hexdigest()
     return {"entities": len(entities), "relations": len(relations), "sha256": digest}
 

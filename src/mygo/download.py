@@ -7,6 +7,7 @@ missing or invalid.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import http.client
 import io
@@ -22,7 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
+
+from mygo import tables
 from mygo.progress import bar as progress_bar
 
 from mygo.io import atomic_path, read_json, write_json
@@ -383,3 +387,34 @@ def select_jobs(image_urls: list[list[str]], max_per_entity: int) -> list[tuple[
                 seen.append(url)
         jobs.extend((entity, u) for u in seen[:max_per_entity])
     return jobs
+
+
+def download_images(image_urls: list[list[str]], images_dir: str | Path, base_dir: str | Path,
+                    config: DownloadImagesParams, progress: bool = True) -> tuple[pa.Table, dict]:
+    """Download (or copy, for local paths) each entity's images into the store `images_dir`.
+
+    Files of URLs no longer listed are removed first, so the store holds exactly this dataset's
+    images; finished files are kept across runs. Returns the manifest (one row per URL, in
+    tables.IMAGE_MANIFEST's schema) and a summary with counts by status."""
+    images_dir = Path(images_dir)
+    jobs = select_jobs(image_urls, config.max_images_per_entity)
+    wanted = {stored_name(url) for _, url in jobs}
+    if images_dir.exists():
+        for path in [*images_dir.glob("*.png"), *images_dir.glob("*.json")]:
+            if path.with_suffix(".png").name not in wanted:
+                path.unlink()
+    results = download_all(jobs, images_dir, base_dir, config, progress)
+    table = pa.table({
+        "entity": [r.entity for r in results], "url": [r.url for r in results],
+        "status": [r.status for r in results], "http_code": pa.array([r.http_code for r in results], pa.int32()),
+        "attempts": [r.attempts for r in results], "bytes": [r.bytes for r in results],
+        "sha256": [r.sha256 for r in results], "path": [r.path for r in results],
+        "error": [r.error for r in results],
+    }) if results else tables.IMAGE_MANIFEST.empty_table()
+    counts = collections.Counter(r.status for r in results)
+    failed = len(results) - counts.get("ok", 0)
+    summary = {"urls": len(results), "ok": counts.get("ok", 0), "failed": failed,
+               "failure_rate": failed / len(results) if results else 0.0,
+               "entities_with_images": len({r.entity for r in results if r.status == "ok"}),
+               "by_status": dict(sorted(counts.items()))}
+    return table, summary

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mygo import tables
-from mygo.io import atomic_dir, write_json
+from mygo.folders import KGFolder
 
 log = logging.getLogger(__name__)
 
@@ -304,31 +303,18 @@ def entity_texts(graph: KnowledgeGraph) -> list[str]:
 
 
 def write_processed(graph: KnowledgeGraph, out_dir: str | Path) -> None:
-    """Write the canonical tables and summary.json into `out_dir`, all or nothing."""
+    """Write the graph as a KGFolder (the canonical tables and summary.json), all or nothing."""
     n = graph.num_entities
-    with atomic_dir(out_dir) as tmp:
-        tables.write_entities(tmp / "entities.parquet", pa.table({
-            "id": np.arange(n, dtype=np.int32),
-            "name": graph.entity_names,
-            "description": graph.entity_descriptions,
-            "text": entity_texts(graph),
-            "image_urls": graph.entity_images,
-        }))
-        tables.write_relations(tmp / "relations.parquet", pa.table({
-            "id": np.arange(graph.num_relations, dtype=np.int32),
-            "name": graph.relation_names,
-            "text": [readable_name(r) for r in graph.relation_names],
-        }))
-        for split, rows in graph.splits.items():
-            tables.write_triples(tmp / f"{split}.parquet", pa.table({
-                "head": rows[:, 0].astype(np.int32),
-                "relation": rows[:, 1].astype(np.int32),
-                "tail": rows[:, 2].astype(np.int32),
-            }))
-        write_json(tmp / "summary.json", graph.summary)
-
-
-def read_split(kg_dir: str | Path, split: str) -> np.ndarray:
-    """(T, 3) int64 triples of one split from the processed tables."""
-    table = tables.read_triples(Path(kg_dir) / f"{split}.parquet")
-    return np.stack([table[c].to_numpy() for c in ("head", "relation", "tail")], axis=1).astype(np.int64)
+    entities = pa.table({
+        "id": np.arange(n, dtype=np.int32),
+        "name": graph.entity_names,
+        "description": graph.entity_descriptions,
+        "text": entity_texts(graph),
+        "image_urls": graph.entity_images,
+    })
+    relations = pa.table({
+        "id": np.arange(graph.num_relations, dtype=np.int32),
+        "name": graph.relation_names,
+        "text": [readable_name(r) for r in graph.relation_names],
+    })
+    KGFolder(out_dir).write(entities, relations, graph.splits, graph.summary)

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from mygo.io import load_torch, read_json, save_torch
-from mygo.tables import read_entity_tokens
+from mygo.io import load_torch, read_json
+from mygo.folders import ImageTokensFolder, TextTokensFolder
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,6 @@ def entity_tokens_table(num_entities: int, visual: tuple[np.ndarray, np.ndarray]
         "text": pa.array(list(text[0]), type=pa.list_(pa.int32())),
         "text_mask": pa.array(list(text[1]), type=pa.list_(pa.bool_())),
     })
-
-
-def save_table(path: Path, table: CompactTable) -> None:
-    save_torch(path, {"weight": table.weight, "source_ids": table.source_ids})
 
 
 def load_embedding_tensor(path: str | Path) -> torch.Tensor:
@@ -191,35 +187,74 @@ def read_released_tokens(path: str | Path, names: list[str]) -> list[list[int]]:
 
 
 @dataclass
-class EntityTokens:
-    """A select_tokens output folder as the model reads it: each entity's token ids and masks
-    (N, m) / (N, n) and the compact frozen tables they index."""
-    visual_ids: torch.Tensor
-    visual_mask: torch.Tensor
-    text_ids: torch.Tensor
-    text_mask: torch.Tensor
-    visual_table: torch.Tensor
-    text_table: torch.Tensor
+class Selection:
+    """The select_tokens stage's result: the entity-tokens table, the compact frozen tables, and a
+    summary (sources, coverage, shortfalls)."""
+    table: pa.Table
+    visual_table: CompactTable
+    text_table: CompactTable
+    summary: dict
 
 
-def load_entity_tokens(tokens_dir: str | Path, num_entities: int) -> EntityTokens:
-    """Read what the select_tokens stage wrote (entity_tokens.parquet, visual_table.pt, text_table.pt)."""
-    tokens_dir = Path(tokens_dir)
-    path = tokens_dir / "entity_tokens.parquet"
-    table = read_entity_tokens(path)
-    if len(table) != num_entities or table["entity"].to_pylist() != list(range(num_entities)):
-        raise ValueError(f"{path}: expected one row per entity 0..{num_entities - 1}, got {len(table)} rows")
+def select_entity_tokens(names: list[str], config, m: int, n: int, text: TextTokensFolder | None = None,
+                         images: ImageTokensFolder | None = None, released_dir: str | Path = ".") -> Selection:
+    """Each entity's `m` most frequent visual and `n` most frequent text tokens, from the pipeline's
+    token folders or, when `config` (params.select_tokens) names them, the authors' released token
+    files (paths relative to `released_dir`). Logs loudly when a modality is empty."""
+    log = logging.getLogger("mygo.select_tokens")
+    num = len(names)
+    sources = {}
+    visual_tokens, visual_source, visual_pad = [[] for _ in range(num)], None, None
+    if config.visual_json:
+        visual_tokens, visual_source, visual_pad, sources["visual"] = load_released(config, "visual", released_dir,
+                                                                                  names)
+    elif images is not None and images.exists():
+        image_tokens = images.tokens()
+        visual_tokens = pooled_tokens(num, image_tokens["entity"].to_numpy(), image_tokens["tokens"].to_pylist())
+        visual_source = load_embedding_tensor(images.codebook)
+        sources["visual"] = f"pipeline: {images.path}"
+    else:
+        sources["visual"] = "none"
+    if config.text_json:
+        text_tokens, text_source, text_pad, sources["text"] = load_released(config, "text", released_dir, names)
+    elif text is not None:
+        table = text.tokens()
+        text_tokens = pooled_tokens(num, table["entity"].to_numpy(), table["tokens"].to_pylist())
+        text_source, text_pad = load_embedding_tensor(text.embeddings), None
+        sources["text"] = f"pipeline: {text.path}"
+    else:
+        raise ValueError("give --text-dir (pipeline) or select_tokens.text_json / text_table in params.yaml")
 
-    def matrix(column, dtype):
-        values = table[column].to_pylist()
-        return torch.tensor(np.array(values, dtype=dtype).reshape(len(values), -1))
-
-    def compact(name):
-        obj = load_torch(tokens_dir / name, "a frozen token table", "re-run the select_tokens stage "
-                         "(`dvc repro select_tokens`)")
-        if not isinstance(obj, dict) or not isinstance(obj.get("weight"), torch.Tensor):
-            raise ValueError(f"{tokens_dir / name}: not a frozen token table (needs 'weight'); re-run select_tokens")
-        return obj["weight"].float()
-
-    return EntityTokens(matrix("visual", np.int64), matrix("visual_mask", bool), matrix("text", np.int64),
-                        matrix("text_mask", bool), compact("visual_table.pt"), compact("text_table.pt"))
+    try:
+        visual = select(visual_tokens, m, visual_source, visual_pad)
+    except ValueError as err:
+        raise ValueError(f"visual tokens ({sources['visual']}): {err}") from None
+    try:
+        words = select(text_tokens, n, text_source, text_pad)
+    except ValueError as err:
+        raise ValueError(f"text tokens ({sources['text']}): {err}") from None
+    summary = {
+        "max_vis_token": m, "max_txt_token": n, "entities": num,
+        "visual_source": sources["visual"], "text_source": sources["text"],
+        "entities_with_visual_tokens": int(visual[1].any(1).sum()),
+        "entities_with_text_tokens": int(words[1].any(1).sum()),
+        "entities_with_fewer_visual_ids_than_m": shortfall(visual_tokens, m, visual_pad),
+        "entities_with_fewer_text_ids_than_n": shortfall(text_tokens, n, text_pad),
+        "mean_visual_tokens": float(visual[1].sum(1).mean()),
+        "mean_text_tokens": float(words[1].sum(1).mean()),
+        "visual_table_rows": int(visual[2].weight.shape[0]),
+        "text_table_rows": int(words[2].weight.shape[0]),
+    }
+    for kind, k, key in (("visual", m, "max_vis_token"), ("text", n, "max_txt_token")):
+        without = num - summary[f"entities_with_{kind}_tokens"]
+        if k > 0 and without == num:
+            log.warning("%s modality is EMPTY: 0 of %d entities have %s tokens (source: %s); every %s slot is "
+                        "padding and the model learns from the other modalities only", kind.upper(), num, kind,
+                        sources[kind], kind)
+        elif k > 0 and without:
+            log.warning("%d of %d entities have no %s tokens", without, num, kind)
+        short = summary[f"entities_with_fewer_{kind}_ids_than_{'m' if kind == 'visual' else 'n'}"]
+        if k > 0 and short:
+            log.info("%s: %d of %d entities have fewer than %s=%d distinct ids (a larger %s adds nothing for them)",
+                     kind, short, num, key, k, key)
+    return Selection(entity_tokens_table(num, visual[:2], words[:2]), visual[2], words[2], summary)

@@ -6,7 +6,7 @@ where a step's forward time goes, for a dataset and a model config.
 
 Each scenario runs in its own process (so its peak memory is its own). The step scenarios time
 `--steps` training steps after a warm-up step and give an epoch as the median step time times
-the steps per epoch (a DB15K epoch takes about 25 minutes on CPU); the `epoch` scenario (not run by
+the steps per epoch (a DB15K epoch is long on a CPU: docs/benchmarks.md); the `epoch` scenario (not run by
 default) times `--epochs` whole epochs after a warm-up epoch, which checks that estimate. Tokens are synthetic with every slot filled (m visual ids
 into an 8192 x 32 codebook, n text ids into a 30522 x 384 table), the shape of the paper's setting.
 """

@@ -138,6 +138,13 @@ def write_release_benchmark(root: Path, num_entities=120, num_relations=6, seed=
         (root / "relation2id.txt").write_text(prefix + "".join(f"{n}\t{i}\n" for i, n in enumerate(relations)))
         for split, rows in splits.items():
             (root / f"{split}.txt").write_text(prefix + "".join(f"{h} {r} {t}\n" for h, r, t in rows))
+    elif layout in ("mkgy", "mkgy-count"):    # the MyGO release of MKG-Y: entities.txt / relations.txt hold ids
+        count = f"{len(entities)}\r\n" if layout == "mkgy-count" else ""
+        (root / "entity2id.txt").write_text(prefix + count + "".join(f"{n} {i}\r\n" for i, n in enumerate(entities)))
+        (root / "entities.txt").write_text(prefix + "".join(f"{i}\n" for i in range(len(entities))))
+        (root / "relations.txt").write_text(prefix + "".join(f"{r}\n" for r in range(len(relations))))
+        for split, rows in splits.items():
+            (root / f"{split}.txt").write_text(prefix + "".join(f"{h}\t{r}\t{t}\n" for h, r, t in rows))
     else:
         (root / "entities.txt").write_text(prefix + "\r\n".join(entities) + "\r\n")
         (root / "relations.txt").write_text(prefix + "\r\n".join(relations) + "\r\n")
@@ -146,14 +153,33 @@ def write_release_benchmark(root: Path, num_entities=120, num_relations=6, seed=
     return root
 
 
-@pytest.mark.parametrize("layout, bom", [("mygo", False), ("mygo", True), ("native", False), ("native", True)])
+@pytest.mark.parametrize("layout, bom", [("mygo", False), ("mygo", True), ("native", False), ("native", True),
+                                         ("mkgy", False), ("mkgy", True), ("mkgy-count", True)])
 def test_release_layouts_prepare_to_the_same_graph(tmp_path, layout, bom):
     from mygo.graph import load_raw
     reference = load_raw(write_release_benchmark(tmp_path / "ref"))
     graph = load_raw(write_release_benchmark(tmp_path / "x", layout=layout, bom=bom))
-    assert graph.entity_names == reference.entity_names and graph.relation_names == reference.relation_names
+    assert graph.entity_names == reference.entity_names
+    if layout.startswith("mkgy"):              # no relation names anywhere: a relation is named by its id
+        assert graph.relation_names == [str(r) for r in range(len(reference.relation_names))]
+    else:
+        assert graph.relation_names == reference.relation_names
     for split in ("train", "valid", "test"):
         assert (graph.splits[split] == reference.splits[split]).all()
+
+
+@pytest.mark.parametrize("entities_txt, message", [
+    ("0\n1\n2\n", r"entities.txt: lists 3 ids but entity2id.txt has 120 entries"),
+    ("".join(f"{i}\n" for i in range(1, 121)), r"entities.txt: lists integer ids, which must be 0..119 each once; "
+                                                 r"missing e.g. \[0\]"),
+    ("".join(f"{i}\n" for i in [0, 0] + list(range(2, 120))), r"entities.txt: line 2: duplicate name .0."),
+])
+def test_an_id_list_that_is_not_the_maps_ids_is_refused(tmp_path, entities_txt, message):
+    from mygo.graph import load_raw
+    root = write_release_benchmark(tmp_path / "mkgy", layout="mkgy")
+    (root / "entities.txt").write_text(entities_txt)
+    with pytest.raises(ValueError, match=message):
+        load_raw(root)
 
 
 def test_mixed_layouts_are_rejected_with_file_and_entry(tmp_path):
@@ -196,6 +222,21 @@ def test_readme_benchmark_setup_and_queued_recipe_sweep(tmp_path):
     diff = json.loads(dvc(clone, "params", "diff", "--json").stdout)["params.yaml"]
     assert (diff["recipe"]["old"], diff["recipe"]["new"]) == ("demo", "db15k")
     assert (diff["train.model.dim"]["old"], diff["train.model.dim"]["new"]) == (64, 256)
+
+
+@pytest.mark.slow
+def test_mkgy_release_folder_trains_through_dvc(tmp_path):
+    """The MyGO release's MKG-Y shape (entities.txt / relations.txt of ids beside entity2id.txt)
+    prepares and trains through `dvc exp run -S dataset=NAME`."""
+    clone = make_clone(tmp_path, "repo")
+    write_release_benchmark(clone / "data/raw/mkgy", layout="mkgy", bom=True)
+    sh(clone, "git", "add", "data/raw/mkgy")
+    sh(clone, "git", "commit", "-qm", "an MKG-Y-shaped dataset")
+    result = dvc(clone, "exp", "run", "-S", "dataset=mkgy", "-S", "train.epochs=2")
+    assert "evaluate" in ran(result)
+    summary = json.loads((clone / "reports/prepare.json").read_text())
+    assert (summary["entities"], summary["relations"]) == (120, 6)
+    assert 0.0 <= json.loads((clone / "metrics/eval.json").read_text())["mrr"] <= 1.0
 
 
 @pytest.mark.slow

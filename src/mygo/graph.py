@@ -185,10 +185,26 @@ def _name_parser(kind: str, index: dict[str, int], where: str, grow: bool = Fals
     return parse
 
 
+def _id_list(names: list[str], path: Path) -> list[str] | None:
+    """When every entry of an entities.txt / relations.txt is an integer, the file is a list of
+    ids, not of names (the MyGO release of MKG-Y ships them so): they must be 0..K-1, each once,
+    and the ids in order are returned. None when the entries are names."""
+    if not all(name.isdigit() for name in names):
+        return None
+    ids = [int(name) for name in names]
+    if sorted(ids) != list(range(len(ids))):
+        missing = sorted(set(range(len(ids))) - set(ids))[:5]
+        raise ValueError(f"{path}: lists integer ids, which must be 0..{len(ids) - 1} each once; "
+                         f"missing e.g. {missing}")
+    return [str(i) for i in range(len(ids))]
+
+
 def _read_map(raw_dir: Path, kind: str) -> tuple[list[str], str]:
     """Names ordered by id from `<kind>2id.txt` (MyGO release) or `<kind>s.txt` (NativE release).
 
-    When both files are present they must agree line for line.
+    When both files are present they must agree line for line, unless `<kind>s.txt` holds exactly
+    the ids of the map (the MyGO release of MKG-Y). A `<kind>s.txt` of ids alone names each entry
+    by its id (relations.txt in that release: there are no relation names anywhere).
     """
     id_file = raw_dir / f"{kind}2id.txt"
     list_file = raw_dir / {"entity": "entities.txt", "relation": "relations.txt"}[kind]
@@ -196,6 +212,11 @@ def _read_map(raw_dir: Path, kind: str) -> tuple[list[str], str]:
         names = _read_id_map(id_file)
         if list_file.exists():
             listed = _read_name_list(list_file)
+            if _id_list(listed, list_file) is not None:         # the ids of the map: nothing else to check
+                if len(listed) != len(names):
+                    raise ValueError(f"{list_file}: lists {len(listed)} ids but {id_file.name} has {len(names)} "
+                                     f"entries; keep one layout")
+                return names, id_file.name
             for index, (a, b) in enumerate(zip(names, listed)):
                 if a != b:
                     raise ValueError(f"{list_file}: entry {index}: {b!r} disagrees with {id_file.name}, which gives "
@@ -205,7 +226,8 @@ def _read_map(raw_dir: Path, kind: str) -> tuple[list[str], str]:
                                  f"keep one layout")
         return names, id_file.name
     if list_file.exists():
-        return _read_name_list(list_file), list_file.name
+        listed = _read_name_list(list_file)
+        return _id_list(listed, list_file) or listed, list_file.name
     raise ValueError(f"{raw_dir}: needs {id_file.name} or {list_file.name}")
 
 

@@ -1,4 +1,5 @@
-"""Logging set-up and the boundary of every stage: a ValueError ends it with one clear line."""
+"""Logging set-up and the boundary of every stage: a ValueError, or an OSError from the machine
+(a full disk, no permission, a directory in the way), ends it with one clear line and exit 1."""
 from __future__ import annotations
 
 import logging
@@ -17,6 +18,10 @@ def run_main(main) -> None:
         main()
     except ValueError as err:
         logging.getLogger("mygo").error("%s", err)
+        sys.exit(1)
+    except OSError as err:
+        from mygo.io import describe_os_error
+        logging.getLogger("mygo").error("%s", describe_os_error(err))
         sys.exit(1)
     except KeyboardInterrupt:
         logging.getLogger("mygo").error("interrupted")

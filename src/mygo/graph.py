@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from mygo.folders import KGFolder
+from mygo.io import check_file
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,7 @@ def readable_name(name: str) -> str:
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     """(line number, text) for every non-blank line of a UTF-8 file; a leading BOM and CRLF line
     ends are accepted, undecodable bytes name their line."""
-    if not path.exists():
-        raise ValueError(f"{path}: file not found")
+    check_file(path, "a text file")
     out = []
     data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
     for number, raw in enumerate(data.splitlines(), start=1):

@@ -5,12 +5,11 @@ Readers check the schema and name the file and the missing column when it does n
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mygo.io import atomic_path
+from mygo.io import atomic_path, check_file, describe_os_error
 
 ENTITIES = pa.schema([
     ("id", pa.int32()),
@@ -52,11 +51,11 @@ def write_table(path: str | os.PathLike, table: pa.Table, schema: pa.Schema) -> 
 
 def read_table(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
     """Read a Parquet file and check it holds every column of `schema` with its type."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: file not found")
+    path = check_file(path, "a Parquet file")
     try:
         table = pq.read_table(path)
+    except OSError as err:
+        raise ValueError(describe_os_error(err, path, "read")) from None
     except pa.ArrowException as err:
         raise ValueError(f"{path}: not a readable Parquet file: {err}") from None
     for field in schema:

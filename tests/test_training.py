@@ -204,3 +204,42 @@ def test_corrupt_resume_state_names_the_file_and_the_remedy(tmp_path):
     state_path.write_bytes(state_path.read_bytes()[:200])          # truncated
     with pytest.raises(ValueError, match=r"state.pt: cannot read a training resume state .*delete it"):
         train(tiny_model(), config(epochs=1), TRAIN, VALID, resume_path=state_path, run_id="a", progress=False)
+
+
+@pytest.mark.parametrize("sig, at_step, position", [(signal.SIGINT, 3, {"epoch": 1, "batch": 1}),
+                                                   (signal.SIGTERM, 5, {"epoch": 2, "batch": 1}),
+                                                   (signal.SIGINT, 8, {"epoch": 4, "batch": None})])
+def test_a_signal_saves_the_current_step_and_the_run_resumes_bit_identically(tmp_path, monkeypatch, sig, at_step,
+                                                                            position):
+    """SIGINT / SIGTERM during training: the step in progress finishes, the resume state is saved
+    at it (mid-epoch: the batch to go on from), training stops with KeyboardInterrupt; the next
+    run resumes to the weights and curves of an uninterrupted run."""
+    import os
+
+    from mygo import training
+    full = tiny_model()
+    expected = train(full, config(), TRAIN, VALID, progress=False, plots_dir=tmp_path / "full")
+    original, calls = training.train_step, {"n": 0}
+
+    def signalling(*args, **kwargs):
+        out = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == at_step:
+            os.kill(os.getpid(), sig)
+        return out
+
+    state_path = tmp_path / "state.pt"
+    monkeypatch.setattr(training, "train_step", signalling)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_model(), config(), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False,
+              plots_dir=tmp_path / "pieces")
+    monkeypatch.setattr(training, "train_step", original)
+    saved = torch.load(state_path, weights_only=True)["state"]
+    assert {"epoch": saved["epoch"], "batch": (saved["position"] or {}).get("batch")} == position
+    assert calls["n"] == at_step                                            # stopped right after that step
+    resumed = tiny_model()
+    assert train(resumed, config(), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False,
+                 plots_dir=tmp_path / "pieces") == expected
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert (tmp_path / "pieces/loss.csv").read_text() == (tmp_path / "full/loss.csv").read_text()

@@ -2,10 +2,13 @@
 MRR, early stopping and exact resume from the last saved state."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -166,6 +169,7 @@ class Trainer:
         self.batches = math.ceil(num_queries / config.batch_size)
         self.state = RunState()
         self.last_save = time.monotonic()
+        self.stop_signal: int | None = None     # SIGINT / SIGTERM received: stop after the current step
 
     def restore(self) -> None:
         """Continue from the resume file when it belongs to this run (same `run_id`)."""
@@ -238,10 +242,14 @@ class Trainer:
             count += len(known[sl])
             for key in sums:
                 sums[key] += step[key] * len(known[sl])
+            position = {"batch": b + 1, "total": total, "count": count, "sums": sums,
+                        "generator": generator.get_state()}
+            if b + 1 < self.batches and self.stop_signal is not None:
+                self.save_resume(position)
+                self._stop(f"epoch {epoch + 1}, batch {b + 1} of {self.batches}")
             if (config.checkpoint_minutes and b + 1 < self.batches
                     and time.monotonic() - self.last_save >= config.checkpoint_minutes * 60):
-                self.save_resume({"batch": b + 1, "total": total, "count": count, "sums": sums,
-                                  "generator": generator.get_state()})
+                self.save_resume(position)
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         # per-epoch means; kgc + contrastive = loss (single process; across ranks, rank 0's share)
@@ -251,9 +259,41 @@ class Trainer:
         state.epoch = epoch + 1
         return total / count
 
+    def _stop(self, where: str) -> None:
+        name = signal.Signals(self.stop_signal).name
+        log.warning("stopped by %s after %s; the resume state is saved%s", name, where,
+                    ": run the same command (or `dvc repro`) to continue" if self.resume_path else "")
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def stop_gracefully(self):
+        """SIGINT (Ctrl-C) and SIGTERM stop training after the current step, with the resume state
+        saved at that step; a second signal stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.stop_signal is not None:
+                raise KeyboardInterrupt
+            self.stop_signal = signum
+            log.warning("%s: finishing the current step, then saving the resume state and stopping "
+                        "(send it again to stop at once)", signal.Signals(signum).name)
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
     def run(self, time_limit: float | None = None) -> dict:
         """Train to `config.epochs` (or early stop, or the first epoch end past `time_limit`
         seconds); the model ends with the best valid weights. Returns the run's summary."""
+        with self.stop_gracefully():
+            return self._run(time_limit)
+
+    def _run(self, time_limit: float | None) -> dict:
         config, state = self.config, self.state
         bar = progress_bar(range(state.epoch, config.epochs), desc="train", unit="epoch", enabled=self.progress,
                            initial=state.epoch, total=config.epochs)
@@ -270,6 +310,10 @@ class Trainer:
             if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
                 self.save_resume()
             self.write_curves()
+            if self.stop_signal is not None and state.epoch < config.epochs:
+                if state.epoch % config.checkpoint_every:
+                    self.save_resume()
+                self._stop(f"epoch {state.epoch}")
             if time_limit is not None and time.perf_counter() - started >= time_limit and state.epoch < config.epochs:
                 if state.epoch % config.checkpoint_every:
                     self.save_resume()

@@ -43,7 +43,18 @@ def test_deps_are_the_imported_modules(stage):
 @pytest.mark.parametrize("stage", sorted(DVC))
 def test_params_exist(stage):
     for key in DVC[stage].get("params", []):
+        if isinstance(key, dict):                  # `- params.yaml:`: the whole file (check_params)
+            assert list(key) == ["params.yaml"] and stage == "check_params"
+            continue
         node = PARAMS
         for part in key.split("."):
             assert part in node, f"{stage}: param {key} not in params.yaml"
             node = node[part]
+
+
+def test_every_stage_waits_for_the_params_check():
+    """check_params validates the whole file before any stage runs (and so before DVC removes
+    any stage's outputs): every other stage depends on its output."""
+    marker = DVC["check_params"]["outs"][0]
+    marker = next(iter(marker)) if isinstance(marker, dict) else marker
+    assert all(marker in spec["deps"] for name, spec in DVC.items() if name != "check_params")

@@ -26,7 +26,8 @@ def lock_outs(clone: Path) -> dict:
 def repro_clone(tmp_path_factory):
     clone = make_clone(tmp_path_factory.mktemp("e2e"), "a")
     result = dvc(clone, "repro")
-    assert ran(result) == ["prepare", "download_images", "tokenize_images", "tokenize_text", "select_tokens",
+    assert ran(result) == ["check_params", "prepare", "download_images", "tokenize_images", "tokenize_text",
+                           "select_tokens",
                            "train", "evaluate"]
     sh(clone, "git", "add", "-A")
     sh(clone, "git", "commit", "-qm", "repro")
@@ -57,7 +58,7 @@ def test_nothing_to_do_after_repro(repro_clone):
     ("max_txt_token", 2, "text", 2), ("max_vis_token", 16, "visual", 16)])
 def test_exp_run_reruns_selection_and_after_only(repro_clone, param, value, column, slots):
     result = dvc(repro_clone, "exp", "run", "-S", f"{param}={value}")
-    assert ran(result) == ["select_tokens", "train", "evaluate"]
+    assert ran(result) == ["check_params", "select_tokens", "train", "evaluate"]
     table = pq.read_table(repro_clone / "data/processed/entity_tokens/entity_tokens.parquet")
     assert {len(x) for x in table[column].to_pylist()} == {slots}
     shown = dvc(repro_clone, "exp", "show", "--json")
@@ -70,13 +71,38 @@ def test_the_tucker_baseline_is_one_param_away(repro_clone):
     """`dvc exp run -S train.model.name=tucker` trains and evaluates the baseline (train and
     evaluate only); the workspace's own run is untouched afterwards."""
     result = dvc(repro_clone, "exp", "run", "-n", "tucker", "-S", "train.model.name=tucker")
-    assert ran(result) == ["train", "evaluate"]
+    assert ran(result) == ["check_params", "train", "evaluate"]
     assert torch.load(repro_clone / "models/model.pt", weights_only=True)["model_name"] == "tucker"
     rows = {r["Experiment"]: r for r in csv.DictReader(io.StringIO(dvc(repro_clone, "exp", "show", "--csv").stdout))}
     assert rows["tucker"]["train.model.name"] == "tucker" and 0.0 <= float(rows["tucker"]["mrr"]) <= 1.0
     sh(repro_clone, "git", "checkout", "-q", "--", ".")
     dvc(repro_clone, "checkout", "-q", check=False)
     assert "model_name" not in torch.load(repro_clone / "models/model.pt", weights_only=True)
+
+
+def outputs(clone: Path) -> dict[str, str]:
+    """Every output and metric of the pipeline, by content."""
+    import hashlib
+    files = [p for folder in ("data/processed", "models", "metrics", "reports") for p in (clone / folder).rglob("*")
+             if p.is_file()]
+    return {str(p.relative_to(clone)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files)}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("max_vis_token=-3", "max_vis_token = -3: must be >= 0"),
+    ("train.lr=0", "train.lr = 0: must be > 0"),
+    ("train.model.name=transe", "train.model.name = 'transe': must be one of"),
+    ("prepare.triple_order=rht", "prepare.triple_order = 'rht': must be one of"),
+    ("evaluate.batch_size=abc", "evaluate.batch_size = 'abc': expected an integer"),
+])
+def test_a_bad_param_leaves_every_output_in_place(repro_clone, override, message):
+    """check_params fails first, before DVC removes the outputs of the stages the param feeds."""
+    before = outputs(repro_clone)
+    result = dvc(repro_clone, "exp", "run", "-S", override, check=False)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert ran(result) == ["check_params"]
+    sh(repro_clone, "git", "checkout", "-q", "--", "params.yaml")
+    assert outputs(repro_clone) == before
 
 
 def test_editing_the_model_reruns_train_and_evaluate_only(repro_clone):

@@ -3,7 +3,7 @@ ranks at the top level) and a per-relation table."""
 import argparse
 import logging
 
-from mygo.config import run_main
+from mygo.config import first_line, is_out_of_memory, run_main
 from mygo.params import load_params
 from mygo.evaluation import compute_ranks, metrics_from_ranks
 from mygo.folders import KGFolder
@@ -30,7 +30,13 @@ def main() -> None:
     check_fingerprint(checkpoint, args.model_path, kg.path)
     splits = kg.splits()
     relation_names = kg.relation_names()       # as in the raw data, spelled as predict.py accepts them
-    ranks = compute_ranks(model, splits[args.split], list(splits.values()), config.batch_size, device)
+    try:
+        ranks = compute_ranks(model, splits[args.split], list(splits.values()), config.batch_size, device)
+    except (MemoryError, RuntimeError) as err:
+        if not is_out_of_memory(err):
+            raise
+        raise ValueError(f"out of memory evaluating {args.model_path} ({first_line(err)}): "
+                         f"lower evaluate.batch_size (now {config.batch_size})") from None
     metrics, per_relation = metrics_from_ranks(ranks, relation_names)
     write_json(args.metrics, metrics)
     write_json(args.per_relation, per_relation)

@@ -243,3 +243,28 @@ def test_a_signal_saves_the_current_step_and_the_run_resumes_bit_identically(tmp
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert (tmp_path / "pieces/loss.csv").read_text() == (tmp_path / "full/loss.csv").read_text()
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. "
+                                                               "DefaultCPUAllocator: can't allocate memory: you "
+                                                               "tried to allocate 68719476736 bytes."),
+                                   RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")])
+def test_running_out_of_memory_names_the_params_that_help_and_keeps_the_resume_state(tmp_path, monkeypatch, error):
+    from mygo import training
+    original, calls = training.train_step, {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_step", failing)
+    state_path = tmp_path / "state.pt"
+    with pytest.raises(ValueError, match=r"out of memory in training after epoch 1 .*lower train.batch_size .*"
+                                         r"train.memory_budget_gb or train.model.encoder_chunk.*state.pt\) is kept"):
+        train(tiny_model(), config(), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False)
+    assert torch.load(state_path, weights_only=True)["state"]["epoch"] == 1      # usable: resumes from epoch 1
+    monkeypatch.setattr(training, "train_step", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):                     # other errors pass unchanged
+        train(tiny_model(), config(), TRAIN, VALID, progress=False)

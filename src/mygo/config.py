@@ -6,6 +6,14 @@ import logging
 import sys
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """An allocation failure: MemoryError, torch's (CUDA) OutOfMemoryError, or the CPU allocator's
+    RuntimeError."""
+    text = str(err)
+    return isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError" or (
+        isinstance(err, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower()))
+
+
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -26,3 +34,9 @@ def run_main(main) -> None:
     except KeyboardInterrupt:
         logging.getLogger("mygo").error("interrupted")
         sys.exit(130)
+
+
+def first_line(err: BaseException, limit: int = 160) -> str:
+    """An exception's first line (its type name when it has no message), at most `limit` characters."""
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:limit]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from mygo import distributed
+from mygo.config import first_line, is_out_of_memory
 from mygo.device import pick_device
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, load_torch, save_torch
@@ -291,7 +292,16 @@ class Trainer:
         """Train to `config.epochs` (or early stop, or the first epoch end past `time_limit`
         seconds); the model ends with the best valid weights. Returns the run's summary."""
         with self.stop_gracefully():
-            return self._run(time_limit)
+            try:
+                return self._run(time_limit)
+            except (MemoryError, RuntimeError) as err:
+                if not is_out_of_memory(err):
+                    raise
+                kept = f"; the last resume state ({self.resume_path}) is kept" if self.resume_path else ""
+                raise ValueError(f"out of memory in training after epoch {self.state.epoch} "
+                                 f"({first_line(err)}): lower train.batch_size (or "
+                                 f"train.eval_batch_size), or set train.memory_budget_gb or train.model.encoder_chunk "
+                                 f"to encode the entities in bounded chunks{kept}") from None
 
     def _run(self, time_limit: float | None) -> dict:
         config, state = self.config, self.state

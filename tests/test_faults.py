@@ -56,6 +56,8 @@ def stage_commands(processed: Path, out: Path, model: Path) -> dict[str, list]:
     params = ["--params", processed / "params.yaml"]
     return {
         "prepare": [ROOT / "stages/prepare.py", ROOT / "data/raw/demo", out / "kg", *params],
+        "download_images": [ROOT / "stages/download_images.py", processed / "kg", out / "images",
+                            out / "image_manifest.parquet", "--base-dir", ROOT / "data/raw/demo", *params],
         "tokenize_text": [ROOT / "stages/tokenize_text.py", processed / "kg", out / "text", *params],
         "select_tokens": [ROOT / "stages/select_tokens.py", processed / "kg", out / "tokens", "--text-dir",
                           processed / "text", *params],
@@ -76,10 +78,10 @@ def trained(demo_processed, tmp_path_factory):
 
 def previous_outputs(out: Path) -> None:
     """What an earlier run left at the output paths (folders and files)."""
-    for folder in ("kg", "text", "tokens", "train", "resume"):
+    for folder in ("kg", "images", "text", "tokens", "train", "resume"):
         (out / folder).mkdir(parents=True, exist_ok=True)
         (out / folder / "earlier.bin").write_bytes(os.urandom(3000))
-    for name in ("model.pt", "train.json", "eval.json", "per_relation.json"):
+    for name in ("model.pt", "train.json", "eval.json", "per_relation.json", "image_manifest.parquet"):
         (out / name).write_bytes(b"earlier " + name.encode())
 
 
@@ -92,7 +94,8 @@ def one_error_line(result) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["prepare", "tokenize_text", "select_tokens", "train", "evaluate"])
+@pytest.mark.parametrize("stage", ["prepare", "download_images", "tokenize_text", "select_tokens", "train",
+                                   "evaluate"])
 def test_a_full_disk_is_one_line_and_loses_nothing(small_fs, demo_processed, trained, stage):
     previous_outputs(small_fs)
     before = snapshot(small_fs)
@@ -147,7 +150,7 @@ def test_each_fault_names_path_cause_and_remedy(tmp_path, code, text, cause):
     target = tmp_path / "out.bin"
     target.write_bytes(b"previous")
     for err in (OSError(code, text), OSError(f"IOError: [Errno {code}] {text}")):
-        message = describe_os_error(err, target, "write")
+        message = describe_os_error(err, target, "write it")
         assert message.startswith(f"{target}: cannot write it: {cause}; ") and len(message.splitlines()) == 1
         with pytest.raises(ValueError, match=cause):
             with atomic_path(target) as tmp:

@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from mygo import tables
 from mygo.progress import bar as progress_bar
 
-from mygo.io import atomic_path, read_json, write_json
+from mygo.io import atomic_path, describe_os_error, read_json, write_json
 from mygo.params import DownloadImagesParams
 
 log = logging.getLogger(__name__)
@@ -339,7 +339,9 @@ def download_one(entity: int, url: str, out_dir: Path, base_dir: Path, config: D
                 write_json(_sidecar(target), {"url": url, "http_code": code, "attempts": attempts,
                                               "bytes": len(data), "source_sha256": source})
             except OSError as err:      # a local fault (disk full, unwritable dir): the stage stops
-                raise LocalFault(f"cannot store images in {out_dir}: {err}") from None
+                raise LocalFault(describe_os_error(err, target, "store this image")) from None
+            except ValueError as err:   # the same, as described by the write path
+                raise LocalFault(str(err)) from None
             return Result(entity, url, "ok", code, attempts, len(data), hashlib.sha256(stored).hexdigest(), name)
         except DownloadError as err:
             if err.retry and attempts <= config.retries:
@@ -359,7 +361,7 @@ def download_all(jobs: list[tuple[int, str]], out_dir: str | Path, base_dir: str
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise LocalFault(f"cannot create the image directory {out_dir}: {err}") from None
+        raise LocalFault(describe_os_error(err, out_dir, "create the image directory")) from None
     for stale in out_dir.glob(".*.tmp"):                 # left by a run that was killed
         stale.unlink()
     results: list[Result | None] = [None] * len(jobs)

@@ -32,15 +32,15 @@ _MESSAGES = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": err
              "File too large": errno.EFBIG, "Is a directory": errno.EISDIR}
 
 
-def describe_os_error(err: OSError, path: str | os.PathLike | None = None, action: str = "access") -> str:
+def describe_os_error(err: OSError, path: str | os.PathLike | None = None, action: str = "access it") -> str:
     """One line for an OSError: the path, what failed, the cause and the remedy."""
     code = err.errno if err.errno in _FAULTS else next(
         (c for text, c in _MESSAGES.items() if text in str(err)), None)
     where = path if path is not None else (err.filename or "a file")
     if code is None:
-        return f"{where}: cannot {action} it: {err.strerror or err}"
+        return f"{where}: cannot {action}: {err.strerror or err}"
     cause, remedy = _FAULTS[code]
-    return f"{where}: cannot {action} it: {cause}; {remedy}"
+    return f"{where}: cannot {action}: {cause}; {remedy}"
 
 
 @contextlib.contextmanager
@@ -53,7 +53,7 @@ def _write_faults(path: Path, tmp_holder: list) -> Iterator[None]:
         names = {str(path), *map(str, tmp_holder)}
         if err.filename is None or str(err.filename) in names or any(
                 str(err.filename).startswith(f"{t}{os.sep}") for t in tmp_holder):
-            raise ValueError(describe_os_error(err, path, "write")) from None
+            raise ValueError(describe_os_error(err, path, "write it")) from None
         raise
 
 
@@ -142,7 +142,7 @@ def load_torch(path: str | os.PathLike, what: str, remedy: str, map_location="cp
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except OSError as err:
-        raise ValueError(describe_os_error(err, path, "read")) from None
+        raise ValueError(describe_os_error(err, path, "read it")) from None
     except Exception as err:  # torch raises many types for truncated or foreign files
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "Weights only load failed" in reason:

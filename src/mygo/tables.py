@@ -55,7 +55,7 @@ def read_table(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
     try:
         table = pq.read_table(path)
     except OSError as err:
-        raise ValueError(describe_os_error(err, path, "read")) from None
+        raise ValueError(describe_os_error(err, path, "read it")) from None
     except pa.ArrowException as err:
         raise ValueError(f"{path}: not a readable Parquet file: {err}") from None
     for field in schema:

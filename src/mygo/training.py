@@ -23,7 +23,7 @@ from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, load_torch, save_torch
 from mygo.memory import choose_encoder_chunk
 from mygo.params import TrainParams
-from mygo.progress import bar as progress_bar
+from mygo.progress import bar as progress_bar, duration
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,8 @@ class Trainer:
         self.state = RunState()
         self.last_save = time.monotonic()
         self.stop_signal: int | None = None     # SIGINT / SIGTERM received: stop after the current step
+        self.epoch_seconds: list[float] = []    # this process's epochs, for the ETA
+        self.steps_timed = 0
 
     def restore(self) -> None:
         """Continue from the resume file when it belongs to this run (same `run_id`)."""
@@ -224,6 +226,7 @@ class Trainer:
         """One pass over the shuffled training queries (from the saved position when resumed
         inside it); appends the epoch's mean losses and steps the scheduler. Returns the mean loss."""
         config, state = self.config, self.state
+        epoch_started = time.perf_counter()
         self.model.train()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
         known, relation, target, predict_head = training_queries(self.train_triples, config.directions, generator)
@@ -241,6 +244,9 @@ class Trainer:
                               self.use_amp)
             total += step["loss"] * len(known[sl])
             count += len(known[sl])
+            self.steps_timed += 1
+            if self.steps_timed == 3:
+                self._project((time.perf_counter() - epoch_started) / (b + 1 - first), epoch)
             for key in sums:
                 sums[key] += step[key] * len(known[sl])
             position = {"batch": b + 1, "total": total, "count": count, "sums": sums,
@@ -256,9 +262,20 @@ class Trainer:
         # per-epoch means; kgc + contrastive = loss (single process; across ranks, rank 0's share)
         state.losses.append({"epoch": epoch + 1, "loss": total / count, "kgc_loss": sums["kgc"] / count,
                              "contrastive_loss": sums["contrastive"] / count, "lr": lr})
-        log.info("epoch %d/%d: loss %.4f, lr %.3g", epoch + 1, config.epochs, total / count, lr)
         state.epoch = epoch + 1
+        self.epoch_seconds.append(time.perf_counter() - epoch_started)
+        mean = sum(self.epoch_seconds) / len(self.epoch_seconds)
+        log.info("epoch %d/%d: loss %.4f, lr %.3g, %s (ETA of the run %s)", epoch + 1, config.epochs, total / count,
+                 lr, duration(self.epoch_seconds[-1]), duration(mean * (config.epochs - state.epoch)))
         return total / count
+
+    def _project(self, seconds_per_step: float, epoch: int) -> None:
+        """One line, after the first steps: what an epoch and the rest of the run will take."""
+        per_epoch = seconds_per_step * self.batches
+        log.info("first steps: %.3g s/step, %d steps an epoch: about %s an epoch, %s for the %d epochs left "
+                 "(validation every %d epochs not included)", seconds_per_step, self.batches, duration(per_epoch),
+                 duration(per_epoch * (self.config.epochs - epoch)), self.config.epochs - epoch,
+                 self.config.eval_every)
 
     def _stop(self, where: str) -> None:
         name = signal.Signals(self.stop_signal).name

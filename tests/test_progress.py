@@ -1,0 +1,46 @@
+"""Long work tells time in a log file: heartbeats with rate and ETA, per-epoch durations and the
+run's ETA, and a projection after the first training steps."""
+import logging
+
+import pytest
+
+from helpers import TRAIN, VALID, tiny_model
+from mygo.progress import LogBar, bar, duration
+from mygo.training import TrainParams, train
+
+
+@pytest.mark.parametrize("seconds, text", [(4.26, "4.3 s"), (42.4, "42 s"), (187, "3m 07s"), (7500, "2h 05m"),
+                                           (3 * 86400 + 4000, "3d 01h")])
+def test_durations_read_like_a_person_writes_them(seconds, text):
+    assert duration(seconds) == text
+
+
+def test_without_a_terminal_a_loop_logs_heartbeats_with_rate_and_eta(caplog, monkeypatch):
+    monkeypatch.setenv("MYGO_HEARTBEAT_SECONDS", "0.000001")
+    loop = bar(range(4), desc="evaluate", unit="batch", total=4)
+    assert isinstance(loop, LogBar)                              # pytest's stderr is not a terminal
+    with caplog.at_level(logging.INFO, logger="mygo.progress"):
+        assert list(loop) == [0, 1, 2, 3]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("evaluate: 1/4 batches, ")
+    assert all(" s/batch" in line and "ETA of this loop" in line for line in lines) and len(lines) == 4
+    monkeypatch.setenv("MYGO_HEARTBEAT_SECONDS", "0")           # 0: no heartbeats
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="mygo.progress"):
+        list(bar(range(3), desc="x", unit="batch"))
+    assert caplog.records == []
+    monkeypatch.setenv("MYGO_HEARTBEAT_SECONDS", "often")
+    with pytest.raises(ValueError, match="MYGO_HEARTBEAT_SECONDS = 'often'"):
+        bar(range(3), desc="x", unit="batch")
+
+
+def test_training_projects_the_run_and_gives_each_epoch_its_duration_and_eta(caplog):
+    config = TrainParams(device="cpu", epochs=3, batch_size=2, eval_every=3, seed=1, contrastive_size=4)
+    with caplog.at_level(logging.INFO, logger="mygo.training"):
+        train(tiny_model(), config, TRAIN, VALID)
+    lines = [r.getMessage() for r in caplog.records]
+    projection = [line for line in lines if line.startswith("first steps:")]
+    assert len(projection) == 1 and "3 steps an epoch" in projection[0] and "for the 3 epochs left" in projection[0]
+    epochs = [line for line in lines if line.startswith("epoch ") and "ETA of the run" in line]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert epochs[-1].endswith("(ETA of the run 0.0 s)")

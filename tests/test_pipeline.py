@@ -229,3 +229,10 @@ def test_offline_plot_images(repro_clone, tmp_path):
     assert names == {"loss.png", "learning_rate.png", "valid_mrr.png", "per_relation_mrr.png"}, result.stdout
     assert all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / n).stat().st_size > 5000 for n in names)
     assert "per_relation_mrr.png" in (out / "index.html").read_text()
+
+
+def test_compare_lists_the_experiments_run_here(repro_clone):
+    """scripts/compare.py on the real `dvc exp show --json` of this clone's experiments."""
+    out = sh(repro_clone, sys.executable, "scripts/compare.py").stdout
+    assert out.startswith("| runs |") and "train.model.name" in out and "| tucker |" in out
+    assert "test MRR" in out.splitlines()[0]

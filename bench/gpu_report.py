@@ -17,6 +17,8 @@ PAPER = {"DB15K": {"mrr": 37.72, "hits@1": 30.08, "hits@3": 41.26, "hits@10": 52
 
 
 def read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise ValueError(f"{path}: not found (the run has not validated yet: nothing to report)")
     with path.open(newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
@@ -77,4 +79,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from mygo.config import run_main
+    run_main(main)

@@ -3,11 +3,11 @@ ranks at the top level) and a per-relation table."""
 import argparse
 import logging
 
-from mygo.config import first_line, is_out_of_memory, run_main
+from mygo.config import is_out_of_memory, run_main
 from mygo.params import load_params
 from mygo.evaluation import compute_ranks, metrics_from_ranks
 from mygo.folders import KGFolder
-from mygo.io import write_json
+from mygo.io import first_line, write_json
 from mygo.device import pick_device
 from mygo.checkpoint import check_fingerprint, load_checkpoint
 
@@ -35,7 +35,7 @@ def main() -> None:
     except (MemoryError, RuntimeError) as err:
         if not is_out_of_memory(err):
             raise
-        raise ValueError(f"out of memory evaluating {args.model_path} ({first_line(err)}): "
+        raise ValueError(f"out of memory evaluating {args.model_path} ({first_line(err, 160)}): "
                          f"lower evaluate.batch_size (now {config.batch_size})") from None
     metrics, per_relation = metrics_from_ranks(ranks, relation_names)
     write_json(args.metrics, metrics)

@@ -224,16 +224,23 @@ def test_readme_benchmark_setup_and_queued_recipe_sweep(tmp_path):
     assert (diff["train.model.dim"]["old"], diff["train.model.dim"]["new"]) == (64, 256)
 
 
+def run_release_dataset(tmp_path, layout: str):
+    """A clone holding a `layout` release folder (with BOMs) as data/raw/<layout>, committed and
+    run through `dvc exp run -S dataset=<layout>` (2 epochs), which must reach evaluate."""
+    clone = make_clone(tmp_path, "repo")
+    write_release_benchmark(clone / f"data/raw/{layout}", layout=layout, bom=True)
+    sh(clone, "git", "add", f"data/raw/{layout}")
+    sh(clone, "git", "commit", "-qm", f"a {layout}-layout dataset")
+    result = dvc(clone, "exp", "run", "-S", f"dataset={layout}", "-S", "train.epochs=2")
+    assert "evaluate" in ran(result)
+    return clone
+
+
 @pytest.mark.slow
 def test_mkgy_release_folder_trains_through_dvc(tmp_path):
     """The MyGO release's MKG-Y shape (entities.txt / relations.txt of ids beside entity2id.txt)
     prepares and trains through `dvc exp run -S dataset=NAME`."""
-    clone = make_clone(tmp_path, "repo")
-    write_release_benchmark(clone / "data/raw/mkgy", layout="mkgy", bom=True)
-    sh(clone, "git", "add", "data/raw/mkgy")
-    sh(clone, "git", "commit", "-qm", "an MKG-Y-shaped dataset")
-    result = dvc(clone, "exp", "run", "-S", "dataset=mkgy", "-S", "train.epochs=2")
-    assert "evaluate" in ran(result)
+    clone = run_release_dataset(tmp_path, "mkgy")
     summary = json.loads((clone / "reports/prepare.json").read_text())
     assert (summary["entities"], summary["relations"]) == (120, 6)
     assert 0.0 <= json.loads((clone / "metrics/eval.json").read_text())["mrr"] <= 1.0
@@ -243,12 +250,7 @@ def test_mkgy_release_folder_trains_through_dvc(tmp_path):
 def test_dataset_without_recipe_and_released_tokens_through_dvc(tmp_path):
     """`dvc exp run -S dataset=NAME` on a NativE-layout folder with BOMs and CRLFs; then released
     token files named in params go through `dvc repro`, and a second `dvc repro` does nothing."""
-    clone = make_clone(tmp_path, "repo")
-    write_release_benchmark(clone / "data/raw/native", layout="native", bom=True)
-    sh(clone, "git", "add", "data/raw/native")
-    sh(clone, "git", "commit", "-qm", "a NativE-layout dataset")
-    result = dvc(clone, "exp", "run", "-S", "dataset=native", "-S", "train.epochs=2")
-    assert "evaluate" in ran(result)
+    clone = run_release_dataset(tmp_path, "native")
     assert json.loads((clone / "reports/prepare.json").read_text())["entities"] == 120
 
     # released tokens: keys by entity name (visual) and by canonical id (text), as the releases do

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from mygo.folders import KGFolder
-from mygo.io import load_torch, save_torch
+from mygo.io import first_line, load_torch, save_torch
 from mygo.model import ModelConfig, Ops
 from mygo.models import DEFAULT, MODELS, name_of
 
@@ -47,7 +47,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
         model.load_state_dict(checkpoint["model"])
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{path}: checkpoint does not match this version's {name} model "
-                         f"({str(err).splitlines()[0]}); {remedy}") from None
+                         f"({first_line(err)}); {remedy}") from None
     return model.to(device), checkpoint
 
 

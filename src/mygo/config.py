@@ -35,8 +35,3 @@ def run_main(main) -> None:
         logging.getLogger("mygo").error("interrupted")
         sys.exit(130)
 
-
-def first_line(err: BaseException, limit: int = 160) -> str:
-    """An exception's first line (its type name when it has no message), at most `limit` characters."""
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__)[:limit]

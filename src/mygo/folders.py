@@ -26,16 +26,21 @@ if TYPE_CHECKING:
 SPLITS = ("train", "valid", "test")
 
 
-@dataclass(frozen=True)
-class KGFolder:
+class _Located:
+    """A folder or file at `path` (given as a str or a Path)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+
+class KGFolder(_Located):
     """The prepared graph: ids are row numbers; names as in the raw data."""
-    path: Path
     ENTITIES = "entities.parquet"
     RELATIONS = "relations.parquet"
     SUMMARY = "summary.json"
-
-    def __init__(self, path: str | Path):
-        object.__setattr__(self, "path", Path(path))
 
     def split_file(self, split: str) -> Path:
         return self.path / f"{split}.parquet"
@@ -73,15 +78,10 @@ class KGFolder:
             write_json(tmp / self.SUMMARY, summary)
 
 
-@dataclass(frozen=True)
-class ImageTokensFolder:
+class ImageTokensFolder(_Located):
     """Each downloaded image's token ids and the codebook they index."""
-    path: Path
     TOKENS = "image_tokens.parquet"
     CODEBOOK = "codebook.pt"
-
-    def __init__(self, path: str | Path):
-        object.__setattr__(self, "path", Path(path))
 
     def exists(self) -> bool:
         return (self.path / self.TOKENS).exists()
@@ -104,15 +104,10 @@ class ImageTokensFolder:
             save_torch(tmp / self.CODEBOOK, {"weight": codebook, "tokenizer": tokenizer, "checkpoint": checkpoint})
 
 
-@dataclass(frozen=True)
-class TextTokensFolder:
+class TextTokensFolder(_Located):
     """Each entity's text as word-piece ids and the text model's input embedding table."""
-    path: Path
     TOKENS = "text_tokens.parquet"
     EMBEDDINGS = "text_embeddings.pt"
-
-    def __init__(self, path: str | Path):
-        object.__setattr__(self, "path", Path(path))
 
     def tokens(self) -> pa.Table:
         return tables.read_text_tokens(self.path / self.TOKENS)
@@ -142,17 +137,12 @@ class EntityTokens:
     text_table: torch.Tensor
 
 
-@dataclass(frozen=True)
-class EntityTokensFolder:
+class EntityTokensFolder(_Located):
     """The selected tokens per entity (padding id 0, masks) and the compact frozen tables."""
-    path: Path
     TOKENS = "entity_tokens.parquet"
     VISUAL_TABLE = "visual_table.pt"
     TEXT_TABLE = "text_table.pt"
     SUMMARY = "summary.json"
-
-    def __init__(self, path: str | Path):
-        object.__setattr__(self, "path", Path(path))
 
     def files(self) -> list[Path]:
         """The files a model's inputs come from (for fingerprints)."""
@@ -189,13 +179,8 @@ class EntityTokensFolder:
             write_json(tmp / self.SUMMARY, summary)
 
 
-@dataclass(frozen=True)
-class ImageManifest:
+class ImageManifest(_Located):
     """One row per image URL: its status, HTTP code, attempts, bytes, hash and stored file."""
-    path: Path
-
-    def __init__(self, path: str | Path):
-        object.__setattr__(self, "path", Path(path))
 
     def read(self) -> pa.Table:
         return tables.read_image_manifest(self.path)

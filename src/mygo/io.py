@@ -32,6 +32,12 @@ _MESSAGES = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": err
              "File too large": errno.EFBIG, "Is a directory": errno.EISDIR}
 
 
+def first_line(err: BaseException, limit: int | None = None) -> str:
+    """An exception's first line (its type name when it has no message), at most `limit` characters."""
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:limit]
+
+
 def describe_os_error(err: OSError, path: str | os.PathLike | None = None, action: str = "access it") -> str:
     """One line for an OSError: the path, what failed, the cause and the remedy."""
     code = err.errno if err.errno in _FAULTS else next(
@@ -144,7 +150,7 @@ def load_torch(path: str | os.PathLike, what: str, remedy: str, map_location="cp
     except OSError as err:
         raise ValueError(describe_os_error(err, path, "read it")) from None
     except Exception as err:  # torch raises many types for truncated or foreign files
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = first_line(err)
         if "Weights only load failed" in reason:
             reason = "it holds pickled objects, not plain tensors, and is refused for safety"
         raise ValueError(f"{path}: cannot read {what} ({type(err).__name__}: {reason}); {remedy}") from None

@@ -30,7 +30,7 @@ def name_of(model: torch.nn.Module) -> str:
 def build_model(model_params: dict, num_entities: int, num_relations: int, tokens, seed: int = 0,
                 ops: Ops = Ops()) -> torch.nn.Module:
     """A freshly initialised model named by `model_params["name"]` (default mygo); `seed` fixes the
-    initial weights (a new process's default seed is random). `tokens` (mygo.selection.EntityTokens)
+    initial weights (a new process's default seed is random). `tokens` (mygo.folders.EntityTokens)
     fixes the token shapes; models without tokens ignore them."""
     params = dict(model_params)
     name = params.pop("name", DEFAULT)

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from mygo import distributed
-from mygo.config import first_line, is_out_of_memory
+from mygo.config import is_out_of_memory
 from mygo.device import pick_device
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
-from mygo.io import atomic_path, load_torch, save_torch
+from mygo.io import atomic_path, first_line, load_torch, save_torch
 from mygo.memory import choose_encoder_chunk
 from mygo.params import TrainParams
 from mygo.progress import bar as progress_bar, duration
@@ -316,7 +316,7 @@ class Trainer:
                     raise
                 kept = f"; the last resume state ({self.resume_path}) is kept" if self.resume_path else ""
                 raise ValueError(f"out of memory in training after epoch {self.state.epoch} "
-                                 f"({first_line(err)}): lower train.batch_size (or "
+                                 f"({first_line(err, 160)}): lower train.batch_size (or "
                                  f"train.eval_batch_size), or set train.memory_budget_gb or train.model.encoder_chunk "
                                  f"to encode the entities in bounded chunks{kept}") from None
 
@@ -334,16 +334,14 @@ class Trainer:
             if state.epoch % config.eval_every == 0 or state.epoch == config.epochs:
                 self.validate(state.epoch)
             bar.set_postfix(loss=f"{loss:.4f}", best_mrr=f"{max(state.best_mrr, 0):.4f}")
-            if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs:
+            out_of_time = time_limit is not None and time.perf_counter() - started >= time_limit
+            stopping = state.epoch < config.epochs and (self.stop_signal is not None or out_of_time)
+            if state.epoch % config.checkpoint_every == 0 or state.epoch == config.epochs or stopping:
                 self.save_resume()
             self.write_curves()
-            if self.stop_signal is not None and state.epoch < config.epochs:
-                if state.epoch % config.checkpoint_every:
-                    self.save_resume()
+            if stopping and self.stop_signal is not None:
                 self._stop(f"epoch {state.epoch}")
-            if time_limit is not None and time.perf_counter() - started >= time_limit and state.epoch < config.epochs:
-                if state.epoch % config.checkpoint_every:
-                    self.save_resume()
+            if stopping:
                 stopped = True
                 log.info("time limit of %.0f s reached after epoch %d: stopping (the resume state continues the "
                          "run)", time_limit, state.epoch)

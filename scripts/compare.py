@@ -1,47 +1,5 @@
-"""Compare experiments compactly: the params that differ and the headline metrics (valid and test
-MRR, Hits@1/3/10, best epoch), runs that differ only in train.seed as mean ± std.
-
-    python scripts/compare.py                     # from `dvc exp show --json`, Markdown
-    python scripts/compare.py --percent           # metrics in %, as papers report them
-    python scripts/compare.py --csv > runs.csv
-    python scripts/compare.py --json show.json    # a saved `dvc exp show --json`
-    python scripts/compare.py -- -A               # arguments after -- go to `dvc exp show`
-"""
-import argparse
-import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
-from mygo.config import run_main
-from mygo.compare import as_csv, markdown, runs_from_exp_show, table
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", help="a saved `dvc exp show --json` (default: run it here)")
-    parser.add_argument("--csv", action="store_true", help="CSV instead of Markdown")
-    parser.add_argument("--percent", action="store_true", help="metrics in percent (best epoch as is)")
-    parser.add_argument("show_args", nargs="*", help="extra arguments for `dvc exp show` (after --)")
-    args = parser.parse_args()
-    if args.json:
-        try:
-            show = json.loads(Path(args.json).read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{args.json}: line {err.lineno}: not JSON ({err.msg})") from None
-    else:
-        dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
-        result = subprocess.run([dvc, "exp", "show", "--json", *args.show_args], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ValueError(f"`dvc exp show --json` failed: {result.stderr.strip().splitlines()[-1:]}")
-        show = json.loads(result.stdout)
-    runs = runs_from_exp_show(show)
-    if not runs:
-        raise ValueError("no experiments to compare (run `dvc exp run -n NAME ...` first)")
-    header, rows = table(runs, percent=args.percent)
-    sys.stdout.write(as_csv(header, rows) if args.csv else markdown(header, rows))
-
+"""`mygo compare` (src/mygo/cli/compare.py) as a script: `python scripts/compare.py --help`."""
+from mygo.cli import compare, stage_main
 
 if __name__ == "__main__":
-    run_main(main)
+    stage_main(compare)

@@ -1,53 +1,5 @@
-"""Print the top-k entities for (head, relation, ?) or (?, relation, tail) queries, by name.
-
-    python scripts/predict.py --head chair_003 --relation made_of
-    python scripts/predict.py --relation has_color --tail red --k 5 --filter
-    python scripts/predict.py --queries queries.tsv      # lines: head<TAB>relation<TAB>?  or  ?<TAB>relation<TAB>tail
-"""
-import argparse
-
-from mygo.config import run_main
-from mygo.evaluation import KnownAnswers
-from mygo.folders import KGFolder
-from mygo.prediction import Query, predict, read_queries
-from mygo.device import pick_device
-from mygo.params import is_device
-from mygo.checkpoint import check_fingerprint, load_checkpoint
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="models/model.pt")
-    parser.add_argument("--kg", default="data/processed/kg")
-    parser.add_argument("--head")
-    parser.add_argument("--relation")
-    parser.add_argument("--tail")
-    parser.add_argument("--queries", help="TSV file of queries")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--filter", action="store_true", help="skip answers already known (train/valid/test)")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
-    if args.k < 1:
-        parser.error(f"--k {args.k}: must be >= 1")
-    if not is_device(args.device):
-        parser.error(f"--device {args.device!r}: must be auto, cpu, cuda or cuda:N")
-    if args.queries:
-        queries = read_queries(args.queries)
-    else:
-        if not args.relation or (args.head is None) == (args.tail is None):
-            parser.error("give --relation and exactly one of --head / --tail (or --queries FILE)")
-        queries = [Query(args.head, args.relation, args.tail)]
-    device = pick_device(args.device)
-    kg = KGFolder(args.kg)
-    model, checkpoint = load_checkpoint(args.model, device)
-    check_fingerprint(checkpoint, args.model, kg.path)
-    entities, relations = kg.entity_names(), kg.relation_names()
-    known = KnownAnswers(list(kg.splits().values())) if args.filter else None
-    for query, answers in zip(queries, predict(model, queries, entities, relations, args.k, known, device)):
-        print(f"({query.head or '?'}, {query.relation}, {query.tail or '?'})")
-        for rank, (name, score) in enumerate(answers, 1):
-            print(f"  {rank:>3}. {name}\t{score:.4f}")
-
+"""`mygo predict` (src/mygo/cli/predict.py) as a script: `python scripts/predict.py --help`."""
+from mygo.cli import predict, stage_main
 
 if __name__ == "__main__":
-    run_main(main)
+    stage_main(predict)

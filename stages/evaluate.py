@@ -1,49 +1,5 @@
-"""evaluate: checkpoint + KG -> filtered ranking metrics on test (both directions, realistic
-ranks at the top level) and a per-relation table."""
-import argparse
-import logging
-
-from mygo.config import is_out_of_memory, run_main
-from mygo.params import load_params
-from mygo.evaluation import compute_ranks, metrics_from_ranks
-from mygo.folders import KGFolder
-from mygo.io import first_line, write_json
-from mygo.device import pick_device
-from mygo.checkpoint import check_fingerprint, load_checkpoint
-
-log = logging.getLogger("mygo.evaluate")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kg_dir")
-    parser.add_argument("model_path")
-    parser.add_argument("metrics", help="eval.json to write")
-    parser.add_argument("per_relation", help="per-relation metrics JSON to write")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    config = load_params(args.params).evaluate
-    device = pick_device(config.device)
-    kg = KGFolder(args.kg_dir)
-    model, checkpoint = load_checkpoint(args.model_path, device)
-    check_fingerprint(checkpoint, args.model_path, kg.path)
-    splits = kg.splits()
-    relation_names = kg.relation_names()       # as in the raw data, spelled as predict.py accepts them
-    try:
-        ranks = compute_ranks(model, splits[args.split], list(splits.values()), config.batch_size, device)
-    except (MemoryError, RuntimeError) as err:
-        if not is_out_of_memory(err):
-            raise
-        raise ValueError(f"out of memory evaluating {args.model_path} ({first_line(err, 160)}): "
-                         f"lower evaluate.batch_size (now {config.batch_size})") from None
-    metrics, per_relation = metrics_from_ranks(ranks, relation_names)
-    write_json(args.metrics, metrics)
-    write_json(args.per_relation, per_relation)
-    log.info("%s: MRR %.4f  MR %.1f  Hits@1 %.4f  Hits@3 %.4f  Hits@10 %.4f (%d queries, realistic ranks)",
-             args.split, metrics["mrr"], metrics["mr"], metrics["hits@1"], metrics["hits@3"],
-             metrics["hits@10"], metrics["count"])
-
+"""The `evaluate` stage of dvc.yaml: `mygo evaluate` (src/mygo/cli/evaluate.py; `--help` lists its arguments)."""
+from mygo.cli import evaluate, stage_main
 
 if __name__ == "__main__":
-    run_main(main)
+    stage_main(evaluate)

@@ -1,39 +1,5 @@
-"""tokenize_images: downloaded images -> per-image codebook ids + the frozen codebook table."""
-import argparse
-import logging
-from pathlib import Path
-
-from mygo.config import run_main
-from mygo.device import pick_device
-from mygo.folders import ImageManifest, ImageTokensFolder
-from mygo.params import load_params
-from mygo.vision import build_tokenizer, tokenize_images
-
-log = logging.getLogger("mygo.tokenize_images")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("manifest", help="download_images manifest")
-    parser.add_argument("images_dir")
-    parser.add_argument("out_dir")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    config = load_params(args.params).tokenize_images
-    manifest = ImageManifest(args.manifest).read().to_pylist()
-    rows = [r for r in manifest if r["status"] == "ok"]
-    paths = [Path(args.images_dir) / r["path"] for r in rows]
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise ValueError(f"{args.manifest}: {len(missing)} images listed as ok are not in {args.images_dir}, "
-                         f"e.g. {missing[0]}")
-    tokenizer, size = build_tokenizer(config)
-    ids = tokenize_images(tokenizer, paths, size, config.batch_size, pick_device(config.device))
-    ImageTokensFolder(args.out_dir).write([r["entity"] for r in rows], [r["path"] for r in rows], ids,
-                                          tokenizer.codebook().cpu(), config.image_tokenizer, config.image_checkpoint)
-    log.info("tokenized %d images of %d entities into %d ids each (%s, %d px) -> %s", len(rows),
-             len({r["entity"] for r in rows}), len(ids[0]) if ids else 0, config.image_tokenizer, size, args.out_dir)
-
+"""The `tokenize_images` stage of dvc.yaml: `mygo tokenize-images` (src/mygo/cli/tokenize_images.py; `--help` lists its arguments)."""
+from mygo.cli import tokenize_images, stage_main
 
 if __name__ == "__main__":
-    run_main(main)
+    stage_main(tokenize_images)

@@ -1,36 +1,5 @@
-"""tokenize_text: entity texts -> per-entity word-piece ids + the frozen word-embedding table."""
-import argparse
-import logging
-
-import numpy as np
-
-from mygo.config import run_main
-from mygo.folders import KGFolder, TextTokensFolder
-from mygo.params import load_params
-from mygo.text import load_tokenizer, load_word_embeddings, tokenize_texts
-
-log = logging.getLogger("mygo.tokenize_text")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("kg_dir")
-    parser.add_argument("out_dir")
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args()
-    config = load_params(args.params).tokenize_text
-    entities = KGFolder(args.kg_dir).entities()
-    texts = entities["text"].to_pylist()
-    tokens = tokenize_texts(texts, load_tokenizer(config.text_model), config.batch_size)
-    weight = load_word_embeddings(config.text_model)
-    TextTokensFolder(args.out_dir).write(entities["id"], tokens, weight, config.text_model)
-    empty = sum(not t for t in tokens)
-    with_text = sum(bool(t.strip()) for t in texts)
-    log.info("tokenized %d entity texts (%d non-empty) into %d word pieces (%.1f per entity); "
-             "%d entities have no text token; table %s -> %s", len(texts), with_text,
-             sum(map(len, tokens)), np.mean([len(t) for t in tokens]) if tokens else 0.0,
-             empty, tuple(weight.shape), args.out_dir)
-
+"""The `tokenize_text` stage of dvc.yaml: `mygo tokenize-text` (src/mygo/cli/tokenize_text.py; `--help` lists its arguments)."""
+from mygo.cli import tokenize_text, stage_main
 
 if __name__ == "__main__":
-    run_main(main)
+    stage_main(tokenize_text)

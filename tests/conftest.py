@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from mygo import reproducible
+
+# The tests run in the pipeline's default, byte-reproducible CPU mode (before torch loads).
+reproducible.apply(True)
+
 ROOT = Path(__file__).resolve().parents[1]
 # the benchmark data beside the checkout (../shared/data), or where $MYGO_SHARED_DATA says
 SHARED_DATA = Path(os.environ.get("MYGO_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -229,7 +229,8 @@ def _bounds(model, N, R, d, Dv, Dt):
         "entity_encoder.structure": (6 / (d + N * d)) ** 0.5,            # (N, 1, d)
         "triple_encoder.relation": (6 / (d + R * d)) ** 0.5,             # (R, 1, d)
         "entity_encoder.ent_token": vec, "entity_encoder.bias_str": vec, "entity_encoder.bias_vis": vec,
-        "entity_encoder.bias_txt": vec, "triple_encoder.mask_token": vec, "triple_encoder.position": vec,
+        "entity_encoder.bias_txt": vec, "triple_encoder.position": vec,
+        "triple_encoder.mask_token": (6 / (d + 1)) ** 0.5,                # (1, d) in the authors' code
         "decoder.core": (6 / (2 * d * d)) ** 0.5,                        # sqrt(3) / d
         "entity_encoder.proj_vis.weight": (6 / (Dv + d)) ** 0.5,
         "entity_encoder.proj_txt.weight": (6 / (Dt + d)) ** 0.5,
@@ -251,6 +252,8 @@ def test_initialisation_bounds_per_parameter(init):
         elif name in ("entity_encoder.structure", "decoder.core"):
             assert largest > 2 * bound, name             # ours: (N, d) Xavier and uniform(-1, 1)
     if init == "reference":
+        # the mask token's bound is the (1, d) one, about 1.41x the (1, 1, d) vectors'
+        assert params["triple_encoder.mask_token"].abs().max() > 1.2 * _bounds(model, N, R, d, Dv, Dt)["entity_encoder.bias_str"]
         # What the scheme changes in practice: DB15K-size tables start far smaller than (N, d) Xavier.
         assert _bounds(model, 12842, 279, 256, Dv, Dt)["entity_encoder.structure"] < (6 / (12842 + 256)) ** 0.5 / 15
 

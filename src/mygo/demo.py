@@ -1,12 +1,22 @@
-"""The embedded demo knowledge graph: a household of objects whose colour shows only in their
-images and whose material is named only in their descriptions.
+"""The embedded demo knowledge graph: a household of objects whose room follows from the graph,
+whose colour shows only in their images and whose material is named only in their descriptions.
 
 `python scripts/make_demo.py data/raw/demo` (re)builds it; the output is deterministic.
 
-Graph facts (`is_a`, `located_in`, `owned_by`, people `works_in` rooms) are drawn independently of
-colour and material, so the structure alone cannot tell them. Valid/test hold `has_color`
-triples only for objects that have images and `made_of` triples only for objects that have a
-description: those answers can be read from one modality and from nothing else.
+Each relation in valid and test is answered by one modality and by nothing else:
+
+- `located_in` by the structure: an object stands in the room its owner works in (`owned_by`,
+  `works_in` are in train), with a few exceptions;
+- `has_color` by the images (only for objects that have one): colour is drawn independently of
+  everything in the graph;
+- `made_of` by the text (only for objects with a description): likewise independent.
+
+The images are photographs of the object in a room: the wall (two colours in stripes) and the
+floor (two in a checkerboard) fill most of the picture, the object a 3 x 3 block of cells in
+rows of its colour's tint, the colour and its shade, and a few cells of clutter. An object's
+photos share their room, so its four most frequent visual tokens are the room's colours and
+its colour's tones come next: m = 4 selects the room only, m = 8 adds the object's tones and a
+clutter token, m = 16 more clutter (README, "What the demo shows").
 """
 from __future__ import annotations
 
@@ -28,16 +38,16 @@ ROOMS = ["kitchen", "bedroom", "attic", "garage", "office", "hallway", "cellar",
 PEOPLE = ["Alice", "Bruno", "Chiara", "Dmitri", "Eun-ji", "Farid", "Greta", "Hiro",
           "Ines", "Jonas", "Kemal", "Lena", "Marek", "Noor", "Oskar", "Priya"]
 SIZES = ["small", "large", "tall", "round", "heavy", "light", "old", "new"]
-NUM_OBJECTS = 240
+NUM_OBJECTS = 400
 IMAGE_SIZE = 64          # an 8 x 8 grid of 8 px cells: the palette tokenizer's patches
 CELL = 8
 LEVELS = (0, 85, 170, 255)   # the palette tokenizer's 4 x 4 x 4 RGB grid
 
 
 def _tones(color) -> list[np.ndarray]:
-    """The object's tint (lit top), colour (two rows) and shade (bottom), as 4 x 3 RGB rows."""
+    """The object's tint (lit top), colour and shade (bottom), as RGB rows."""
     base = np.array(color, dtype=np.float64)
-    return [0.5 * base + 127.5, base, base, 0.5 * base]
+    return [0.5 * base + 127.5, base, 0.5 * base]
 
 
 def _nearest_level(rgb) -> tuple[int, int, int]:
@@ -51,20 +61,31 @@ def _background_colours() -> list[tuple[int, int, int]]:
     return free[::2]
 
 
-def _image(rng: random.Random, color: tuple[int, int, int]) -> Image.Image:
-    """A scene: the object fills a 4 x 4 block of cells at a random place, lit from above (a row
-    of its colour's tint, two of the colour, one of its shade); the other 48 cells are background
-    in colours no object has. The object's tones are an entity's most frequent tokens, and the
-    background adds a dozen or more distinct shared ones, so an entity has more distinct visual
-    tokens than m = 8 and m = 4 / 8 / 16 select different tokens."""
+def _room(rng: random.Random) -> list[tuple[int, int, int]]:
+    """Where an object is photographed: two wall colours and two floor colours, all different."""
+    return rng.sample(_background_colours(), 4)
+
+
+def _image(rng: random.Random, color: tuple[int, int, int], room: list[tuple[int, int, int]]) -> Image.Image:
+    """A photo: the wall's two colours in stripes over the top half of an 8 x 8 grid of cells, the
+    floor's two in a checkerboard below; the object on a 3 x 3 block of cells at a random place (a
+    row of its colour's tint, one of the colour, one of its shade); three cells of clutter in
+    random background colours. Each room colour covers about 12 cells, each tone 3, each clutter
+    cell 1, so the room's colours are an entity's four most frequent tokens."""
     np_rng = np.random.default_rng(rng.randrange(2**32))
     grid = IMAGE_SIZE // CELL
     background = _background_colours()
-    cells = np.array([background[rng.randrange(len(background))] for _ in range(grid * grid)], dtype=np.float64)
-    top, left = rng.randrange(grid - 3), rng.randrange(grid - 3)
-    for r, tone in enumerate(_tones(color)):
-        for c in range(4):
+    wall, floor = room[:2], room[2:]
+    cells = np.array([wall[c % 2] if r < grid // 2 else floor[(r + c) % 2]
+                      for r in range(grid) for c in range(grid)], dtype=np.float64)
+    top, left = rng.randrange(grid - 2), rng.randrange(grid - 2)
+    block = set()
+    for r, tone in enumerate(_tones(color)):            # tint, colour, shade
+        for c in range(3):
             cells[(top + r) * grid + left + c] = tone
+            block.add((top + r) * grid + left + c)
+    for cell in rng.sample(sorted(set(range(grid * grid)) - block), 3):
+        cells[cell] = background[rng.randrange(len(background))]
     pixels = np.repeat(np.repeat(cells.reshape(grid, grid, 3), CELL, axis=0), CELL, axis=1)
     pixels += np_rng.normal(0, 6, pixels.shape)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
@@ -78,7 +99,7 @@ def build(out_dir: str | Path, seed: int = 7) -> None:
 
     for color, rgb in COLORS.items():
         path = f"images/color_{color}.png"
-        images[path] = _image(rng, rgb)
+        images[path] = _image(rng, rgb, _room(rng))
         entities.append((color, "", [path]))                       # colours: an image, no text
     for material in MATERIALS:
         entities.append((material, f"{material}", []))              # materials: text, no image
@@ -86,40 +107,40 @@ def build(out_dir: str | Path, seed: int = 7) -> None:
         entities.append((category, f"a kind of household object: {category}", []))
     for room in ROOMS:
         entities.append((room, "" if rng.random() < 0.5 else f"a room of the house: the {room}", []))
+    workplace = {}
     for person in PEOPLE:
         entities.append((person, "", []))
-        train.append((person, "works_in", rng.choice(ROOMS)))
+        workplace[person] = rng.choice(ROOMS)
+        train.append((person, "works_in", workplace[person]))
+
+    def place(triple, visible: bool, test_share: float, valid_share: float) -> None:
+        draw = rng.random()
+        (test if visible and draw < test_share else
+         valid if visible and draw < test_share + valid_share else train).append(triple)
 
     for i in range(NUM_OBJECTS):
         category = CATEGORIES[i % len(CATEGORIES)]
         name = f"{category}_{i:03d}"
-        color, material = rng.choice(list(COLORS)), rng.choice(MATERIALS)
+        color, material, owner = rng.choice(list(COLORS)), rng.choice(MATERIALS), rng.choice(PEOPLE)
+        room = workplace[owner] if rng.random() < 0.9 else rng.choice(ROOMS)
         num_images = rng.choices([0, 1, 2, 3], weights=[2, 4, 3, 1])[0]
+        scene = _room(rng)
         paths = []
         for k in range(num_images):
             path = f"images/{name}_{k}.png"
-            images[path] = _image(rng, COLORS[color])
+            images[path] = _image(rng, COLORS[color], scene)
             paths.append(path)
         if i % 60 == 7:
             paths.append(f"images/{name}_missing.png")              # a dead link: recorded, not fatal
         has_text = rng.random() < 0.8
-        description = (f"a {rng.choice(SIZES)} {category} made of {material}, "
+        description = (f"a {category} made of {material}, {rng.choice(SIZES)}, "
                        f"bought in {rng.randrange(1950, 2024)}") if has_text else ""
         entities.append((name, description, paths))
-
         train.append((name, "is_a", category))
-        for relation, answer in (("located_in", rng.choice(ROOMS)), ("owned_by", rng.choice(PEOPLE))):
-            draw = rng.random()
-            (test if draw < 0.1 else valid if draw < 0.15 else train).append((name, relation, answer))
-        for relation, answer, visible in (("has_color", color, num_images > 0),
-                                          ("made_of", material, has_text)):
-            draw = rng.random()
-            if visible and draw < 0.25:
-                test.append((name, relation, answer))
-            elif visible and draw < 0.35:
-                valid.append((name, relation, answer))
-            else:
-                train.append((name, relation, answer))
+        train.append((name, "owned_by", owner))
+        place((name, "located_in", room), True, 0.15, 0.1)
+        place((name, "has_color", color), num_images > 0, 0.25, 0.1)
+        place((name, "made_of", material), has_text, 0.25, 0.1)
 
     with atomic_dir(out_dir) as tmp:
         (tmp / "images").mkdir()

@@ -279,7 +279,8 @@ class MyGO(nn.Module):
     def reference_init(self) -> None:
         """The authors' init_weights: Xavier-uniform on every learned table and vector in their
         shapes, entity (N, 1, d) and relation (R, 1, d) tables (bound sqrt(6 / (d (N + 1)))),
-        single vectors (1, 1, d) (bound sqrt(3 / d)), the core (d, d, d) (bound sqrt(3) / d) and
+        single vectors (1, 1, d) (bound sqrt(3 / d)) except the mask token, (1, d) there (bound
+        sqrt(6 / (d + 1))), the core (d, d, d) (bound sqrt(3) / d) and
         the modality projections' weights; biases, LayerNorm and BatchNorm keep their defaults.
         `init: ours` instead keeps the constructors' scheme: (N, d)-shaped Xavier, uniform(-1, 1)
         core, nn.Linear defaults (docs/model.md, "Initialisation")."""
@@ -288,9 +289,10 @@ class MyGO(nn.Module):
         with torch.no_grad():
             for table in (cmee.structure, cte.relation):
                 nn.init.xavier_uniform_(table.view(-1, 1, d))
-            for vectors in (cmee.ent_token, cmee.bias_str, cmee.bias_vis, cmee.bias_txt, cte.mask_token, cte.position):
+            for vectors in (cmee.ent_token, cmee.bias_str, cmee.bias_vis, cmee.bias_txt, cte.position):
                 for row in vectors.view(-1, d):
                     nn.init.xavier_uniform_(row.view(1, 1, d))
+            nn.init.xavier_uniform_(cte.mask_token.view(1, d))      # (1, d) there: bound sqrt(6 / (d + 1))
             nn.init.xavier_uniform_(self.decoder.core)
             nn.init.xavier_uniform_(cmee.proj_vis.weight)
             nn.init.xavier_uniform_(cmee.proj_txt.weight)

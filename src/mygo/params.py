@@ -249,6 +249,9 @@ class Params:
                          allowed="a folder name under data/raw")
     max_vis_token: int = param(8, "m: visual tokens kept per entity", ge=0)
     max_txt_token: int = param(4, "n: text tokens kept per entity", ge=0)
+    reproducible: bool = param(True, "pin the CPU arithmetic (AVX2 kernels, MKL CBWR, one thread) so that the "
+                               "same params give the same bytes on any x86-64 CPU; false: each CPU's fastest "
+                               "kernels and all its cores (mygo.reproducible)")
     prepare: PrepareParams = field(default_factory=PrepareParams)
     download_images: DownloadImagesParams = field(default_factory=DownloadImagesParams)
     tokenize_images: TokenizeImagesParams = field(default_factory=TokenizeImagesParams)
@@ -263,7 +266,8 @@ class Params:
 
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Params) if f.name not in ("recipe", "dataset",
-                                                                                     "max_vis_token", "max_txt_token")}
+                                                                                     "max_vis_token", "max_txt_token",
+                                                                                     "reproducible")}
 
 
 def _sections(cls) -> dict[str, type]:

@@ -287,8 +287,9 @@ def _resize_crop(image: Image.Image, size: int) -> torch.Tensor:
     return data.permute(2, 0, 1).float() / 255.0
 
 
-def build_tokenizer(config: TokenizeImagesParams) -> tuple[nn.Module, int]:
-    """The tokenizer named by `config` and its input size; random weights without a checkpoint."""
+def build_tokenizer(config: TokenizeImagesParams, quiet: bool = False) -> tuple[nn.Module, int]:
+    """The tokenizer named by `config` and its input size; random weights without a checkpoint
+    (a warning says so, unless `quiet`: there is nothing to tokenize)."""
     torch.manual_seed(config.seed)
     if config.image_tokenizer == "vqgan":
         if config.image_checkpoint:
@@ -308,7 +309,7 @@ def build_tokenizer(config: TokenizeImagesParams) -> tuple[nn.Module, int]:
         if config.image_checkpoint:
             tokenizer.load_vqkd_checkpoint(config.image_checkpoint)
         size = tokenizer.image_size
-    if not config.image_checkpoint:
+    if not config.image_checkpoint and not quiet:
         log.warning("no image_checkpoint: the %s tokenizer has seeded RANDOM weights (preset %r); its visual "
                     "tokens are NOT semantic. Point tokenize_images.image_checkpoint at a real checkpoint.",
                     config.image_tokenizer, config.random_preset)

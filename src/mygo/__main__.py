@@ -1,0 +1,4 @@
+"""`python -m mygo`: the `mygo` command."""
+from mygo.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""Byte-reproducible CPU arithmetic: the same params give the same bytes on any x86-64 CPU with AVX2.
+
+Four things make a CPU's floating-point results differ from another's, and a training run
+amplifies the last-bit differences into different weights and metrics:
+
+- torch picks its vectorised kernels by the CPU (AVX2 or AVX-512 code paths);
+- MKL picks its BLAS code path by the CPU's vendor and instruction set;
+- oneDNN picks its kernels by the instruction set;
+- reductions split their work by the intra-op thread count, which follows the core count.
+
+The pinned mode (param `reproducible: true`, the default) fixes all four before torch loads:
+AVX2 kernels, MKL's conditional numerical reproducibility on its AVX2 path (strict), oneDNN
+capped at AVX2, and one intra-op thread, whatever the machine and the user's shell say.
+`reproducible: false` lets each machine use its fastest kernels and all its cores (README,
+"What is reproducible" has the measured cost). CUDA arithmetic is not affected by either mode.
+
+`apply()` must run before torch is imported: the stage commands (`mygo.cli`) call it right after
+parsing their arguments.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger("mygo.reproducible")
+
+THREADS = 1
+PINNED_ENV = {
+    "ATEN_CPU_CAPABILITY": "avx2",          # torch's kernels
+    "MKL_CBWR": "AVX2,STRICT",              # MKL's BLAS code path (Intel and AMD alike)
+    "ONEDNN_MAX_CPU_ISA": "AVX2",           # oneDNN's kernels
+    "DNNL_MAX_CPU_ISA": "AVX2",             # the same for older oneDNN builds
+    "OMP_NUM_THREADS": str(THREADS),        # intra-op threads
+    "MKL_NUM_THREADS": str(THREADS),
+}
+CAPABILITY = "AVX2"
+
+
+def wanted(params_path: str | Path) -> bool:
+    """The `reproducible` param of a params file; True when the file or the key is missing or
+    unreadable (the params check reports those with the file and line)."""
+    try:
+        import yaml
+        raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8-sig"))
+    except Exception:        # unreadable or not YAML: the params check names the problem
+        return True
+    value = raw.get("reproducible", True) if isinstance(raw, dict) else True
+    return value is not False
+
+
+def apply(enabled: bool) -> dict[str, str]:
+    """Pin (or, when disabled, leave alone) the CPU arithmetic of this process and its children.
+
+    Returns the environment it set. Called after torch was imported, it still takes effect for
+    the kernels and threads (torch reads them lazily) but MKL may already have chosen its path:
+    call it first."""
+    if not enabled:
+        os.environ["MYGO_REPRODUCIBLE"] = "0"
+        return {}
+    os.environ.update(PINNED_ENV)
+    os.environ["MYGO_REPRODUCIBLE"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(THREADS)
+    return dict(PINNED_ENV)
+
+
+def check() -> str:
+    """After torch loaded: log the mode in one line; warn when the pinned kernels are not the ones
+    in use (a CPU without AVX2 cannot give the committed bytes). Returns torch's CPU capability."""
+    import torch
+    capability = torch.backends.cpu.get_cpu_capability()
+    if os.environ.get("MYGO_REPRODUCIBLE") == "0":
+        log.info("reproducible: false: this CPU's fastest kernels (%s), %d threads; results differ "
+                 "between CPU kinds", capability, torch.get_num_threads())
+        return capability
+    if os.environ.get("MYGO_REPRODUCIBLE") == "1":
+        torch.set_num_threads(THREADS)
+        if capability != CAPABILITY:
+            log.warning("reproducible: true, but torch runs %s kernels here, not %s: results will not match "
+                        "other machines' bytes", capability, CAPABILITY)
+        else:
+            log.info("reproducible: true: %s kernels, MKL CBWR %s, %d thread (`reproducible: false` for speed)",
+                     capability, PINNED_ENV["MKL_CBWR"], THREADS)
+    return capability

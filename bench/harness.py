@@ -473,8 +473,17 @@ def main() -> None:
                         "(default 8192 on CUDA, 2048 on CPU)")
     parser.add_argument("--out", help="output prefix (writes .json and .md)")
     parser.add_argument("--render", metavar="JSON", help="rewrite the .md beside a results .json from it (no runs)")
+    parser.add_argument("--reproducible", action="store_true", help="the pipeline's pinned CPU mode (param "
+                        "reproducible: AVX2 kernels, MKL CBWR, one thread) in every scenario")
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.reproducible and os.environ.get("MYGO_REPRODUCIBLE") != "1":
+        from mygo import reproducible          # pinned before torch loads: start again with it set
+        reproducible.apply(True)
+        os.execv(sys.executable, [sys.executable, __file__, *sys.argv[1:]])
+    if args.reproducible:
+        torch.set_num_threads(1)
+        args.threads = 1
     if args.render:
         saved = json.loads(Path(args.render).read_text())
         Path(args.render).with_suffix(".md").write_text(markdown(saved["results"], saved["meta"]))
@@ -509,7 +518,8 @@ def main() -> None:
     ok = [r for r in results if "error" not in r and "dataset" in r]
     meta = {"command": "python bench/harness.py " + " ".join(forwarded), "machine": f"{platform.machine()} "
             f"{platform.processor() or ''} {os.cpu_count()} cpus".strip(), "torch": torch.__version__,
-            "threads": args.threads, "device": args.device, "batch_size": args.batch_size, "preset": args.preset,
+            "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "reproducible": bool(args.reproducible), "device": args.device, "batch_size": args.batch_size, "preset": args.preset,
             "dataset": ok[0]["dataset"] if ok else Path(args.dataset or f"synthetic-{args.synthetic}").name,
             "entities": ok[0]["entities"] if ok else (args.synthetic or "?"),
             "train_triples": ok[0]["train_triples"] if ok else (5 * args.synthetic if args.synthetic else "?")}

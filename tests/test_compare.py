@@ -10,7 +10,7 @@ from mygo.compare import runs_from_exp_show, table
 def entry(rev, name, seed, m, mrr, best_epoch=10):
     params = {"recipe": "demo", "max_vis_token": m, "train": {"seed": seed, "lr": 0.001, "model": {"dim": 64}}}
     metrics = {"metrics/eval.json": {"data": {"mrr": mrr, "hits@1": mrr / 2, "hits@3": mrr, "hits@10": 2 * mrr}},
-               "metrics/train.json": {"data": {"best_epoch": best_epoch, "valid": {"mrr": mrr + 0.01}}}}
+               "metrics/train/metrics.json": {"data": {"best_epoch": best_epoch, "best": {"mrr": mrr + 0.01}}}}
     return {"rev": rev, "name": name, "error": None, "experiments": None,
             "data": {"rev": rev, "timestamp": None, "params": {"params.yaml": {"data": params}}, "metrics": metrics,
                      "deps": {}, "outs": {}, "meta": {}}}

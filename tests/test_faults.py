@@ -62,7 +62,7 @@ def stage_commands(processed: Path, out: Path, model: Path) -> dict[str, list]:
         "select_tokens": [ROOT / "stages/select_tokens.py", processed / "kg", out / "tokens", "--text-dir",
                           processed / "text", *params],
         "train": [ROOT / "stages/train.py", processed / "kg", processed / "tokens", out / "model.pt", "--resume",
-                  out / "resume/state.pt", "--metrics", out / "train.json", "--plots", out / "train", *params],
+                  out / "resume/state.pt", "--live", out / "train", *params],
         "evaluate": [ROOT / "stages/evaluate.py", processed / "kg", model, out / "eval.json",
                      out / "per_relation.json", *params],
     }

@@ -17,7 +17,8 @@ def test_tucker_baseline_trains_and_evaluates_through_the_stages(demo_processed,
     params["train"]["model"]["name"] = "tucker"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     run_stage(ROOT / "stages/train.py", demo_processed / "kg", demo_processed / "tokens", tmp_path / "model.pt",
-              "--metrics", tmp_path / "train.json", "--params", tmp_path / "params.yaml")
+              "--live", tmp_path / "live", "--params", tmp_path / "params.yaml")
+    assert json.loads((tmp_path / "live/metrics.json").read_text())["best_epoch"] > 0
     checkpoint = torch.load(tmp_path / "model.pt", weights_only=True)
     assert checkpoint["model_name"] == "tucker" and set(checkpoint["model"]) == {
         "entity", "relation", "decoder.core", *(f"decoder.bn{i}.{k}" for i in (0, 1) for k in

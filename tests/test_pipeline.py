@@ -47,7 +47,12 @@ def test_repro_outputs(repro_clone):
         assert any(row["visual_mask"]) == (row["entity"] in with_images)
         assert len(row["text"]) == 4 and any(row["text_mask"])
     assert (repro_clone / "metrics/per_relation.json").exists()
-    assert (repro_clone / "metrics/train/loss.csv").read_text().startswith("epoch,loss")
+    live = repro_clone / "metrics/train"
+    history = (live / "plots/metrics/train/loss.tsv").read_text().splitlines()
+    summary = json.loads((live / "metrics.json").read_text())
+    assert history[0] == "step\tloss" and len(history) == 1 + summary["epochs"] == 1 + summary["step"]
+    assert summary["best"]["mrr"] == max(float(line.split("\t")[1]) for line in
+                                         (live / "plots/metrics/valid/mrr.tsv").read_text().splitlines()[1:])
 
 
 def test_nothing_to_do_after_repro(repro_clone):

@@ -1,9 +1,11 @@
 """Long work tells time in a log file: heartbeats with rate and ETA, per-epoch durations and the
 run's ETA, and a projection after the first training steps."""
 import logging
+import re
 
 import pytest
 
+from conftest import ROOT, run_stage, write_named, write_params
 from helpers import TRAIN, VALID, tiny_model
 from mygo.progress import LogBar, bar, duration
 from mygo.training import TrainParams, train
@@ -44,3 +46,20 @@ def test_training_projects_the_run_and_gives_each_epoch_its_duration_and_eta(cap
     epochs = [line for line in lines if line.startswith("epoch ") and "ETA of the run" in line]
     assert [line.split(":")[0] for line in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert epochs[-1].endswith("(ETA of the run 0.0 s)")
+
+
+def test_stage_logs_without_a_terminal_have_no_third_party_bars(tmp_path):
+    """A stage's stderr in a log file (no terminal) is log lines only: no tqdm bars from the
+    text model's loading, no carriage returns; and a graph without image URLs says so once."""
+    params = write_params(tmp_path / "params.yaml", {"tokenize_images": {"image_tokenizer": "vqgan"}})
+    raw = write_named(tmp_path / "raw", "a\tan alpha\nb\ta beta\nc\n", "a\tr\tb\nb\tr\tc\n", "a\tr\tc\n", "c\tr\ta\n")
+    run_stage(ROOT / "stages/prepare.py", raw, tmp_path / "kg", "--params", params)
+    text = run_stage(ROOT / "stages/tokenize_text.py", tmp_path / "kg", tmp_path / "text", "--params", params).stderr
+    assert "\r" not in text and "it/s" not in text and "%|" not in text, text
+    assert all(re.match(r"\d\d:\d\d:\d\d (INFO|WARNING) mygo", line) for line in text.splitlines()), text
+    images = run_stage(ROOT / "stages/download_images.py", tmp_path / "kg", tmp_path / "images",
+                       tmp_path / "manifest.parquet", "--params", params).stderr
+    assert images.count("no entity has an image URL") == 1 and "0 ok" not in images
+    tokens = run_stage(ROOT / "stages/tokenize_images.py", tmp_path / "manifest.parquet", tmp_path / "images",
+                       tmp_path / "image_tokens", "--params", params).stderr
+    assert "RANDOM weights" not in tokens                      # nothing to tokenize, nothing to warn about

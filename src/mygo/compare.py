@@ -16,12 +16,12 @@ from dataclasses import dataclass
 SEED = "train.seed"
 # (column, metrics file, key path) of the headline metrics
 METRICS = [
-    ("valid MRR", "metrics/train.json", ("valid", "mrr")),
+    ("valid MRR", "metrics/train/metrics.json", ("best", "mrr")),
     ("test MRR", "metrics/eval.json", ("mrr",)),
     ("Hits@1", "metrics/eval.json", ("hits@1",)),
     ("Hits@3", "metrics/eval.json", ("hits@3",)),
     ("Hits@10", "metrics/eval.json", ("hits@10",)),
-    ("best epoch", "metrics/train.json", ("best_epoch",)),
+    ("best epoch", "metrics/train/metrics.json", ("best_epoch",)),
 ]
 
 

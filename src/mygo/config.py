@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
@@ -15,6 +16,11 @@ def is_out_of_memory(err: BaseException) -> bool:
 
 
 def setup_logging() -> None:
+    """Log lines to stderr; without a terminal, no third-party progress bars (tqdm's carriage
+    returns would fill a log file: mygo.progress writes heartbeat lines instead)."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 

@@ -61,9 +61,9 @@ def _background_colours() -> list[tuple[int, int, int]]:
     return free[::2]
 
 
-def _room(rng: random.Random) -> list[tuple[int, int, int]]:
-    """Where an object is photographed: two wall colours and two floor colours, all different."""
-    return rng.sample(_background_colours(), 4)
+def _room() -> list[tuple[int, int, int]]:
+    """Where every object is photographed: two wall colours and two floor colours."""
+    return _background_colours()[:4]
 
 
 def _image(rng: random.Random, color: tuple[int, int, int], room: list[tuple[int, int, int]]) -> Image.Image:
@@ -84,8 +84,9 @@ def _image(rng: random.Random, color: tuple[int, int, int], room: list[tuple[int
         for c in range(3):
             cells[(top + r) * grid + left + c] = tone
             block.add((top + r) * grid + left + c)
+    clutter = background[4:]                            # never the room's colours
     for cell in rng.sample(sorted(set(range(grid * grid)) - block), 3):
-        cells[cell] = background[rng.randrange(len(background))]
+        cells[cell] = clutter[rng.randrange(len(clutter))]
     pixels = np.repeat(np.repeat(cells.reshape(grid, grid, 3), CELL, axis=0), CELL, axis=1)
     pixels += np_rng.normal(0, 6, pixels.shape)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
@@ -99,7 +100,7 @@ def build(out_dir: str | Path, seed: int = 7) -> None:
 
     for color, rgb in COLORS.items():
         path = f"images/color_{color}.png"
-        images[path] = _image(rng, rgb, _room(rng))
+        images[path] = _image(rng, rgb, _room())
         entities.append((color, "", [path]))                       # colours: an image, no text
     for material in MATERIALS:
         entities.append((material, f"{material}", []))              # materials: text, no image
@@ -124,11 +125,10 @@ def build(out_dir: str | Path, seed: int = 7) -> None:
         color, material, owner = rng.choice(list(COLORS)), rng.choice(MATERIALS), rng.choice(PEOPLE)
         room = workplace[owner] if rng.random() < 0.9 else rng.choice(ROOMS)
         num_images = rng.choices([0, 1, 2, 3], weights=[2, 4, 3, 1])[0]
-        scene = _room(rng)
         paths = []
         for k in range(num_images):
             path = f"images/{name}_{k}.png"
-            images[path] = _image(rng, COLORS[color], scene)
+            images[path] = _image(rng, COLORS[color], _room())
             paths.append(path)
         if i % 60 == 7:
             paths.append(f"images/{name}_missing.png")              # a dead link: recorded, not fatal

@@ -142,7 +142,7 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, config: TrainParams, train_triples: np.ndarray,
                  valid_triples: np.ndarray, resume_path: str | Path | None = None, run_id: str = "",
-                 plots_dir: str | Path | None = None, progress: bool = True):
+                 plots_dir: str | Path | None = None, progress: bool = True, live=None):
         self.model, self.config, self.train_triples = model, config, train_triples
         self.device = pick_device(config.device)
         self.use_amp = config.amp and self.device.type == "cuda"
@@ -165,6 +165,7 @@ class Trainer:
         self.filters = KnownAnswers([train_triples, valid_triples])     # never test: selection must not see it
         self.resume_path = Path(resume_path) if resume_path else None
         self.run_id, self.plots_dir = run_id, plots_dir
+        self.live = live if distributed.rank() == 0 else None     # a mygo.live.LiveLog, or None
         self.progress = progress and distributed.rank() == 0
         num_queries = len(train_triples) * (2 if config.directions == "both" else 1)
         self.batches = math.ceil(num_queries / config.batch_size)
@@ -201,6 +202,9 @@ class Trainer:
                                       "state": {**self.state.as_dict(), "position": position}})
 
     def write_curves(self) -> None:
+        """The history so far: to the DVCLive log, and as loss.csv / valid.csv in `plots_dir`."""
+        if self.live is not None:
+            self.live.update(self.state)
         if self.plots_dir and distributed.rank() == 0:
             _write_csv(Path(self.plots_dir) / "loss.csv", self.state.losses)
             _write_csv(Path(self.plots_dir) / "valid.csv", self.state.valid)
@@ -324,6 +328,7 @@ class Trainer:
         config, state = self.config, self.state
         bar = progress_bar(range(state.epoch, config.epochs), desc="train", unit="epoch", enabled=self.progress,
                            initial=state.epoch, total=config.epochs)
+        self.write_curves()             # a resumed run's history first
         started = time.perf_counter()
         stopped = False
         for epoch in bar:
@@ -354,15 +359,18 @@ class Trainer:
             self.model.load_state_dict(state.best_model)
         log.info("trained %d epochs in %.1fs; best valid MRR %.4f at epoch %d", state.epoch,
                  time.perf_counter() - started, state.best_mrr, state.best_epoch)
-        return {"epochs": state.epoch, "best_epoch": state.best_epoch, "valid": state.best_metrics,
-                "valid_triples_used": len(self.select_triples), "valid_triples_dropped": self.dropped,
-                "final_loss": state.losses[-1]["loss"] if state.losses else None,
-                **({"stopped": True} if stopped else {})}
+        summary = {"epochs": state.epoch, "best_epoch": state.best_epoch, "valid": state.best_metrics,
+                   "valid_triples_used": len(self.select_triples), "valid_triples_dropped": self.dropped,
+                   "final_loss": state.losses[-1]["loss"] if state.losses else None,
+                   **({"stopped": True} if stopped else {})}
+        if self.live is not None:
+            self.live.finish(summary)
+        return summary
 
 
 def train(model: torch.nn.Module, config: TrainParams, train_triples: np.ndarray, valid_triples: np.ndarray,
           resume_path: str | Path | None = None, run_id: str = "", plots_dir: str | Path | None = None,
-          progress: bool = True, time_limit: float | None = None) -> dict:
+          progress: bool = True, time_limit: float | None = None, live=None) -> dict:
     """Train `model` in place; on return it holds the weights with the best valid MRR.
 
     With `resume_path`, the full training state is saved there every `checkpoint_every` epochs
@@ -370,8 +378,9 @@ def train(model: torch.nn.Module, config: TrainParams, train_triples: np.ndarray
     `run_id` is resumed from, exactly (CPU). With `time_limit` (seconds), training stops at the
     first epoch end past it, after saving the resume state: a run in pieces (a GPU job's time
     window) continues where the last piece stopped. Returns a summary: best epoch, its valid
-    metrics, epochs run (and `stopped: True` when the time limit ended the run early).
+    metrics, epochs run (and `stopped: True` when the time limit ended the run early). `live`
+    (a `mygo.live.LiveLog`) receives the history at every epoch end; `plots_dir` gets it as CSV.
     """
-    trainer = Trainer(model, config, train_triples, valid_triples, resume_path, run_id, plots_dir, progress)
+    trainer = Trainer(model, config, train_triples, valid_triples, resume_path, run_id, plots_dir, progress, live)
     trainer.restore()
     return trainer.run(time_limit)

@@ -8,6 +8,7 @@ a valid change re-runs only the stages whose params changed.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 MARKER = "params.yaml validated by stages/check_params.py\n"
 
@@ -15,12 +16,25 @@ MARKER = "params.yaml validated by stages/check_params.py\n"
 def add_arguments(parser) -> None:
     parser.add_argument("marker", nargs="?", help="file to write when the params are valid (its content never changes)")
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--raw-dir", default="data/raw", help="where the datasets are (checked when it exists)")
+
+
+def check_dataset(dataset: str, raw_dir: Path, params_path: str) -> None:
+    """`dataset` names a folder of `raw_dir`; else the error lists the folders there."""
+    if not raw_dir.is_dir() or (raw_dir / dataset).is_dir():
+        return
+    present = sorted(p.name for p in raw_dir.iterdir() if p.is_dir() or p.name.endswith(".dvc"))
+    present = sorted({name.removesuffix(".dvc") for name in present})
+    raise ValueError(f"{params_path}: dataset = {dataset!r}: there is no folder {raw_dir / dataset}; datasets "
+                     f"present in {raw_dir}: {', '.join(present) or 'none'} (bring one in as the README's "
+                     f"\"Reproducing the paper\" shows)")
 
 
 def run(args) -> None:
     from mygo.io import atomic_path
     from mygo.params import load_params
-    load_params(args.params)
+    params = load_params(args.params)
+    check_dataset(params.dataset, Path(args.raw_dir), args.params)
     if args.marker:
         with atomic_path(args.marker) as tmp:
             tmp.write_text(MARKER)

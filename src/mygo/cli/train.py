@@ -20,8 +20,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("model_path", help="best checkpoint to write")
     parser.add_argument("--resume", help="file holding the resumable training state")
     parser.add_argument("--keep-resume", action="store_true", help="keep the state file after training")
-    parser.add_argument("--metrics", help="training summary JSON to write")
-    parser.add_argument("--plots", help="directory for per-epoch loss.csv and valid.csv")
+    parser.add_argument("--live", help="DVCLive directory: metrics.json (the summary, updated every epoch) and "
+                        "plots/metrics/ (the per-epoch history)")
+    parser.add_argument("--curves", help="also write the history as loss.csv and valid.csv into this directory")
     parser.add_argument("--params", default="params.yaml")
 
 
@@ -32,7 +33,6 @@ def run(args) -> None:
     from mygo import distributed, fast
     from mygo.checkpoint import data_fingerprint, save_checkpoint
     from mygo.folders import EntityTokensFolder, KGFolder
-    from mygo.io import write_json
     from mygo.model import count_parameters
     from mygo.models import build_model
     from mygo.params import load_params
@@ -52,15 +52,17 @@ def run(args) -> None:
     train_triples, valid_triples = kg.split("train"), kg.split("valid")
     run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config), kg.split_file("train"),
                          kg.split_file("valid"), *tokens_dir.files())
+    live = None
+    if args.live and distributed.rank() == 0:
+        from mygo.live import LiveLog
+        live = LiveLog(args.live)
     summary = train(model, config, train_triples, valid_triples, resume_path=args.resume, run_id=run_id,
-                    plots_dir=args.plots)
+                    plots_dir=args.curves, live=live)
     if distributed.rank() != 0:
         return
     train_config = {k: v for k, v in dataclasses.asdict(config).items() if k != "model"}   # the model: its config
     save_checkpoint(args.model_path, model.cpu(), {"train_config": train_config, "best_epoch": summary["best_epoch"],
                                                    "data": data_fingerprint(kg.path)})
-    if args.metrics:
-        write_json(args.metrics, summary)
     if args.resume and not args.keep_resume:
         Path(args.resume).unlink(missing_ok=True)      # finished: nothing left to resume
     log.info("wrote %s (best epoch %d)", args.model_path, summary["best_epoch"])

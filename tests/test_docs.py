@@ -1,0 +1,59 @@
+"""The docs say what the repository holds: the README's demo tables are the committed result
+files', every relative link in the README, docs/ and conf/ resolves, and the demo's description
+in docs/formats.md counts what data/raw/demo has."""
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "conf").rglob("*.yaml"))]
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def tables(text: str) -> list[str]:
+    """The Markdown tables of `text`, each as its block of lines."""
+    blocks, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            blocks.append("\n".join(current))
+            current = []
+    return blocks
+
+
+@pytest.mark.parametrize("result", ["bench/results/demo_ablation.md", "bench/results/demo_compare.md"])
+def test_the_readmes_demo_tables_are_the_result_files(result):
+    readme = (ROOT / "README.md").read_text()
+    found = tables((ROOT / result).read_text())
+    assert found, f"{result} has no table"
+    for table in found:
+        assert table in readme, f"README.md differs from {result}:\n{table}"
+
+
+def test_no_text_explains_stale_figures():
+    for path in DOCS:
+        text = path.read_text().lower()
+        assert "previous version" not in text and "earlier version" not in text, path
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(path):
+    for target in LINK.findall(path.read_text()):
+        if re.match(r"[a-z]+:", target) or target.startswith("#"):
+            continue                                 # a URL or an anchor
+        file = (path.parent / target.split("#")[0]).resolve()
+        assert file.exists(), f"{path.relative_to(ROOT)}: link {target} leads nowhere"
+
+
+def test_the_demo_description_counts_the_demo():
+    demo = ROOT / "data/raw/demo"
+    lines = {split: len((demo / f"{split}.tsv").read_text().splitlines()) for split in ("train", "valid", "test")}
+    entities = len((demo / "entities.tsv").read_text().splitlines())
+    relations = {line.split("\t")[1] for split in lines for line in (demo / f"{split}.tsv").read_text().splitlines()}
+    text = " ".join((ROOT / "docs/formats.md").read_text().split())
+    expected = (f"({entities:,} entities, {len(relations)} relations, {lines['train']:,} / {lines['valid']:,} / "
+                f"{lines['test']:,} triples)")
+    assert expected in text, expected

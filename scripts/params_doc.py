@@ -1,5 +1,5 @@
 """conf/config.yaml and docs/params.md, rendered from the declarations in src/mygo/params.py, and
-the packaged pipeline (src/mygo/project/dvc.yaml) rendered from dvc.yaml.
+the packaged pipeline (src/mygo/project/dvc.yaml.template) rendered from dvc.yaml.
 
     python scripts/params_doc.py --write     # after changing a param's default or meaning
     python scripts/params_doc.py             # check: exit 1 naming the files that are stale
@@ -13,7 +13,7 @@ from mygo.project import render_dvc_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = {ROOT / "conf/config.yaml": render_config, ROOT / "docs/params.md": render_markdown,
-         ROOT / "src/mygo/project/dvc.yaml": lambda: render_dvc_yaml((ROOT / "dvc.yaml").read_text())}
+         ROOT / "src/mygo/project/dvc.yaml.template": lambda: render_dvc_yaml((ROOT / "dvc.yaml").read_text())}
 
 
 def main() -> None:

@@ -135,7 +135,9 @@ def test_palette_tokens_carry_colour():
     ids = tokenizer(torch.stack([red, blue]))
     assert ids.shape == (2, 64)                                   # 8 px patches of a 64 px image
     assert len(set(ids[0].tolist())) == 1 and ids[0, 0] != ids[1, 0]
-    assert torch.allclose(tokenizer.codebook()[ids[0, 0]], torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.allclose(tokenizer.colours[ids[0, 0]], torch.tensor([1.0, 0.0, 0.0]))
+    codebook = tokenizer.codebook()                              # one independent code per colour
+    assert codebook.shape == (64, 64) and torch.equal(codebook, torch.eye(64))
 
 
 def test_random_weights_warn_loudly(caplog, tmp_path):

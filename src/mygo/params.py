@@ -174,8 +174,8 @@ class SelectTokensParams(Section):
 class ModelParams(Section):
     SECTION = "train.model"
     name: str = param("mygo", "mygo, or tucker: the structure-only TuckER baseline", choices=("mygo", "tucker"))
-    dim: int = param(64, "embedding size d", ge=1)
-    hidden_dim: int = param(128, "feed-forward size of the transformer layers", ge=1)
+    dim: int = param(32, "embedding size d", ge=1)
+    hidden_dim: int = param(64, "feed-forward size of the transformer layers", ge=1)
     num_head: int = param(2, "attention heads (must divide dim)", ge=1)
     num_layer_enc: int = param(1, "layers of the cross-modal entity encoder", ge=1)
     num_layer_dec: int = param(1, "layers of the contextual triple encoder", ge=1)
@@ -209,11 +209,11 @@ class TrainParams(Section):
     amp: bool = param(True, "bf16 autocast on CUDA")
     compile: bool = param(False, "torch.compile the model's parts: for long runs (the first steps compile)")
     seed: int = param(2024, "seed of the initial weights, the data order and dropout")
-    epochs: int = param(60, "epochs to train", ge=1)
+    epochs: int = param(80, "epochs to train", ge=1)
     batch_size: int = param(128, "queries per step", ge=1)
     lr: float = param(1e-3, "Adam's learning rate", gt=0)
     grad_clip: float = param(0.1, "gradient-norm clipping", gt=0)
-    t0: int = param(60, "CosineAnnealingWarmRestarts' first period, in epochs", ge=1)
+    t0: int = param(80, "CosineAnnealingWarmRestarts' first period, in epochs", ge=1)
     t_mult: int = param(2, "factor of each next period", ge=1)
     directions: str = param("random", "random: one direction per triple per epoch (reference code); both: "
                             "L_head + L_tail (paper)", choices=("random", "both"))

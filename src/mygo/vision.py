@@ -250,12 +250,18 @@ class BEiTv2Tokenizer(nn.Module):
 
 class PaletteTokenizer(nn.Module):
     """Image (B, 3, S, S) in [0, 1] -> ids (B, (S/patch)^2): each patch's mean colour quantised to
-    the nearest colour of a levels x levels x levels RGB grid (the codebook, levels^3 x 3)."""
+    the nearest colour of a levels x levels x levels RGB grid (`colours`, levels^3 x 3).
+
+    Its codebook (the frozen table the model reads) holds one-hot codes, one independent
+    direction per palette colour, as a learned VQ codebook's codes are nearly orthogonal. RGB
+    triples as 3-d codes make the tones of different colours nearly parallel once projected and
+    layer-normed, and the demo's visual modality then taught the model nothing measurable
+    (README, "What the demo shows")."""
 
     def __init__(self, levels: int = 4, patch_size: int = 8, image_size: int = 64):
         super().__init__()
         grid = torch.linspace(0.0, 1.0, levels)
-        self.register_buffer("embedding", torch.cartesian_prod(grid, grid, grid))   # (levels^3, 3)
+        self.register_buffer("colours", torch.cartesian_prod(grid, grid, grid))      # (levels^3, 3)
         self.patch_size, self.image_size = patch_size, image_size
 
     @torch.no_grad()
@@ -263,10 +269,10 @@ class PaletteTokenizer(nn.Module):
         means = F.avg_pool2d(pixels, self.patch_size)                               # (B, 3, h, w)
         B = means.shape[0]
         flat = means.permute(0, 2, 3, 1).reshape(-1, 3)                           # (B*h*w, 3)
-        return torch.cdist(flat, self.embedding).argmin(1).view(B, -1)
+        return torch.cdist(flat, self.colours).argmin(1).view(B, -1)
 
     def codebook(self) -> torch.Tensor:
-        return self.embedding.detach().clone()
+        return torch.eye(self.colours.shape[0])
 
     def preprocess(self, image: Image.Image, size: int) -> torch.Tensor:
         return _resize_crop(image, self.image_size)

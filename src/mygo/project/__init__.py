@@ -1,6 +1,6 @@
 """A pipeline project of one's own: what `mygo init DIR` writes.
 
-The package carries the pipeline's `dvc.yaml` (rendered from this repository's: its stages run
+The package carries the pipeline's `dvc.yaml` (`dvc.yaml.template`, rendered from this repository's: its stages run
 `mygo <stage>` instead of `python stages/<stage>.py`, and do not depend on source files, which
 an installed package does not have) and `conf/` (Hydra's config and the recipes; the
 repository's `conf` is this folder). `init` adds params.yaml, the generated demo data in
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TEMPLATE = HERE / "dvc.yaml"
+TEMPLATE = HERE / "dvc.yaml.template"     # not named dvc.yaml: DVC would read it as a pipeline here
 CODE_DEP = re.compile(r"^\s*- (stages/|src/mygo/)\S*\s*$")
 STAGE_CMD = re.compile(r"python stages/(\w+)\.py")
 COMMAND_OF = {"check_params": "validate-params"}
@@ -30,6 +30,9 @@ def render_dvc_yaml(text: str) -> str:
             continue
         line = STAGE_CMD.sub(lambda m: f"mygo {COMMAND_OF.get(m[1], m[1].replace('_', '-'))}", line)
         out.append(line.replace("python scripts/plots.py", "mygo plots"))
+    # a deps list left empty (check_params depends on code only) goes with its key
+    out = [line for i, line in enumerate(out)
+           if not (line.strip() == "deps:" and (i + 1 == len(out) or not out[i + 1].lstrip().startswith("- ")))]
     header = ("# The MyGO pipeline (written by `mygo init`; the stages are `mygo <command> --help`).\n"
               "# `dvc repro` runs the demo; `dvc exp run -S recipe=db15k` the paper's DB15K settings.\n")
     return header + "".join(out)

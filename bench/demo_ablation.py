@@ -50,8 +50,6 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
     import logging
     import tempfile
 
-    import numpy as np
-
     from mygo import fast
     from mygo.evaluation import compute_ranks
     from mygo.folders import EntityTokensFolder, ImageTokensFolder, KGFolder, TextTokensFolder
@@ -164,7 +162,7 @@ def main() -> None:
             f"{(time.perf_counter() - started) / 60:.1f} min on {args.workers} workers)\n\n"
             f"Modalities (m = {m}), test set, filtered, realistic ranks, mean ± standard deviation over seeds "
             f"{seeds}:\n\n" + table(modalities)
-            + f"\nm = max_vis_token, all modalities, same seeds:\n\n" + table(sweep)
+            + "\nm = max_vis_token, all modalities, same seeds:\n\n" + table(sweep)
             + "\nFindings (computed from the tables above):\n\n" + findings(modalities, sweep))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

@@ -2,7 +2,6 @@
 files', every relative link in the README, docs/ and conf/ resolves, and the demo's description
 in docs/formats.md counts what data/raw/demo has."""
 import re
-from pathlib import Path
 
 import pytest
 

@@ -51,11 +51,3 @@ def test_the_script_prints_markdown_or_csv(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "scripts/compare.py"), "--json", str(path)], capture_output=True,
                          text=True)
     assert bad.returncode == 1 and "show.json: line 1: not JSON" in bad.stderr and "Traceback" not in bad.stderr
-
-
-def test_the_readmes_comparison_is_the_committed_result_file():
-    table_of = lambda text: [line for line in text.splitlines() if line.startswith("| runs |") or
-                             line.startswith("|---|") or line.startswith("| m")]
-    result = table_of((ROOT / "bench/results/demo_compare.md").read_text())
-    readme = (ROOT / "README.md").read_text()
-    assert result and "\n".join(result) in readme

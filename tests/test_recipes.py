@@ -69,7 +69,7 @@ def test_unknown_recipe_lists_the_known_ones(tmp_path):
     ({"train": {"model": {"emb_dropout": 1.5}}}, r"train.model.emb_dropout = 1.5: must be >= 0 and < 1"),
     ({"train": {"model": {"core_dropout": 1.0}}}, r"train.model.core_dropout = 1.0: must be >= 0 and < 1"),
     ({"train": {"model": {"init": "kaiming"}}}, r"train.model.init = 'kaiming': must be one of 'reference', 'ours'"),
-    ({"train": {"model": {"num_head": 3}}}, r"num_head = 3: must divide train.model.dim = 64"),
+    ({"train": {"model": {"num_head": 3}}}, r"num_head = 3: must divide train.model.dim = 32"),
     ({"train": {"amp": "yes"}}, r"train.amp = 'yes': expected true or false"),
     ({"train": {"device": "gpu"}}, r"train.device = 'gpu': must be auto, cpu, cuda or cuda:N"),
     ({"train": {"epochs": "ten"}}, r"train.epochs = 'ten': expected an integer"),
@@ -221,7 +221,7 @@ def test_readme_benchmark_setup_and_queued_recipe_sweep(tmp_path):
     dvc(clone, "exp", "apply", "db15k-quick")
     diff = json.loads(dvc(clone, "params", "diff", "--json").stdout)["params.yaml"]
     assert (diff["recipe"]["old"], diff["recipe"]["new"]) == ("demo", "db15k")
-    assert (diff["train.model.dim"]["old"], diff["train.model.dim"]["new"]) == (64, 256)
+    assert (diff["train.model.dim"]["old"], diff["train.model.dim"]["new"]) == (32, 256)
 
 
 def run_release_dataset(tmp_path, layout: str):

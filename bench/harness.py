@@ -31,12 +31,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from mygo import reproducible  # noqa: E402
 from mygo.evaluation import compute_ranks  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
 from mygo import fast  # noqa: E402
 from mygo.model import ModelConfig, MyGO  # noqa: E402
 from mygo.training import TrainParams, train_step, training_queries  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+reproducible.flush_denormals()    # as every stage does (MYGO_KEEP_DENORMALS=1 for the before)
 
 MATMULS = {torch.ops.aten.mm.default: "mm", torch.ops.aten.addmm.default: "addmm",
            torch.ops.aten.bmm.default: "bmm", torch.ops.aten.baddbmm.default: "baddbmm"}
@@ -118,11 +121,12 @@ SCENARIOS = {
     "epoch": "whole training epochs (every batch of the shuffled train split)",
     "floor": "training step against its floor: the step's own matrix products (forward and backward) timed alone",
     "peak": "the machine's peak matrix rate: a large square product in fp32, TF32 (CUDA) and bf16",
+    "profile": "one training step under torch.profiler: self time of each operator, matrix products apart",
 }
 # Not by default: a DB15K epoch is long on CPU, and bf16 autocast is what `step` already does on
 # CUDA while on a CPU without bf16 units it is many times slower than float32.
 DEFAULT_SCENARIOS = [name for name in SCENARIOS
-                     if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune", "peak")]
+                     if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune", "peak", "profile")]
 CUDA_SCENARIOS = "peak,step,step_fp32,step_tf32,step_no_visual,floor,eval,breakdown,step_compiled,step_max_autotune"
 
 
@@ -224,7 +228,7 @@ def run_scenario(name, args) -> dict:
         result.update(memory_budget_gb=args.memory_budget_gb, encoder_chunk=chunk,
                       estimated_peak_mib=sum(estimate.values()) / 2**20)
     steps_per_epoch = math.ceil(len(splits["train"]) / args.batch_size)
-    if name.startswith("step") or name in ("epoch", "floor"):
+    if name.startswith("step") or name in ("epoch", "floor", "profile"):
         config = TrainParams(device=args.device, batch_size=args.batch_size, lr=preset["lr"],
                              mu=0.0 if name == "step_no_contrastive" else preset["mu"])
         use_amp = (device.type == "cuda" and name not in ("step_fp32", "step_tf32")) or name == "step_amp"
@@ -255,6 +259,23 @@ def run_scenario(name, args) -> dict:
             result.update(warmup_seconds=times[0], epoch_seconds_each=times[1:],
                           epoch_seconds=statistics.median(times[1:]), steps_per_epoch=steps_per_epoch,
                           median_step_seconds=statistics.median(times[1:]) / steps_per_epoch)
+        elif name == "profile":
+            # One warm-up step, then one step under the profiler: each operator's self time.
+            queries = training_queries(splits["train"], "random", g)
+            step(0, queries)
+            activities = [torch.profiler.ProfilerActivity.CPU] + (
+                [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+            started = time.perf_counter()
+            with torch.profiler.profile(activities=activities) as prof:
+                step(1, queries)
+            elapsed = time.perf_counter() - started
+            use = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+            ops = sorted(((e.key, getattr(e, use) / 1e6, e.count) for e in prof.key_averages()),
+                         key=lambda row: -row[1])
+            result.update(profiled_step_seconds=elapsed, ops=[list(row) for row in ops if row[1] > 0][:40],
+                          matmul_seconds=sum(s for k, s, _ in ops if k.split("::")[-1] in
+                                             ("mm", "addmm", "bmm", "baddbmm")),
+                          total_self_seconds=sum(s for _, s, _ in ops))
         elif name == "floor":
             # One warm-up step and one recorded step, then `--steps` rounds of a timed step and its
             # recorded products timed alone, interleaved so that both see the same machine state.
@@ -397,6 +418,13 @@ def markdown(results: list[dict], meta: dict) -> str:
                 lines += ["", f"TuckER's core contraction for a batch of {meta['batch_size']} queries, eval mode:", "",
                           "| contraction | seconds |", "|---|---|"]
                 lines += [f"| {k} | {v:.3f} |" for k, v in r["tucker_contraction_seconds"].items()]
+    for r in results:
+        if r["scenario"] == "profile" and "error" not in r:
+            lines += ["", f"Profile of one step ({seconds(r['profiled_step_seconds'], 2)} s under the profiler; "
+                      f"operators' self time {r['total_self_seconds']:.2f} s, of which matrix products "
+                      f"{r['matmul_seconds']:.2f} s): the operators with the most self time.", "",
+                      "| operator | self seconds | share | calls |", "|---|---|---|---|"]
+            lines += [f"| {k} | {s:.3f} | {s / r['total_self_seconds']:.1%} | {c} |" for k, s, c in r["ops"][:25]]
     for r in results:
         if "memory_budget_gb" in r and "error" not in r:
             chunk = f"entities encoded {r['encoder_chunk']} at a time" if r["encoder_chunk"] else "one encoder pass"

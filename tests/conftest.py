@@ -9,6 +9,7 @@ from mygo import reproducible
 
 # The tests run in the pipeline's default, byte-reproducible CPU mode (before torch loads).
 reproducible.apply(True)
+reproducible.flush_denormals()      # as every stage does, before torch starts its threads
 
 ROOT = Path(__file__).resolve().parents[1]
 # the benchmark data beside the checkout (../shared/data), or where $MYGO_SHARED_DATA says

@@ -1,8 +1,19 @@
-"""Which device a stage runs on: `auto` takes CUDA when present (under torchrun, the rank's own
-GPU, set by mygo.distributed.init_from_env)."""
+"""Which device a stage runs on, and whether it computes in bf16.
+
+`auto` takes CUDA when present (under torchrun, the rank's own GPU, set by
+mygo.distributed.init_from_env). bf16 autocast (`train.amp`, `evaluate.amp`) runs on CUDA and
+on CPUs that compute bf16 natively (AVX512-BF16 or AMX), in the fast CPU mode only: the pinned
+mode (`reproducible: true`) runs AVX2 kernels, where bf16 is emulated and slower than float32,
+and its bytes must not depend on the CPU's bf16 units.
+"""
 from __future__ import annotations
 
+import logging
+import os
+
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(name: str) -> torch.device:
@@ -14,3 +25,34 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device is {name!r} but CUDA is not available")
     return torch.device(name)
+
+
+def cpu_bf16_units() -> str | None:
+    """The CPU's native bf16 instructions ('AMX' or 'AVX512-BF16'), or None."""
+    probes = (("AMX", "_is_amx_tile_supported"), ("AVX512-BF16", "_is_avx512_bf16_supported"))
+    for label, probe in probes:
+        check = getattr(torch.cpu, probe, None)
+        if check is not None and check():
+            return label
+    return None
+
+
+def use_bf16(requested: bool, device: torch.device, what: str = "train.amp") -> bool:
+    """Whether `what` (an amp param set to `requested`) runs under bf16 autocast on `device`;
+    logs the decision on CPU."""
+    if not requested:
+        return False
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    units = cpu_bf16_units()
+    if os.environ.get("MYGO_REPRODUCIBLE") == "1":
+        log.info("%s: float32 (reproducible: true pins AVX2 kernels; `reproducible: false` allows bf16%s)",
+                 what, f" on this CPU's {units}" if units else "")
+        return False
+    if units is None:
+        log.info("%s: float32 (this CPU has no native bf16 instructions)", what)
+        return False
+    log.info("%s: bf16 autocast on this CPU's %s", what, units)
+    return True

@@ -90,13 +90,19 @@ def queries_both_directions(triples: np.ndarray) -> dict[str, np.ndarray]:
 
 @torch.no_grad()
 def compute_ranks(model, triples: np.ndarray, filters: KnownAnswers | list[np.ndarray], batch_size: int = 1024,
-                  device: torch.device | str = "cpu", progress: bool = True) -> dict[str, np.ndarray]:
+                  device: torch.device | str = "cpu", progress: bool = True, amp: bool = False) -> dict[str, np.ndarray]:
     """Filtered ranks for both directions of every triple; entity embeddings computed once.
 
-    `filters`: the known answers to set aside, or the triples to build them from.
+    `filters`: the known answers to set aside, or the triples to build them from. `amp`: the
+    encoders under bf16 autocast (mygo.device.use_bf16 decides where); scores stay float32.
     """
     model.eval()
     device = torch.device(device)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+        return _ranks(model, triples, filters, batch_size, device, progress)
+
+
+def _ranks(model, triples, filters, batch_size, device, progress) -> dict[str, np.ndarray]:
     if not isinstance(filters, KnownAnswers):
         filters = KnownAnswers(filters)
     q = queries_both_directions(triples)

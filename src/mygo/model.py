@@ -224,6 +224,11 @@ class TuckER(nn.Module):
         # Core dropout acts on each query's own d x d matrix, so training with it materialises them.
         y = self.contract(x, relation, materialise=self.training and self.drop_core.p > 0)
         y = self.drop_hidden(self._norm(self.bn1, y))                        # (B, d)
+        if not self.training and torch.is_autocast_enabled(y.device.type):
+            # Ranking under bf16 autocast: the scores themselves in float32, or bf16's 8-bit
+            # mantissa would tie near scores.
+            with torch.autocast(y.device.type, enabled=False):
+                return y.float() @ entity_emb.float().t()
         return y @ entity_emb.t()                                            # (B, N)
 
     def contract(self, x: torch.Tensor, relation: torch.Tensor, materialise: bool) -> torch.Tensor:

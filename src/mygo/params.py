@@ -206,7 +206,8 @@ class TrainParams(Section):
     SECTION = "train"
     device: str = param("auto", "auto (CUDA when present), cpu, cuda or cuda:N", check=is_device,
                         allowed=DEVICE_HELP)
-    amp: bool = param(True, "bf16 autocast on CUDA")
+    amp: bool = param(True, "bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX) when "
+                      "reproducible is false (mygo.device)")
     compile: bool = param(False, "torch.compile the model's parts: for long runs (the first steps compile)")
     seed: int = param(2024, "seed of the initial weights, the data order and dropout")
     epochs: int = param(80, "epochs to train", ge=1)
@@ -238,6 +239,8 @@ class EvaluateParams(Section):
     device: str = param("auto", "auto (CUDA when present), cpu, cuda or cuda:N", check=is_device,
                         allowed=DEVICE_HELP)
     batch_size: int = param(1024, "queries per batch", ge=1)
+    amp: bool = param(False, "bf16 autocast of the encoders where train.amp would use it; scores stay "
+                      "float32 (bf16 would tie them)")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,13 @@ capped at AVX2, and one intra-op thread, whatever the machine and the user's she
 
 `apply()` must run before torch is imported: the stage commands (`mygo.cli`) call it right after
 parsing their arguments.
+
+In both modes denormal floats (magnitudes below 1.2e-38) are flushed to zero on the CPU
+(`flush_denormals`): a softmax over thousands of entities gives gradients that small, and a
+matrix product whose worker threads meet them runs up to 100x slower (a DB15K step: 15.3 s ->
+11.5 s, docs/benchmarks.md). Worker threads inherit the setting only when it is made before
+torch starts its thread pool, so it is made right after torch loads. MYGO_KEEP_DENORMALS=1 keeps
+them (IEEE gradual underflow, as torch's default).
 """
 from __future__ import annotations
 
@@ -66,10 +73,22 @@ def apply(enabled: bool) -> dict[str, str]:
     return dict(PINNED_ENV)
 
 
-def check() -> str:
-    """After torch loaded: log the mode in one line; warn when the pinned kernels are not the ones
-    in use (a CPU without AVX2 cannot give the committed bytes). Returns torch's CPU capability."""
+def flush_denormals() -> bool:
+    """Flush denormals to zero (FTZ and DAZ) in this thread and in the threads torch starts later;
+    call it before torch's first parallel operation. False where the CPU cannot, or when
+    MYGO_KEEP_DENORMALS=1."""
     import torch
+    if os.environ.get("MYGO_KEEP_DENORMALS") == "1":
+        return False
+    return bool(torch.set_flush_denormal(True))
+
+
+def check() -> str:
+    """After torch loaded: flush denormals (`flush_denormals`), log the mode in one line; warn when
+    the pinned kernels are not the ones in use (a CPU without AVX2 cannot give the committed
+    bytes). Returns torch's CPU capability."""
+    import torch
+    flush_denormals()
     capability = torch.backends.cpu.get_cpu_capability()
     if os.environ.get("MYGO_REPRODUCIBLE") == "0":
         log.info("reproducible: false: this CPU's fastest kernels (%s), %d threads; results differ "

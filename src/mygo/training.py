@@ -18,7 +18,7 @@ import torch
 
 from mygo import distributed
 from mygo.config import is_out_of_memory
-from mygo.device import pick_device
+from mygo.device import pick_device, use_bf16
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, first_line, load_torch, save_torch
 from mygo.memory import choose_encoder_chunk
@@ -145,7 +145,7 @@ class Trainer:
                  plots_dir: str | Path | None = None, progress: bool = True, live=None):
         self.model, self.config, self.train_triples = model, config, train_triples
         self.device = pick_device(config.device)
-        self.use_amp = config.amp and self.device.type == "cuda"
+        self.use_amp = use_bf16(config.amp, self.device)
         model.to(self.device)
         if config.memory_budget_gb and not model.config.encoder_chunk and hasattr(model, "set_encoder_chunk"):
             chunk = choose_encoder_chunk(model, config.memory_budget_gb, config.batch_size, config.contrastive_size,

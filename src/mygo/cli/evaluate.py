@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 def run(args) -> None:
     from mygo.checkpoint import check_fingerprint, load_checkpoint
     from mygo.config import is_out_of_memory
-    from mygo.device import pick_device
+    from mygo.device import pick_device, use_bf16
     from mygo.evaluation import compute_ranks, metrics_from_ranks
     from mygo.folders import KGFolder
     from mygo.io import first_line, write_json
@@ -34,7 +34,8 @@ def run(args) -> None:
     splits = kg.splits()
     relation_names = kg.relation_names()       # as in the raw data, spelled as predict accepts them
     try:
-        ranks = compute_ranks(model, splits[args.split], list(splits.values()), config.batch_size, device)
+        ranks = compute_ranks(model, splits[args.split], list(splits.values()), config.batch_size, device,
+                              amp=use_bf16(config.amp, device, "evaluate.amp"))
     except (MemoryError, RuntimeError) as err:
         if not is_out_of_memory(err):
             raise

@@ -38,11 +38,13 @@ class Job:
     switches: tuple
     seed: int
     trained: bool = True
+    amp: bool | None = None          # train.amp for this run (None: the params')
 
 
 def _worker_init() -> None:
     from mygo import reproducible
     reproducible.apply(True)
+    reproducible.flush_denormals()          # as the stages do
 
 
 def run_job(job: Job, args: argparse.Namespace) -> dict:
@@ -69,7 +71,7 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
         folder = EntityTokensFolder(Path(tmp) / "tokens")
         folder.write(selection.table, selection.visual_table, selection.text_table, selection.summary)
         tokens = folder.read(len(names))
-    config = dataclasses.replace(params.train, seed=job.seed)
+    config = dataclasses.replace(params.train, seed=job.seed, **({} if job.amp is None else {"amp": job.amp}))
     model = build_model({**dataclasses.asdict(config.model), **dict(job.switches)}, len(names), len(relations),
                         tokens, seed=job.seed, ops=fast.ops())
     splits = kg.splits()

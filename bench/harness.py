@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mygo import reproducible  # noqa: E402
 from mygo.evaluation import compute_ranks  # noqa: E402
+from mygo.memory import reuse_freed_memory  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
 from mygo import fast  # noqa: E402
 from mygo.model import ModelConfig, MyGO  # noqa: E402
@@ -107,6 +108,10 @@ SCENARIOS = {
     "step_no_contrastive": "training step, mu = 0",
     "step_torch_dropout": "training step with torch's own dropout (bernoulli_ masks, unfused core dropout): the before",
     "step_torch_attention": "training step with nn.MultiheadAttention's sequence-first self-attention: the before",
+    "step_denormals": "training step with denormals kept (MYGO_KEEP_DENORMALS=1): the before of flushing them",
+    "step_system_allocator": "training step with freed memory returned to the system (train.reuse_memory: false): the before",
+    "step_all_slots": "training step with the all-entity pass's last layer computed for every slot: the before of [ENT] only",
+    "step_unfolded": "training step with the FFN's ReLU, dropout and scales as separate passes: the before of folding",
     "step_before": "training step as the reference code: contrastive pass over all N, padded slots kept",
     "step_no_visual": "training step, no images (all visual slots padded), padded slots skipped",
     "step_no_visual_before": "training step, no images, padded slots kept",
@@ -115,7 +120,8 @@ SCENARIOS = {
     "step_fp32": "training step in float32 without TF32 (on CUDA; `step` uses bf16 autocast there)",
     "step_tf32": "training step in float32 with TF32 matmuls (CUDA)",
     "step_max_autotune": "training step, torch.compile(mode='max-autotune') (CUDA; CUDA graphs where they apply)",
-    "eval": "full filtered test evaluation, both directions, batched",
+    "eval": "full filtered test evaluation, both directions, batched; its parts and matrix FLOP",
+    "eval_amp": "full filtered test evaluation with the encoders under bf16 autocast (evaluate.amp; scores float32)",
     "eval_loop": "evaluation as the reference code: one query at a time (timed on 500 queries, scaled)",
     "breakdown": "forward time of each part of a training step",
     "epoch": "whole training epochs (every batch of the shuffled train split)",
@@ -126,7 +132,8 @@ SCENARIOS = {
 # Not by default: a DB15K epoch is long on CPU, and bf16 autocast is what `step` already does on
 # CUDA while on a CPU without bf16 units it is many times slower than float32.
 DEFAULT_SCENARIOS = [name for name in SCENARIOS
-                     if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune", "peak", "profile")]
+                     if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune", "peak", "profile",
+                                     "eval_amp")]
 CUDA_SCENARIOS = "peak,step,step_fp32,step_tf32,step_no_visual,floor,eval,breakdown,step_compiled,step_max_autotune"
 
 
@@ -168,20 +175,79 @@ class ContrastiveOverAllEntities(MyGO):
 
 
 def peak_rate(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 10) -> float:
-    """FLOP/s of a size x size x size product on random data: the mean of `repeats` timed products
-    after three untimed ones."""
+    """FLOP/s of a size x size x size product on random data: the best of `repeats` timed products
+    (each synchronised on CUDA) after three untimed ones; the best, since a peak is what the
+    machine can do, and a shared or virtual machine's other work only ever slows one down."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
     for _ in range(3):
-        a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
+        torch.mm(a, b, out=out)
+    best = float("inf")
     for _ in range(repeats):
-        a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return 2.0 * size ** 3 * repeats / (time.perf_counter() - started)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        torch.mm(a, b, out=out)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+    return 2.0 * size ** 3 / best
+
+
+def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
+    """The evaluation's work part by part, each timed on its own (the same batches as
+    compute_ranks), with the matrix FLOP of the two model parts and their products timed alone."""
+    from mygo.evaluation import KnownAnswers, queries_both_directions, rank
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    model.eval()
+    parts, flop, floor = {}, {}, {}
+    with torch.no_grad():
+        started = time.perf_counter()
+        filters = KnownAnswers(list(splits.values()))
+        parts["filter index (Python dict of known answers)"] = time.perf_counter() - started
+        sync()
+        started = time.perf_counter()
+        emb = model.entity_embeddings()
+        sync()
+        parts["entity encoder (all N)"] = time.perf_counter() - started
+        with RecordMatmuls() as recorder:
+            model.entity_embeddings()
+        floor["entity encoder (all N)"], flop["entity encoder (all N)"] = time_matmuls(recorder.calls, device)
+        q = queries_both_directions(splits["test"])
+        scoring, masks, ranking, calls = 0.0, 0.0, 0.0, []
+        for start in range(0, len(q["known"]), batch_size):
+            sl = slice(start, start + batch_size)
+            known, relation, head, target = (torch.as_tensor(q[k][sl], device=device)
+                                              for k in ("known", "relation", "predict_head", "target"))
+            sync()
+            t0 = time.perf_counter()
+            scores = model.score(emb, known, relation, head).float()
+            sync()
+            t1 = time.perf_counter()
+            mask = filters.mask(q["known"][sl], q["relation"][sl], q["predict_head"][sl], emb.shape[0]).to(device)
+            sync()
+            t2 = time.perf_counter()
+            rank(scores, target, mask)
+            sync()
+            t3 = time.perf_counter()
+            scoring, masks, ranking = scoring + t1 - t0, masks + t2 - t1, ranking + t3 - t2
+            if start == 0:
+                with RecordMatmuls() as recorder:
+                    model.score(emb, known, relation, head)
+                calls = recorder.calls
+        batches = -(-len(q["known"]) // batch_size)
+        one_floor, one_flop = time_matmuls(calls, device)           # the first (full) batch, times the batches
+        key = "triple encoder + TuckER scoring (all queries)"
+        parts[key], floor[key], flop[key] = scoring, one_floor * batches, one_flop * batches
+        parts["filter masks (B x N bool per batch)"] = masks
+        parts["tie-aware ranking"] = ranking
+    return {"eval_parts_seconds": parts, "eval_parts_gflop": {k: v / 1e9 for k, v in flop.items()},
+            "eval_parts_floor_seconds": floor, "eval_queries": len(q["known"])}
 
 
 def run_scenario(name, args) -> dict:
@@ -198,8 +264,8 @@ def run_scenario(name, args) -> dict:
             torch.backends.cuda.matmul.allow_tf32 = False
             rates["gpu"], rates["cuda"] = torch.cuda.get_device_name(device), torch.version.cuda
         else:
-            rates["fp32"] = peak_rate(device, torch.float32, size, repeats=3)
-        rates["bf16"] = peak_rate(device, torch.bfloat16, size, repeats=10 if device.type == "cuda" else 3)
+            rates["fp32"] = peak_rate(device, torch.float32, size)
+        rates["bf16"] = peak_rate(device, torch.bfloat16, size)
         return {"scenario": name, "what": SCENARIOS[name], "peak_size": size,
                 "peak_gflops": {k: v / 1e9 for k, v in rates.items() if isinstance(v, float)},
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -220,6 +286,16 @@ def run_scenario(name, args) -> dict:
     if name.endswith("_before"):
         model.entity_encoder.skip_padded_slots = False
     result = {"scenario": name, "what": SCENARIOS[name]}
+    if name == "step_all_slots":
+        encoder_class = type(model.entity_encoder)
+        full = encoder_class.forward
+        encoder_class.forward = lambda self, entities=None, ent_only=False: full(self, entities, False)
+    if name == "step_unfolded":
+        from mygo.fast.attention import BatchFirstEncoderLayer
+        BatchFirstEncoderLayer._folded = lambda self, x: False
+    if device.type == "cpu" and not (args.system_allocator or args.encoder_chunk or args.memory_budget_gb
+                                     or name == "step_system_allocator"):
+        result["reuse_memory"] = reuse_freed_memory()        # train.reuse_memory, as training does
     if args.memory_budget_gb and not args.encoder_chunk:
         from mygo.memory import choose_encoder_chunk, step_bytes
         chunk = choose_encoder_chunk(model, args.memory_budget_gb, args.batch_size, 512, preset["mu"])
@@ -260,14 +336,15 @@ def run_scenario(name, args) -> dict:
                           epoch_seconds=statistics.median(times[1:]), steps_per_epoch=steps_per_epoch,
                           median_step_seconds=statistics.median(times[1:]) / steps_per_epoch)
         elif name == "profile":
-            # One warm-up step, then one step under the profiler: each operator's self time.
+            # `--warmup` steps, then one step under the profiler: each operator's self time.
             queries = training_queries(splits["train"], "random", g)
-            step(0, queries)
+            for b in range(args.warmup):
+                step(b % steps_per_epoch, queries)
             activities = [torch.profiler.ProfilerActivity.CPU] + (
                 [torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
             started = time.perf_counter()
             with torch.profiler.profile(activities=activities) as prof:
-                step(1, queries)
+                step(args.warmup % steps_per_epoch, queries)
             elapsed = time.perf_counter() - started
             use = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
             ops = sorted(((e.key, getattr(e, use) / 1e6, e.count) for e in prof.key_averages()),
@@ -277,14 +354,15 @@ def run_scenario(name, args) -> dict:
                                              ("mm", "addmm", "bmm", "baddbmm")),
                           total_self_seconds=sum(s for _, s, _ in ops))
         elif name == "floor":
-            # One warm-up step and one recorded step, then `--steps` rounds of a timed step and its
+            # `--warmup` steps and one recorded step, then `--steps` rounds of a timed step and its
             # recorded products timed alone, interleaved so that both see the same machine state.
             queries = training_queries(splits["train"], "random", g)
-            step(0, queries)
+            for b in range(args.warmup):
+                step(b % steps_per_epoch, queries)
             with RecordMatmuls() as recorder:
-                step(1, queries)
+                step(args.warmup % steps_per_epoch, queries)
             times, floors = [], []
-            for b in range(2, args.steps + 2):
+            for b in range(args.warmup + 1, args.warmup + args.steps + 1):
                 started = time.perf_counter()
                 step(b % steps_per_epoch, queries)
                 times.append(time.perf_counter() - started)
@@ -295,20 +373,25 @@ def run_scenario(name, args) -> dict:
                           epoch_seconds=median * steps_per_epoch, floor_seconds_each=floors, floor_seconds=floor,
                           matmuls=len(recorder.calls), matmul_gflop=flop / 1e9, floor_gflops=flop / floor / 1e9,
                           step_over_floor=statistics.median([t / f for t, f in zip(times, floors)]))
-        else:                    # one warm-up step, then `--steps` timed steps
+        else:                    # `--warmup` steps, then `--steps` timed steps
             queries = training_queries(splits["train"], "random", g)
+            warmup = 0 if args.no_warmup else args.warmup
             times = [float("nan")] if args.no_warmup else []
-            for b in range(args.steps + (0 if args.no_warmup else 1)):
+            for b in range(args.steps + warmup):
                 started = time.perf_counter()
                 step(b % steps_per_epoch, queries)
                 times.append(time.perf_counter() - started)
-            result.update(warmup_seconds=times[0], step_seconds=times[1:], median_step_seconds=statistics.median(times[1:]),
-                          steps_per_epoch=steps_per_epoch,
-                          epoch_seconds=statistics.median(times[1:]) * steps_per_epoch)
-    elif name == "eval":
+            timed = times[max(warmup, 1):]
+            result.update(warmup_seconds=times[0], step_seconds=timed, median_step_seconds=statistics.median(timed),
+                          steps_per_epoch=steps_per_epoch, epoch_seconds=statistics.median(timed) * steps_per_epoch)
+    elif name in ("eval", "eval_amp"):
+        amp = name == "eval_amp"
         started = time.perf_counter()
-        compute_ranks(model, splits["test"], list(splits.values()), args.eval_batch_size, device, progress=False)
+        compute_ranks(model, splits["test"], list(splits.values()), args.eval_batch_size, device, progress=False,
+                      amp=amp)
         result["eval_seconds"] = time.perf_counter() - started
+        if name == "eval":
+            result.update(eval_parts(model, splits, args.eval_batch_size, device))
     elif name == "eval_loop":
         model.eval()
         test = splits["test"][:250]
@@ -377,6 +460,18 @@ def run_scenario(name, args) -> dict:
     return result
 
 
+def cpu_name() -> str:
+    """The CPU's model name, its vector capability as torch sees it and its native bf16 units."""
+    from mygo.device import cpu_bf16_units
+    name = platform.processor() or platform.machine()
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_bf16_units() or 'none'})"
+
+
 def seconds(value: float, decimals: int) -> str:
     """`decimals` places, or three significant digits for times under ten seconds (GPU steps)."""
     return f"{value:.{decimals}f}" if value >= 10 else f"{value:.3g}"
@@ -385,7 +480,7 @@ def seconds(value: float, decimals: int) -> str:
 def markdown(results: list[dict], meta: dict) -> str:
     lines = [f"# Benchmark: {meta['dataset']} ({meta['preset']} config)", "",
              f"Command: `{meta['command']}`", "",
-             f"Machine: {meta['machine']}; torch {meta['torch']}; {meta['threads']} threads; device {meta['device']}; "
+             f"Machine: {meta['machine']}" + (f", {meta['cpu']}" if meta.get("cpu") else "") + f"; torch {meta['torch']}; {meta['threads']} threads; device {meta['device']}; "
              f"batch {meta['batch_size']}; {meta['entities']} entities, {meta['train_triples']} train triples.", "",
              "| scenario | what | s / step | s / epoch | s / evaluation | peak RSS MiB |", "|---|---|---|---|---|---|"]
     gpu_column = any("peak_cuda_mib" in r for r in results)
@@ -418,6 +513,28 @@ def markdown(results: list[dict], meta: dict) -> str:
                 lines += ["", f"TuckER's core contraction for a batch of {meta['batch_size']} queries, eval mode:", "",
                           "| contraction | seconds |", "|---|---|"]
                 lines += [f"| {k} | {v:.3f} |" for k, v in r["tucker_contraction_seconds"].items()]
+    peak = next((r["peak_gflops"] for r in results if r["scenario"] == "peak" and "error" not in r), None)
+    for r in results:
+        if r["scenario"] == "eval" and "error" not in r and "eval_parts_seconds" in r:
+            rate = (peak or {}).get("fp32")
+            lines += ["", f"Evaluation ({r['eval_queries']} queries, {seconds(r['eval_seconds'], 1)} s), each part "
+                      "timed on its own" + (f"; at peak: the part's matrix FLOP at the peak fp32 rate "
+                                            f"({rate / 1000:.2f} TFLOP/s)" if rate else "") + ":", "",
+                      "| part | seconds | matrix GFLOP | its products timed alone, s | at peak, s | part / at peak |",
+                      "|---|---|---|---|---|---|"]
+            total_flop = 0.0
+            for k, v in r["eval_parts_seconds"].items():
+                g = r["eval_parts_gflop"].get(k)
+                total_flop += g or 0.0
+                alone = r["eval_parts_floor_seconds"].get(k)
+                at_peak = g / rate if (g and rate) else None
+                lines.append(f"| {k} | {v:.3f} | {f'{g:.0f}' if g else ''} | {f'{alone:.3f}' if alone else ''} | "
+                             f"{f'{at_peak:.3f}' if at_peak else ''} | {f'{v / at_peak:.1f}x' if at_peak else ''} |")
+            if rate:
+                at_peak = total_flop / rate
+                lines += ["", f"The evaluation's {total_flop:.0f} GFLOP of matrix products would take {at_peak:.2f} s "
+                          f"at the peak fp32 rate; the evaluation ({r['eval_seconds']:.2f} s) is "
+                          f"**{r['eval_seconds'] / at_peak:.1f}x** that."]
     for r in results:
         if r["scenario"] == "profile" and "error" not in r:
             lines += ["", f"Profile of one step ({seconds(r['profiled_step_seconds'], 2)} s under the profiler; "
@@ -430,7 +547,6 @@ def markdown(results: list[dict], meta: dict) -> str:
             chunk = f"entities encoded {r['encoder_chunk']} at a time" if r["encoder_chunk"] else "one encoder pass"
             lines += ["", f"{r['scenario']}: memory budget {r['memory_budget_gb']:g} GiB -> {chunk}; estimated peak "
                       f"{r['estimated_peak_mib']:.0f} MiB, measured peak RSS {r['peak_rss_mib']:.0f} MiB."]
-    peak = next((r["peak_gflops"] for r in results if r["scenario"] == "peak" and "error" not in r), None)
     if peak:
         size = next(r["peak_size"] for r in results if r["scenario"] == "peak")
         lines += ["", f"Peak matrix rate ({size} x {size} x {size} product on random data): " +
@@ -457,8 +573,9 @@ def markdown(results: list[dict], meta: dict) -> str:
     if any(r.get("warmup_seconds") != r.get("warmup_seconds") for r in results):
         lines += ["", "--no-warmup: the first step is the timed one (it includes one-off allocation costs)."]
     if warmups:
-        lines += ["", "Warm-up step (not timed above; includes compiling for step_compiled): " + ", ".join(warmups) + "."]
-    lines += ["", "s / epoch = median s / step (after one warm-up step) x steps per epoch; for the `epoch` "
+        lines += ["", f"First warm-up step (not timed above; {meta.get('warmup', 1)} in all; includes compiling for "
+                  "step_compiled): " + ", ".join(warmups) + "."]
+    lines += ["", "s / epoch = median s / step (after the warm-up steps) x steps per epoch; for the `epoch` "
               "scenario, the median of whole timed epochs after one warm-up epoch."]
     return "\n".join(lines) + "\n"
 
@@ -478,6 +595,8 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, help="number of entities of a random graph")
     parser.add_argument("--preset", default="db15k", choices=sorted(PRESETS))
     parser.add_argument("--steps", type=int, default=3, help="timed steps per step scenario (after a warm-up step)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps before the timed ones (step, floor "
+                        "and profile scenarios; the first steps also grow the process's heap to its steady size)")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs of the epoch scenario (after a warm-up epoch)")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--eval-batch-size", type=int, default=1024)
@@ -501,6 +620,8 @@ def main() -> None:
                         "(default 8192 on CUDA, 2048 on CPU)")
     parser.add_argument("--out", help="output prefix (writes .json and .md)")
     parser.add_argument("--render", metavar="JSON", help="rewrite the .md beside a results .json from it (no runs)")
+    parser.add_argument("--system-allocator", action="store_true", help="train.reuse_memory: false (freed "
+                        "memory goes back to the system after each step: the before)")
     parser.add_argument("--reproducible", action="store_true", help="the pipeline's pinned CPU mode (param "
                         "reproducible: AVX2 kernels, MKL CBWR, one thread) in every scenario")
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
@@ -529,8 +650,9 @@ def main() -> None:
     for name in args.scenarios.split(","):
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
+            env = {**os.environ, "MYGO_KEEP_DENORMALS": "1"} if name == "step_denormals" else None
             proc = subprocess.run([sys.executable, __file__, *forwarded, "--scenario", name], capture_output=True,
-                                  text=True, timeout=args.scenario_timeout or None)
+                                  text=True, timeout=args.scenario_timeout or None, env=env)
         except subprocess.TimeoutExpired:
             results.append({"scenario": name, "what": SCENARIOS[name], "peak_rss_mib": float("nan"),
                             "error": f"timed out after {args.scenario_timeout:g} s (--scenario-timeout)"})
@@ -545,9 +667,9 @@ def main() -> None:
         print(f"  {json.dumps({k: v for k, v in results[-1].items() if k not in ('what',)})}", file=sys.stderr)
     ok = [r for r in results if "error" not in r and "dataset" in r]
     meta = {"command": "python bench/harness.py " + " ".join(forwarded), "machine": f"{platform.machine()} "
-            f"{platform.processor() or ''} {os.cpu_count()} cpus".strip(), "torch": torch.__version__,
+            f"{platform.processor() or ''} {os.cpu_count()} cpus".strip(), "cpu": cpu_name(), "torch": torch.__version__,
             "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "reproducible": bool(args.reproducible), "device": args.device, "batch_size": args.batch_size, "preset": args.preset,
+            "reproducible": bool(args.reproducible), "warmup": args.warmup, "device": args.device, "batch_size": args.batch_size, "preset": args.preset,
             "dataset": ok[0]["dataset"] if ok else Path(args.dataset or f"synthetic-{args.synthetic}").name,
             "entities": ok[0]["entities"] if ok else (args.synthetic or "?"),
             "train_triples": ok[0]["train_triples"] if ok else (5 * args.synthetic if args.synthetic else "?")}

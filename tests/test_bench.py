@@ -81,6 +81,30 @@ def test_harness_peak_rate_and_the_step_against_it(tmp_path):
     assert "| step | training step, contrastive loss on (mu > 0) | failed: timed out after 0.5 s" in text
 
 
+def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
+    """The evaluation's parts with their FLOP against the peak, a profiled step, and the befores of
+    the CPU changes (denormals kept, memory returned, dropout unfolded) as rows of one run."""
+    saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--eval-batch-size", "16",
+                      "--steps", "1", "--peak-size", "128",
+                      "--scenarios", "peak,eval,eval_amp,profile,step_denormals,step_system_allocator,step_unfolded,step_all_slots",
+                      tmp_path=tmp_path)
+    by_name = {r["scenario"]: r for r in saved["results"]}
+    assert not [r for r in saved["results"] if "error" in r]
+    parts = by_name["eval"]["eval_parts_seconds"]
+    assert len(parts) == 5 and all(v >= 0 for v in parts.values())
+    gflop = by_name["eval"]["eval_parts_gflop"]
+    assert set(gflop) == {"entity encoder (all N)", "triple encoder + TuckER scoring (all queries)"}
+    assert all(v > 0 for v in gflop.values()) and by_name["eval"]["eval_queries"] == 2 * (40 - 40 // 2)   # both directions of the test split
+    total = sum(gflop.values()) / by_name["peak"]["peak_gflops"]["fp32"]
+    assert f"would take {total:.2f} s at the peak fp32 rate" in text
+    assert by_name["eval_amp"]["eval_seconds"] > 0
+    ops = dict((k, s) for k, s, _ in by_name["profile"]["ops"])
+    assert "aten::mm" in ops and by_name["profile"]["matmul_seconds"] <= by_name["profile"]["total_self_seconds"]
+    assert "| aten::mm |" in text
+    assert by_name["step_system_allocator"].get("reuse_memory") is None and by_name["step_unfolded"]["reuse_memory"]
+    assert "native bf16:" in saved["meta"]["cpu"]
+
+
 def test_seconds_keep_three_digits_for_gpu_times():
     from harness import seconds
     assert [seconds(v, 0) for v in (1150.4, 25.6, 1.318, 0.0339)] == ["1150", "26", "1.32", "0.0339"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mygo.fast.dropout import Dropout, core_dropout_contract, dropout, keep_mask, kept_fraction
+from mygo.fast.dropout import Dropout, core_dropout_contract, dropout, keep_mask, kept_fraction, relu_dropout_unscaled
 
 
 @pytest.mark.parametrize("p", [0.01, 0.1, 0.4, 0.5, 0.9])
@@ -140,3 +140,54 @@ def test_core_dropout_contract_without_dropout_is_the_plain_contraction():
     keep = keep_mask((4, 3, 3), 0.5).float() / kept_fraction(0.5)
     torch.testing.assert_close(y, torch.einsum("bj,bi,ijk,bjk->bk", x, r, core, keep))
     assert not torch.allclose(y, F.dropout(expected, 0.0))
+
+
+@pytest.mark.parametrize("p", [0.0, 0.01, 0.3])
+def test_folded_dropout_scales_equal_the_plain_layer(monkeypatch, p):
+    """The CPU layer with its dropout scales folded into the linear layers and ReLU + dropout in one
+    masked pass: the same outputs and gradients as dropout applied to the activations, with the
+    same masks (the same draws in the same order)."""
+    from mygo.fast.attention import BatchFirstEncoderLayer
+    torch.manual_seed(0)
+    layer = BatchFirstEncoderLayer(16, 2, 32, dropout=p, batch_first=True)
+    layer.dropout, layer.dropout1, layer.dropout2 = (Dropout(p) for _ in range(3))
+    layer.train()
+    x = torch.randn(5, 7, 16)
+    padded = torch.rand(5, 7) < 0.3
+    padded[:, 0] = False
+    results = []
+    for folded in (True, False):
+        monkeypatch.setattr(BatchFirstEncoderLayer, "_folded", lambda self, x, folded=folded: folded)
+        layer.zero_grad()
+        leaf = x.clone().requires_grad_()
+        torch.manual_seed(1)
+        out = layer(leaf, src_key_padding_mask=padded)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append([out.detach(), leaf.grad] + [q.grad.clone() for q in layer.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_folds_only_on_cpu_with_the_fast_dropout():
+    from mygo.fast.attention import BatchFirstEncoderLayer
+    layer = BatchFirstEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True)
+    x = torch.randn(2, 3, 8)
+    assert not layer._folded(x)                        # torch's nn.Dropout modules
+    layer.dropout, layer.dropout1, layer.dropout2 = (Dropout(0.1) for _ in range(3))
+    assert layer._folded(x)
+
+
+def test_relu_dropout_unscaled_values_and_gradcheck():
+    h = torch.randn(6, 9, dtype=torch.float64)
+    torch.manual_seed(3)
+    out = relu_dropout_unscaled(h.clone(), 0.4)
+    torch.manual_seed(3)
+    keep = keep_mask(h.shape, 0.4)
+    torch.testing.assert_close(out, torch.relu(h) * keep)
+
+    def fn(x):
+        torch.manual_seed(3)
+        return relu_dropout_unscaled(x * 1.0, 0.4)     # a fresh activation, as the layer passes
+
+    leaf = torch.randn(4, 5, dtype=torch.float64).add_(0.05 * torch.sign(torch.randn(4, 5, dtype=torch.float64)))
+    assert torch.autograd.gradcheck(fn, [leaf.requires_grad_()])

@@ -328,3 +328,40 @@ def test_encoder_layer_attention_dropout_is_applied():
     assert not torch.allclose(train_a, train_b) and not torch.allclose(train_a, plain)
     layer.self_attn.dropout = 0.0
     torch.testing.assert_close(layer.train()(x), plain, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernels", ["fast", "plain"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_ent_only_pass_equals_slicing_the_full_output(kernels, layers):
+    """The all-entity pass computes only the [ENT] slot in the last layer: the same outputs and
+    gradients as slicing the full pass (train mode without dropout, and eval mode)."""
+    no_dropout = dict(emb_dropout=0.0, vis_dropout=0.0, txt_dropout=0.0, attn_dropout=0.0)
+    for mode in ("train", "eval"):
+        results = []
+        for ent_only in (True, False):
+            model = tiny_model(kernels=kernels, num_layer_enc=layers, **no_dropout)
+            getattr(model, mode)()
+            entities = torch.tensor([0, 3, 5, 6])
+            out, mask = model.entity_encoder(entities, ent_only=ent_only)
+            ent = out[:, 0]
+            (ent * torch.linspace(-1, 1, ent.numel()).view_as(ent)).sum().backward()
+            results.append([ent.detach()] + [p.grad.clone() if p.grad is not None else torch.zeros_like(p)
+                                             for p in model.parameters()])
+            if ent_only:
+                assert out.shape == (4, 1, model.config.dim)
+        for a, b in zip(*results):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_entity_embeddings_use_the_ent_only_pass(monkeypatch):
+    model = tiny_model()
+    seen = []
+    original = type(model.entity_encoder).forward
+
+    def spy(self, entities=None, ent_only=False):
+        seen.append(ent_only)
+        return original(self, entities, ent_only)
+
+    monkeypatch.setattr(type(model.entity_encoder), "forward", spy)
+    model.entity_embeddings()
+    assert seen == [True]

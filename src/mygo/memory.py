@@ -28,14 +28,32 @@ CPU_RUNTIME_BYTES = 512 * 2**20   # the process itself on CPU (interpreter, torc
 ACTIVATION_FACTOR = 1.25          # saved activations plus the gradients backward builds beside them
 
 
-def _libc_malloc_trim():
+def _libc(name: str):
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):          # not glibc: nothing to call
         return None
 
 
-_MALLOC_TRIM = _libc_malloc_trim() if sys.platform.startswith("linux") else None
+_MALLOC_TRIM = _libc("malloc_trim") if sys.platform.startswith("linux") else None
+_MALLOPT = _libc("mallopt") if sys.platform.startswith("linux") else None
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4       # glibc's mallopt parameters
+
+
+def reuse_freed_memory() -> bool:
+    """Keep freed memory in the process for the next allocation of its size (glibc; False
+    elsewhere, where nothing changes).
+
+    glibc serves every allocation over 32 MiB with a fresh mmap and unmaps it when freed, so each
+    training step's large tensors (the encoder's (N, L, 4d) FFN activations, TuckER's (B, d, d)
+    matrices) come back as new pages the kernel must fault in and zero, step after step. With
+    mmap off and the heap never trimmed, the second step on reuses the first step's pages: a
+    DB15K step on CPU 10.9 s -> 6.6 s, peak RSS 5.9 -> 9.1 GiB (docs/benchmarks.md). The price is
+    that memory: use it when one encoder pass fits (`train.reuse_memory`; the memory-budgeted,
+    chunked encoder trims the heap instead)."""
+    if _MALLOPT is None:
+        return False
+    return bool(_MALLOPT(M_MMAP_MAX, 0)) and bool(_MALLOPT(M_TRIM_THRESHOLD, -1))   # -1: never trim
 
 
 def release_free_memory() -> None:
@@ -116,4 +134,4 @@ def choose_encoder_chunk(model, budget_gb: float, batch_size: int, contrastive_s
     return chunk
 
 
-__all__ = ["release_free_memory", "saved_bytes_per_entity", "step_bytes", "choose_encoder_chunk"]
+__all__ = ["release_free_memory", "reuse_freed_memory", "saved_bytes_per_entity", "step_bytes", "choose_encoder_chunk"]

@@ -94,6 +94,26 @@ class Losses:
         return self.kgc + self.contrastive
 
 
+def first_slot(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+    """A post-norm ReLU encoder layer's output at slot 0 only: x (E, L, d), padded (E, L) bool,
+    True = padded key -> (E, 1, d). Slot 0's query attends over every slot's keys and values; the
+    other slots' queries, attention outputs and feed-forward passes, which slot 0's output does
+    not depend on, are not computed. The layer's own parameters and dropout modules."""
+    attn = layer.self_attn
+    E, L, d = x.shape
+    h = attn.num_heads
+    w, b = attn.in_proj_weight, attn.in_proj_bias
+    q = F.linear(x[:, 0], w[:d], b[:d]).view(E, h, 1, d // h)                         # (E, h, 1, d/h)
+    k, v = F.linear(x, w[d:], b[d:]).view(E, L, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)  # (E, h, L, d/h)
+    mask = torch.zeros(E, 1, 1, L, dtype=q.dtype, device=x.device).masked_fill_(padded.view(E, 1, 1, L),
+                                                                                 float("-inf"))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                         dropout_p=attn.dropout if layer.training else 0.0)   # (E, h, 1, d/h)
+    y = layer.norm1(x[:, :1] + layer.dropout1(F.linear(out.reshape(E, 1, d), attn.out_proj.weight,
+                                                        attn.out_proj.bias)))                   # (E, 1, d)
+    return layer.norm2(y + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(y))))))
+
+
 def _transformer(config: ModelConfig, num_layers: int, ops: Ops) -> nn.TransformerEncoder:
     """Post-norm ReLU transformer layers, batch first; their dropouts are ops.dropout."""
     layer = ops.encoder_layer(config.dim, config.num_head, config.hidden_dim, dropout=config.attn_dropout,
@@ -137,11 +157,14 @@ class CrossModalEntityEncoder(nn.Module):
         for p in (self.ent_token, self.structure, self.bias_str, self.bias_vis, self.bias_txt):
             nn.init.xavier_uniform_(p.view(-1, d))
 
-    def forward(self, entities: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, entities: torch.Tensor | None = None, ent_only: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode `entities` (E,) long, or all N when None.
 
         Returns outputs (E, 2 + m + n, d) and the key mask (E, 2 + m + n), True = real slot.
-        Slot order: [ENT], structure, m visual, n text.
+        Slot order: [ENT], structure, m visual, n text. With `ent_only`, the outputs are the
+        [ENT] slot's alone, (E, 1, d): the last layer then computes only that slot (its queries,
+        attention output and feed-forward), keys and values still from every slot. The same
+        numbers as slicing the full output, at a fraction of the last layer's work.
         """
         if entities is None:
             entities = torch.arange(self.config.num_entities, device=self.structure.device)
@@ -164,13 +187,25 @@ class CrossModalEntityEncoder(nn.Module):
                           self.visual_mask[entities], self.text_mask[entities]], dim=1)  # (E, L)
         active = mask.any(0)                                                          # (L,)
         if bool(active.all()) or not self.skip_padded_slots:
-            return self.encoder(sequence, src_key_padding_mask=~mask), mask
+            return self._encode(sequence, ~mask, ent_only), mask
         # Slots padded for every entity in the batch (e.g. all visual slots when there are no
         # images) are dropped before attention: masked keys contribute nothing, so the outputs
         # of the other slots are unchanged and the encoder runs on a shorter sequence.
         keep = active.nonzero().squeeze(1)                                            # (L',)
-        encoded = self.encoder(sequence.index_select(1, keep), src_key_padding_mask=~mask.index_select(1, keep))
+        encoded = self._encode(sequence.index_select(1, keep), ~mask.index_select(1, keep), ent_only)
+        if ent_only:                                                                  # [ENT] is always kept
+            return encoded, mask
         return sequence.new_zeros(sequence.shape).index_copy(1, keep, encoded), mask
+
+    def _encode(self, sequence: torch.Tensor, padded: torch.Tensor, ent_only: bool) -> torch.Tensor:
+        """The transformer layers over (E, L, d) with padded keys (E, L); with `ent_only`, the last
+        layer for slot 0 alone -> (E, 1, d)."""
+        if not ent_only:
+            return self.encoder(sequence, src_key_padding_mask=padded)
+        layers = self.encoder.layers
+        for layer in layers[:-1]:
+            sequence = layer(sequence, src_key_padding_mask=padded)
+        return first_slot(layers[-1], sequence, padded) if len(layers) else sequence[:, :1]
 
 
 class ContextualTripleEncoder(nn.Module):
@@ -344,7 +379,7 @@ class MyGO(nn.Module):
         """
         chunk = self.config.encoder_chunk
         if not chunk or len(entities) <= chunk:
-            return self.entity_encoder(entities)[0][:, 0]
+            return self.entity_encoder(entities, ent_only=True)[0][:, 0]
         parts = []
         for part in entities.split(chunk):
             if torch.is_grad_enabled():
@@ -356,7 +391,7 @@ class MyGO(nn.Module):
     def _encode_ent(self, entities: torch.Tensor) -> torch.Tensor:
         if self.ops.before_chunk is not None:
             self.ops.before_chunk(entities.device)     # e.g. give the previous chunk's freed heap back
-        return self.entity_encoder(entities)[0][:, 0]
+        return self.entity_encoder(entities, ent_only=True)[0][:, 0]
 
     def score(self, entity_emb: torch.Tensor, known: torch.Tensor, relation: torch.Tensor,
               predict_head: torch.Tensor) -> torch.Tensor:
@@ -416,4 +451,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ModelConfig", "Ops", "Losses", "MyGO", "CrossModalEntityEncoder", "ContextualTripleEncoder", "TuckER",
-           "contract", "info_nce", "masked_mean", "count_parameters"]
+           "contract", "first_slot", "info_nce", "masked_mean", "count_parameters"]

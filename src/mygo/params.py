@@ -228,6 +228,9 @@ class TrainParams(Section):
     checkpoint_every: int = param(1, "epochs between resume states", ge=1)
     checkpoint_minutes: float = param(10.0, "also save the resume state mid-epoch after this many minutes; "
                                       "0 = never", ge=0)
+    reuse_memory: bool = param(True, "CPU: keep freed memory for the next step's tensors instead of returning it "
+                               "to the system (faster steps, higher peak RSS; mygo.memory.reuse_freed_memory); "
+                               "not with an encoder chunk")
     memory_budget_gb: float = param(0.0, "GiB per training process: with model.encoder_chunk 0, picks the "
                                     "encoder chunk that fits (mygo.memory); 0 = no budget", ge=0)
     model: ModelParams = field(default_factory=ModelParams, metadata={"help": "the model (below)"})

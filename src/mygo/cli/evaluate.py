@@ -26,11 +26,16 @@ def run(args) -> None:
     from mygo.io import first_line, write_json
     from mygo.params import load_params
 
-    config = load_params(args.params).evaluate
+    from mygo.memory import reuse_freed_memory
+
+    params = load_params(args.params)
+    config = params.evaluate
     device = pick_device(config.device)
     kg = KGFolder(args.kg_dir)
     model, checkpoint = load_checkpoint(args.model_path, device)
     check_fingerprint(checkpoint, args.model_path, kg.path)
+    if device.type == "cpu" and params.train.reuse_memory and not model.config.encoder_chunk:
+        reuse_freed_memory()
     splits = kg.splits()
     relation_names = kg.relation_names()       # as in the raw data, spelled as predict accepts them
     try:

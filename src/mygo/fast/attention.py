@@ -6,12 +6,19 @@ parameters and state-dict keys) whose training forward computes q, k and v as vi
 (E, L, 3d) projection and lays the heads' outputs out once: the same products and the same
 scaled_dot_product_attention call, so outputs and gradients equal torch's to float tolerance
 (tests). Outside training it is torch's layer, with its fused inference path.
+
+On CPU with mygo.fast's dropout, the three dropouts' 1 / (1 - p) scales are folded into the
+weights and bias of the linear layer before them or after them (a (d, 4d) multiply instead of a
+pass over the (E, L, 4d) activations), and the FFN's ReLU and its dropout are one masked pass
+with one bool mask kept for backward (mygo.fast.dropout.relu_dropout_unscaled).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mygo.fast.dropout import Dropout, kept_fraction, mask_unscaled, relu_dropout_unscaled
 
 
 class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
@@ -22,7 +29,23 @@ class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
                 or attn.in_proj_weight is None):
             return super().forward(src, src_mask, src_key_padding_mask, is_causal)
         x = self.norm1(src + self.self_attention(src, src_key_padding_mask))
+        if self._folded(x):
+            return self.norm2(x + self.feed_forward(x))
         return self.norm2(x + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x))))))
+
+    def _folded(self, x: torch.Tensor) -> bool:
+        """Whether the dropout scales can be folded into the linear layers (CPU, fast dropout)."""
+        return (x.device.type == "cpu" and not torch.compiler.is_compiling() and self.activation is F.relu
+                and all(type(m) is Dropout for m in (self.dropout, self.dropout1, self.dropout2)))
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """dropout2(linear2(dropout(relu(linear1(x))))) with both scales on linear2's parameters."""
+        shape, d = x.shape, x.shape[-1]
+        scale, scale2 = 1.0 / kept_fraction(self.dropout.p), 1.0 / kept_fraction(self.dropout2.p)
+        # 2-D, so that the in-place masks act on the products themselves, not on views of them
+        h = relu_dropout_unscaled(self.linear1(x.reshape(-1, d)), self.dropout.p)          # (E L, 4d)
+        y = F.linear(h, self.linear2.weight * (scale * scale2), self.linear2.bias * scale2)
+        return mask_unscaled(y, self.dropout2.p).view(shape)
 
     def self_attention(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
         """x (E, L, d); key_padding_mask (E, L), True or -inf = padded key -> (E, L, d)."""
@@ -39,6 +62,10 @@ class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
             mask = key_padding_mask.view(E, 1, 1, L).to(q.dtype)                              # added to (E, h, L, L)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=attn.dropout if self.training else 0.0)
         out = out.transpose(1, 2).reshape(E, L, d)                                            # (E, L, d)
+        if self._folded(x):
+            scale = 1.0 / kept_fraction(self.dropout1.p)
+            y = F.linear(out.view(E * L, d), attn.out_proj.weight * scale, attn.out_proj.bias * scale)
+            return mask_unscaled(y, self.dropout1.p).view(E, L, d)
         return self.dropout1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))
 
 

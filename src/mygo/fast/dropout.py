@@ -38,20 +38,80 @@ def kept_fraction(p: float) -> float:
     return round((1.0 - p) * 2**16) / 2**16
 
 
+def _as_float(keep: torch.Tensor, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
+    """A bool keep-mask as 0 / `scale` floats. Multiplying by it is a branch-free vectorised pass;
+    masked_fill_ or where with a random bool mask branch on every element and run several times
+    slower on CPU (docs/benchmarks.md)."""
+    out = keep.to(dtype)
+    return out.mul_(scale) if scale != 1.0 else out
+
+
 class _MaskedScale(torch.autograd.Function):
-    """x with the `drop` entries zeroed, times scale; the bool mask (not a float copy) is kept
-    for backward."""
+    """x times the `keep` mask times scale; the bool mask (not a float copy) is kept for backward."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, drop: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.save_for_backward(drop)
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(keep)
         ctx.scale = scale
-        return torch.where(drop, 0.0, x).mul_(scale)
+        return x * _as_float(keep, x.dtype, scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (drop,) = ctx.saved_tensors
-        return torch.where(drop, 0.0, grad).mul_(ctx.scale), None, None
+        (keep,) = ctx.saved_tensors
+        return grad * _as_float(keep, grad.dtype, ctx.scale), None, None
+
+
+class _ReluDropout(torch.autograd.Function):
+    """relu(h) times the `keep` mask, in place on h and without the 1 / (1 - p) scale (the caller
+    folds it into the next layer's weights). The output, which the next layer keeps anyway,
+    serves backward: its positive entries are where both relu and the mask let the gradient
+    through (its sign, a float pass, is that 0 / 1 mask)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        h.relu_().mul_(_as_float(keep, h.dtype))
+        ctx.mark_dirty(h)
+        ctx.save_for_backward(h)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (out,) = ctx.saved_tensors
+        return grad * out.sign(), None
+
+
+class _MaskInPlace(torch.autograd.Function):
+    """y times the `keep` mask in place, unscaled (the scale is folded into the weights that made
+    y); the bool mask is kept for backward."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        y.mul_(_as_float(keep, y.dtype))
+        ctx.mark_dirty(y)
+        ctx.save_for_backward(keep)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (keep,) = ctx.saved_tensors
+        return grad * _as_float(keep, grad.dtype), None
+
+
+def relu_dropout_unscaled(h: torch.Tensor, p: float) -> torch.Tensor:
+    """relu(h) with dropout p but without its 1 / kept_fraction(p) scale, in place on h: a fresh
+    activation that is no view (e.g. a 2-D linear layer's output). Unscaled, so only for CPU
+    callers that fold the scale into the next linear layer (mygo.fast.attention)."""
+    if p == 0.0:
+        return F.relu(h)
+    return _ReluDropout.apply(h, keep_mask(h.shape, p, h.device))
+
+
+def mask_unscaled(y: torch.Tensor, p: float) -> torch.Tensor:
+    """y with dropout p's mask but without its scale, in place (the scale folded upstream; y a
+    fresh activation that is no view)."""
+    if p == 0.0:
+        return y
+    return _MaskInPlace.apply(y, keep_mask(y.shape, p, y.device))
 
 
 def _native(x: torch.Tensor) -> bool:
@@ -64,7 +124,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if _native(x):
         return F.dropout(x, p, training)
-    return _MaskedScale.apply(x, keep_mask(x.shape, p, x.device, dropped=True), 1.0 / kept_fraction(p))
+    return _MaskedScale.apply(x, keep_mask(x.shape, p, x.device), 1.0 / kept_fraction(p))
 
 
 class Dropout(nn.Dropout):
@@ -79,27 +139,29 @@ class Dropout(nn.Dropout):
 class _CoreDropoutContract(torch.autograd.Function):
     """y_b = x_b Drop(r'_b W) for a batch of queries, TuckER's training contraction.
 
-    x, relation (B, d), core (d, d, d), drop (B, d, d) bool, True = dropped. Each query's d x d
+    x, relation (B, d), core (d, d, d), keep (B, d, d) bool, False = dropped. Each query's d x d
     matrix is built once and masked in place; backward keeps that matrix and the bool mask (the
     unfused version keeps the matrix before and after dropout and a float mask), and the 1 / (1 - p)
     scale is carried on the (B, d) vectors instead of the (B, d, d) matrices.
     """
 
     @staticmethod
-    def forward(ctx, x, relation, core, drop, scale):
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, x, relation, core, keep, scale):
         B, d = x.shape
-        matrices = (relation @ core.view(d, d * d)).view(B, d, d).masked_fill_(drop, 0.0)   # (B, d, d)
-        ctx.save_for_backward(x, relation, core, drop, matrices)
+        matrices = (relation @ core.view(d, d * d)).view(B, d, d).mul_(_as_float(keep, x.dtype))   # (B, d, d)
+        ctx.save_for_backward(x, relation, core, keep, matrices)
         ctx.scale = scale
         return torch.bmm((x * scale).unsqueeze(1), matrices).squeeze(1)                    # (B, d)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")              # under bf16 autocast when forward was
     def backward(ctx, grad):
-        x, relation, core, drop, matrices = ctx.saved_tensors
+        x, relation, core, keep, matrices = ctx.saved_tensors
         B, d = x.shape
         scale = ctx.scale
         grad_x = torch.bmm(matrices, grad.unsqueeze(2)).squeeze(2).mul_(scale)              # (B, d)
-        grad_matrices = ((x * scale).unsqueeze(2) * grad.unsqueeze(1)).masked_fill_(drop, 0.0)  # (B, d, d)
+        grad_matrices = ((x * scale).unsqueeze(2) * grad.unsqueeze(1)).mul_(_as_float(keep, grad.dtype))  # (B, d, d)
         flat = grad_matrices.view(B, d * d)
         grad_relation = flat @ core.view(d, d * d).t()                                     # (B, d)
         grad_core = (relation.t() @ flat).view(d, d, d)
@@ -112,8 +174,9 @@ def core_dropout_contract(x: torch.Tensor, relation: torch.Tensor, core: torch.T
     if p == 0.0 or _native(x):
         matrices = F.dropout((relation @ core.view(d, d * d)).view(B, d, d), p, p > 0)    # (B, d, d)
         return torch.bmm(x.unsqueeze(1), matrices).squeeze(1)
-    drop = keep_mask((B, d, d), p, x.device, dropped=True)
-    return _CoreDropoutContract.apply(x, relation, core, drop, 1.0 / kept_fraction(p))
+    keep = keep_mask((B, d, d), p, x.device)
+    return _CoreDropoutContract.apply(x, relation, core, keep, 1.0 / kept_fraction(p))
 
 
-__all__ = ["keep_mask", "kept_fraction", "dropout", "Dropout", "core_dropout_contract"]
+__all__ = ["keep_mask", "kept_fraction", "dropout", "Dropout", "core_dropout_contract", "relu_dropout_unscaled",
+           "mask_unscaled"]

@@ -292,7 +292,7 @@ def run_scenario(name, args) -> dict:
         encoder_class.forward = lambda self, entities=None, ent_only=False: full(self, entities, False)
     if name == "step_unfolded":
         from mygo.fast.attention import BatchFirstEncoderLayer
-        BatchFirstEncoderLayer._folded = lambda self, x: False
+        BatchFirstEncoderLayer.folds_dropout = lambda self, x: False
     if device.type == "cpu" and not (args.system_allocator or args.encoder_chunk or args.memory_budget_gb
                                      or name == "step_system_allocator"):
         result["reuse_memory"] = reuse_freed_memory()        # train.reuse_memory, as training does

@@ -157,7 +157,7 @@ def test_folded_dropout_scales_equal_the_plain_layer(monkeypatch, p):
     padded[:, 0] = False
     results = []
     for folded in (True, False):
-        monkeypatch.setattr(BatchFirstEncoderLayer, "_folded", lambda self, x, folded=folded: folded)
+        monkeypatch.setattr(BatchFirstEncoderLayer, "folds_dropout", lambda self, x, folded=folded: folded)
         layer.zero_grad()
         leaf = x.clone().requires_grad_()
         torch.manual_seed(1)
@@ -172,9 +172,9 @@ def test_layer_folds_only_on_cpu_with_the_fast_dropout():
     from mygo.fast.attention import BatchFirstEncoderLayer
     layer = BatchFirstEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True)
     x = torch.randn(2, 3, 8)
-    assert not layer._folded(x)                        # torch's nn.Dropout modules
+    assert not layer.folds_dropout(x)                        # torch's nn.Dropout modules
     layer.dropout, layer.dropout1, layer.dropout2 = (Dropout(0.1) for _ in range(3))
-    assert layer._folded(x)
+    assert layer.folds_dropout(x)
 
 
 def test_relu_dropout_unscaled_values_and_gradcheck():

@@ -26,6 +26,11 @@ def test_without_a_terminal_a_loop_logs_heartbeats_with_rate_and_eta(caplog, mon
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("evaluate: 1/4 batches, ")
     assert all(" s/batch" in line and "ETA of this loop" in line for line in lines) and len(lines) == 4
+    for unit, plural in (("epoch", "epochs"), ("image", "images"), ("query", "queries"), ("day", "days"),
+                         ("box", "boxes"), ("batch", "batches")):
+        one = LogBar(range(1), desc="train", unit=unit, interval=0)
+        one.update()
+        assert one.line().startswith(f"train: 1/1 {plural}, ")
     monkeypatch.setenv("MYGO_HEARTBEAT_SECONDS", "0")           # 0: no heartbeats
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="mygo.progress"):

@@ -41,6 +41,15 @@ def heartbeat_seconds() -> float:
         raise ValueError(f"MYGO_HEARTBEAT_SECONDS = {value!r}: expected a number of seconds") from None
 
 
+def plural(unit: str) -> str:
+    """batch -> batches, epoch -> epochs, query -> queries, image -> images."""
+    if unit.endswith(("tch", "sh", "s", "x")):
+        return unit + "es"
+    if unit.endswith("y") and unit[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return unit[:-1] + "ies"
+    return unit + "s"
+
+
 class LogBar:
     """The bar's interface (iterate, update, set_postfix, close) for a log file: a line every
     heartbeat interval with the position, the rate and the ETA of the loop."""
@@ -71,8 +80,7 @@ class LogBar:
         done = self.n - self.start_n
         rate = (now - self.started) / done if done else float("nan")
         where = f"{self.n}/{self.total}" if self.total is not None else f"{self.n}"
-        plural = self.unit + ("es" if self.unit.endswith(("ch", "sh", "s", "x")) else "s")
-        text = f"{self.desc}: {where} {plural}, {rate:.3g} s/{self.unit}"
+        text = f"{self.desc}: {where} {plural(self.unit)}, {rate:.3g} s/{self.unit}"
         if self.total is not None and done:
             text += f", ETA of this loop {duration(rate * (self.total - self.n))}"
         return text + (f" ({self.postfix})" if self.postfix else "")

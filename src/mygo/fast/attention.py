@@ -29,11 +29,11 @@ class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
                 or attn.in_proj_weight is None):
             return super().forward(src, src_mask, src_key_padding_mask, is_causal)
         x = self.norm1(src + self.self_attention(src, src_key_padding_mask))
-        if self._folded(x):
+        if self.folds_dropout(x):
             return self.norm2(x + self.feed_forward(x))
         return self.norm2(x + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x))))))
 
-    def _folded(self, x: torch.Tensor) -> bool:
+    def folds_dropout(self, x: torch.Tensor) -> bool:
         """Whether the dropout scales can be folded into the linear layers (CPU, fast dropout)."""
         return (x.device.type == "cpu" and not torch.compiler.is_compiling() and self.activation is F.relu
                 and all(type(m) is Dropout for m in (self.dropout, self.dropout1, self.dropout2)))
@@ -62,7 +62,7 @@ class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
             mask = key_padding_mask.view(E, 1, 1, L).to(q.dtype)                              # added to (E, h, L, L)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=attn.dropout if self.training else 0.0)
         out = out.transpose(1, 2).reshape(E, L, d)                                            # (E, L, d)
-        if self._folded(x):
+        if self.folds_dropout(x):
             scale = 1.0 / kept_fraction(self.dropout1.p)
             y = F.linear(out.view(E * L, d), attn.out_proj.weight * scale, attn.out_proj.bias * scale)
             return mask_unscaled(y, self.dropout1.p).view(E, L, d)

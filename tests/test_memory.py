@@ -6,7 +6,8 @@ import torch
 
 from mygo.memory import ACTIVATION_FACTOR, GIB, choose_encoder_chunk, saved_bytes_per_entity, step_bytes
 from mygo.training import TrainParams, train
-from helpers import tiny_model
+from helpers import TRAIN, tiny_model
+from helpers import VALID as TINY_VALID
 
 VALID = np.array([[0, 0, 5], [1, 1, 9]])
 
@@ -78,3 +79,41 @@ def test_chunked_cpu_encoding_trims_the_heap_before_each_chunk(monkeypatch):
     assert len(calls) == 6
     from mygo.memory import release_free_memory
     release_free_memory()                     # the real call runs (glibc) or does nothing
+
+
+REUSE_PROBE = """
+import resource, sys
+import torch
+from mygo.memory import reuse_freed_memory
+if sys.argv[1] == "1":
+    assert reuse_freed_memory()
+faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(6):                    # a step's pattern: large tensors made and freed, again and again
+    before = faults()
+    x, y = torch.ones(50_000_000), torch.ones(10_000_000)     # 200 MB and 40 MB, over mmap's threshold
+    del x, y
+print(faults() - before)              # the last round's
+"""
+
+
+def test_reused_memory_is_not_faulted_in_again():
+    """With reuse_freed_memory, once the heap has grown to the pattern's size, large tensors freed and
+    made again land on pages the process already has; without it every round's are fresh pages the
+    kernel must fault in."""
+    import subprocess
+    import sys
+    from conftest import ROOT
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")}
+    counts = {flag: int(subprocess.run([sys.executable, "-c", REUSE_PROBE, flag], capture_output=True, text=True,
+                                       env=env, check=True).stdout.split()[-1]) for flag in ("0", "1")}
+    assert counts["0"] > 20_000                      # 200 MB of 4 KiB pages, faulted in afresh
+    assert counts["1"] < counts["0"] / 10
+
+
+@pytest.mark.parametrize("reuse, chunk, expected", [(True, 0, True), (False, 0, False), (True, 3, False)])
+def test_training_reuses_freed_memory_only_without_an_encoder_chunk(monkeypatch, reuse, chunk, expected):
+    calls = []
+    monkeypatch.setattr("mygo.training.reuse_freed_memory", lambda: calls.append(1) or True)
+    config = TrainParams(device="cpu", epochs=1, batch_size=3, eval_every=1, reuse_memory=reuse)
+    train(tiny_model(encoder_chunk=chunk), config, TRAIN, TINY_VALID, progress=False)
+    assert bool(calls) is expected

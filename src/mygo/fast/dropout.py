@@ -149,7 +149,8 @@ class _CoreDropoutContract(torch.autograd.Function):
     @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, x, relation, core, keep, scale):
         B, d = x.shape
-        matrices = (relation @ core.view(d, d * d)).view(B, d, d).mul_(_as_float(keep, x.dtype))   # (B, d, d)
+        matrices = (relation @ core.view(d, d * d)).view(B, d, d)                         # (B, d, d)
+        matrices.mul_(_as_float(keep, matrices.dtype))      # bf16 under autocast: the mask in that dtype
         ctx.save_for_backward(x, relation, core, keep, matrices)
         ctx.scale = scale
         return torch.bmm((x * scale).unsqueeze(1), matrices).squeeze(1)                    # (B, d)
@@ -161,7 +162,10 @@ class _CoreDropoutContract(torch.autograd.Function):
         B, d = x.shape
         scale = ctx.scale
         grad_x = torch.bmm(matrices, grad.unsqueeze(2)).squeeze(2).mul_(scale)              # (B, d)
-        grad_matrices = ((x * scale).unsqueeze(2) * grad.unsqueeze(1)).mul_(_as_float(keep, grad.dtype))  # (B, d, d)
+        # the (B, d, d) work in the matrices' dtype (bf16 under autocast): no mixed-dtype passes
+        dtype = matrices.dtype
+        grad_matrices = (x * scale).to(dtype).unsqueeze(2) * grad.to(dtype).unsqueeze(1)
+        grad_matrices.mul_(_as_float(keep, dtype))                                           # (B, d, d)
         flat = grad_matrices.view(B, d * d)
         grad_relation = flat @ core.view(d, d * d).t()                                     # (B, d)
         grad_core = (relation.t() @ flat).view(d, d, d)

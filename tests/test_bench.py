@@ -73,8 +73,11 @@ def test_harness_peak_rate_and_the_step_against_it(tmp_path):
     peak, floor = saved["results"]
     assert peak["peak_size"] == 256 and set(peak["peak_gflops"]) == {"fp32", "bf16"}
     assert all(rate > 0 for rate in peak["peak_gflops"].values())
-    at_peak_ms = floor["matmul_gflop"] / peak["peak_gflops"]["fp32"] * 1000
+    best = max([peak["peak_gflops"]["fp32"], *floor["round_peak_fp32_gflops"]])    # the run's best fp32 rate
+    assert len(floor["round_peak_fp32_gflops"]) == 2
+    at_peak_ms = floor["matmul_gflop"] / best * 1000
     assert f"would take {at_peak_ms:.2f} ms" in text and "Peak matrix rate (256 x 256 x 256" in text
+    assert f"fp32 {best:,.0f} GFLOP/s" in text
     saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "1", "--peak-size", "64",
                       "--scenarios", "step,peak", "--scenario-timeout", "0.5", tmp_path=tmp_path, returncode=1)
     assert [r["error"] for r in saved["results"]] == ["timed out after 0.5 s (--scenario-timeout)"] * 2

@@ -136,39 +136,57 @@ def findings(modalities: dict, sweep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(description: str, out: str) -> argparse.Namespace:
+    """The demo scripts' common arguments (data, params, output file, seeds, workers)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/processed", help="the pipeline's outputs (kg, image and text tokens)")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--out", default="bench/results/demo_ablation.md")
+    parser.add_argument("--out", default=out)
     parser.add_argument("--seeds", default="2024,1,2", help="comma-separated training seeds")
     parser.add_argument("--workers", type=int, default=2, help="runs at a time (one thread each)")
     args = parser.parse_args()
-    from mygo.params import load_params
-    params = load_params(args.params)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    m = params.max_vis_token
-    jobs = [Job("untrained", m, (), seed, trained=False) for seed in seeds]
-    jobs += [Job(label, m, tuple(switches.items()), seed) for label, switches in MODALITIES.items() for seed in seeds]
-    jobs += [Job(f"m = {k}", k, (), seed) for k in M_SWEEP if k != m for seed in seeds]
+    args.seed_list = [int(s) for s in args.seeds.split(",")]
+    return args
+
+
+def run_jobs(jobs: list[Job], args: argparse.Namespace, initializer=None) -> tuple[dict[str, list[dict]], float]:
+    """Every job in `args.workers` spawned processes (`initializer` pins each one's CPU mode);
+    the result rows by job label, and the minutes it took."""
     started = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(args.workers, initializer=_worker_init) as pool:
+    with multiprocessing.get_context("spawn").Pool(args.workers, initializer=initializer or _worker_init) as pool:
         results = pool.map(_run, [(job, args) for job in jobs], chunksize=1)
     by_label: dict[str, list[dict]] = {}
     for job, row in results:
         by_label.setdefault(job.label, []).append(row)
+    return by_label, (time.perf_counter() - started) / 60
+
+
+def write(out: str, text: str) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    print(text)
+
+
+def main() -> None:
+    args = parse_args(__doc__, "bench/results/demo_ablation.md")
+    from mygo.params import load_params
+    params = load_params(args.params)
+    seeds = args.seed_list
+    m = params.max_vis_token
+    jobs = [Job("untrained", m, (), seed, trained=False) for seed in seeds]
+    jobs += [Job(label, m, tuple(switches.items()), seed) for label, switches in MODALITIES.items() for seed in seeds]
+    jobs += [Job(f"m = {k}", k, (), seed) for k in M_SWEEP if k != m for seed in seeds]
+    by_label, minutes = run_jobs(jobs, args)
     modalities = {label: summarise(by_label[label]) for label in ["untrained", *MODALITIES]}
     sweep = {f"m = {k}": summarise(by_label["all modalities" if k == m else f"m = {k}"]) for k in M_SWEEP}
     text = (f"Command: `python bench/demo_ablation.py --seeds {args.seeds}` (the demo recipe, "
             f"{params.train.epochs} epochs, reproducible CPU mode; {len(jobs)} runs in "
-            f"{(time.perf_counter() - started) / 60:.1f} min on {args.workers} workers)\n\n"
+            f"{minutes:.1f} min on {args.workers} workers)\n\n"
             f"Modalities (m = {m}), test set, filtered, realistic ranks, mean ± standard deviation over seeds "
             f"{seeds}:\n\n" + table(modalities)
             + "\nm = max_vis_token, all modalities, same seeds:\n\n" + table(sweep)
             + "\nFindings (computed from the tables above):\n\n" + findings(modalities, sweep))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    write(args.out, text)
 
 
 if __name__ == "__main__":

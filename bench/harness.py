@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mygo import reproducible  # noqa: E402
 from mygo.evaluation import compute_ranks  # noqa: E402
-from mygo.memory import reuse_freed_memory  # noqa: E402
+from mygo.memory import reuse_memory_if  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
 from mygo import fast  # noqa: E402
 from mygo.model import ModelConfig, MyGO  # noqa: E402
@@ -293,9 +293,9 @@ def run_scenario(name, args) -> dict:
     if name == "step_unfolded":
         from mygo.fast.attention import BatchFirstEncoderLayer
         BatchFirstEncoderLayer.folds_dropout = lambda self, x: False
-    if device.type == "cpu" and not (args.system_allocator or args.encoder_chunk or args.memory_budget_gb
-                                     or name == "step_system_allocator"):
-        result["reuse_memory"] = reuse_freed_memory()        # train.reuse_memory, as training does
+    if reuse_memory_if(not (args.system_allocator or args.memory_budget_gb or name == "step_system_allocator"),
+                       device, args.encoder_chunk):
+        result["reuse_memory"] = True                        # train.reuse_memory, as training does
     if args.memory_budget_gb and not args.encoder_chunk:
         from mygo.memory import choose_encoder_chunk, step_bytes
         chunk = choose_encoder_chunk(model, args.memory_budget_gb, args.batch_size, 512, preset["mu"])

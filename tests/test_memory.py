@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mygo.memory import ACTIVATION_FACTOR, GIB, choose_encoder_chunk, saved_bytes_per_entity, step_bytes
+from mygo.memory import ACTIVATION_FACTOR, GIB, choose_encoder_chunk, reuse_memory_if, saved_bytes_per_entity, step_bytes
 from mygo.training import TrainParams, train
 from helpers import TRAIN, tiny_model
 from helpers import VALID as TINY_VALID
@@ -115,7 +115,18 @@ def test_reused_memory_is_not_faulted_in_again():
 @pytest.mark.parametrize("reuse, chunk, expected", [(True, 0, True), (False, 0, False), (True, 3, False)])
 def test_training_reuses_freed_memory_only_without_an_encoder_chunk(monkeypatch, reuse, chunk, expected):
     calls = []
-    monkeypatch.setattr("mygo.training.reuse_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr("mygo.memory.reuse_freed_memory", lambda: calls.append(1) or True)
     config = TrainParams(device="cpu", epochs=1, batch_size=3, eval_every=1, reuse_memory=reuse)
     train(tiny_model(encoder_chunk=chunk), config, TRAIN, TINY_VALID, progress=False)
     assert bool(calls) is expected
+
+
+@pytest.mark.parametrize("wanted, device, chunk, glibc, expected", [
+    (True, "cpu", 0, True, True), (False, "cpu", 0, True, False), (True, "cuda", 0, True, False),
+    (True, "cpu", 4096, True, False), (True, "cpu", 0, False, False)])
+def test_memory_is_reused_only_when_asked_on_cpu_with_one_encoder_pass(monkeypatch, wanted, device, chunk, glibc,
+                                                                       expected):
+    calls = []
+    monkeypatch.setattr("mygo.memory.reuse_freed_memory", lambda: calls.append(1) or glibc)
+    assert reuse_memory_if(wanted, torch.device(device), chunk) is expected
+    assert bool(calls) is (wanted and device == "cpu" and not chunk)       # the allocator is touched only then

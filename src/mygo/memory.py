@@ -56,6 +56,12 @@ def reuse_freed_memory() -> bool:
     return bool(_MALLOPT(M_MMAP_MAX, 0)) and bool(_MALLOPT(M_TRIM_THRESHOLD, -1))   # -1: never trim
 
 
+def reuse_memory_if(wanted: bool, device: torch.device, encoder_chunk: int) -> bool:
+    """`reuse_freed_memory()` where it pays: asked for (`train.reuse_memory`), on CPU, with one
+    encoder pass for all entities (a chunked encoder trims the heap instead). Whether it is on."""
+    return wanted and device.type == "cpu" and not encoder_chunk and reuse_freed_memory()
+
+
 def release_free_memory() -> None:
     """Give the C heap's free pages back to the OS (glibc's malloc_trim; a no-op elsewhere).
 
@@ -134,4 +140,4 @@ def choose_encoder_chunk(model, budget_gb: float, batch_size: int, contrastive_s
     return chunk
 
 
-__all__ = ["release_free_memory", "reuse_freed_memory", "saved_bytes_per_entity", "step_bytes", "choose_encoder_chunk"]
+__all__ = ["release_free_memory", "reuse_freed_memory", "reuse_memory_if", "saved_bytes_per_entity", "step_bytes", "choose_encoder_chunk"]

@@ -21,7 +21,7 @@ from mygo.config import is_out_of_memory
 from mygo.device import pick_device, use_bf16
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
 from mygo.io import atomic_path, first_line, load_torch, save_torch
-from mygo.memory import choose_encoder_chunk, reuse_freed_memory
+from mygo.memory import choose_encoder_chunk, reuse_memory_if
 from mygo.params import TrainParams
 from mygo.progress import bar as progress_bar, duration
 
@@ -153,8 +153,7 @@ class Trainer:
             model.set_encoder_chunk(chunk)
             log.info("train.memory_budget_gb = %g: %s", config.memory_budget_gb,
                      f"entities encoded {chunk} at a time" if chunk else "one encoder pass fits")
-        if self.device.type == "cpu" and config.reuse_memory and not getattr(model.config, "encoder_chunk", 0) \
-                and reuse_freed_memory():
+        if reuse_memory_if(config.reuse_memory, self.device, getattr(model.config, "encoder_chunk", 0)):
             log.info("train.reuse_memory: freed memory kept for the next step (`reuse_memory: false` returns it)")
         if config.compile:
             model.compile_parts()

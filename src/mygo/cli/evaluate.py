@@ -26,7 +26,7 @@ def run(args) -> None:
     from mygo.io import first_line, write_json
     from mygo.params import load_params
 
-    from mygo.memory import reuse_freed_memory
+    from mygo.memory import reuse_memory_if
 
     params = load_params(args.params)
     config = params.evaluate
@@ -34,8 +34,7 @@ def run(args) -> None:
     kg = KGFolder(args.kg_dir)
     model, checkpoint = load_checkpoint(args.model_path, device)
     check_fingerprint(checkpoint, args.model_path, kg.path)
-    if device.type == "cpu" and params.train.reuse_memory and not model.config.encoder_chunk:
-        reuse_freed_memory()
+    reuse_memory_if(params.train.reuse_memory, device, model.config.encoder_chunk)
     splits = kg.splits()
     relation_names = kg.relation_names()       # as in the raw data, spelled as predict accepts them
     try:

@@ -42,3 +42,24 @@ def test_exp_show_lists_the_training_metrics_while_a_run_goes(tmp_path):
     steps = sorted({m["step"] for m in seen})
     assert len(steps) >= 2, f"exp show never listed the running run's training metrics: {seen}"
     assert {"loss", "kgc_loss", "contrastive_loss", "lr"} <= set(seen[-1]["train"]) and "best_epoch" in seen[-1]
+
+
+def test_the_summary_holds_the_best_validation_while_running_and_the_run_summary_at_the_end(tmp_path):
+    from types import SimpleNamespace
+
+    from mygo.live import LiveLog
+    losses = [{"epoch": e, "loss": 1.0 / e, "kgc_loss": 0.9 / e, "contrastive_loss": 0.1 / e, "lr": 1e-3}
+              for e in (1, 2, 3)]
+    valid = [{"epoch": 2, "mrr": 0.4, "hits@1": 0.3, "hits@3": 0.5, "hits@10": 0.7}]
+    log = LiveLog(tmp_path / "live")
+    log.update(SimpleNamespace(losses=losses[:2], valid=valid, best_epoch=2, best_metrics=valid[0]))
+    summary = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    assert summary["best_epoch"] == 2 and summary["best"] == {"mrr": 0.4, "hits@1": 0.3, "hits@3": 0.5, "hits@10": 0.7}
+    assert summary["valid"]["mrr"] == 0.4 and summary["train"]["loss"] == 0.5
+    final = {"mrr": 0.45, "hits@1": 0.35, "hits@3": 0.55, "hits@10": 0.75}
+    log.update(SimpleNamespace(losses=losses, valid=[*valid, {"epoch": 3, **final}], best_epoch=3,
+                               best_metrics={"epoch": 3, **final}))
+    log.finish({"best_epoch": 3, "epochs": 3, "valid": {**final, "count": 10}})
+    summary = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    assert (summary["best_epoch"], summary["epochs"], summary["best"]) == (3, 3, final)
+    assert "count" not in summary["best"] and summary["step"] == 3

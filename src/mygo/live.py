@@ -39,14 +39,12 @@ class LiveLog:
                 live.log_metric(f"train/{key}", row[key])
             if row["epoch"] in valid_by_epoch:
                 self._log_valid(valid_by_epoch.pop(row["epoch"]))
-            live.summary["best_epoch"] = state.best_epoch
-            live.summary["best"] = {k: state.best_metrics[k] for k in VALID_KEYS if k in state.best_metrics}
+            self._set_best(state.best_metrics, best_epoch=state.best_epoch)
             live.next_step()
         for row in valid_by_epoch.values():       # a validation after the last epoch's line (the run's end)
             live.step = row["epoch"]
             self._log_valid(row)
-            live.summary["best_epoch"] = state.best_epoch
-            live.summary["best"] = {k: state.best_metrics[k] for k in VALID_KEYS if k in state.best_metrics}
+            self._set_best(state.best_metrics, best_epoch=state.best_epoch)
             live.make_summary()
         self.epochs_logged, self.validations_logged = len(state.losses), len(state.valid)
 
@@ -54,10 +52,14 @@ class LiveLog:
         for key in VALID_KEYS:
             self.live.log_metric(f"valid/{key}", row[key])
 
+    def _set_best(self, metrics: dict, **more) -> None:
+        """The summary's `best` (the best validation's metrics) and whatever else `more` names."""
+        self.live.summary.update(more)
+        self.live.summary["best"] = {k: metrics[k] for k in VALID_KEYS if k in metrics}
+
     def finish(self, summary: dict) -> None:
         """The run's summary joins the metrics (the best valid metrics as `best`)."""
         live = self.live
         live.step = summary["epochs"]
-        live.summary.update({k: v for k, v in summary.items() if k != "valid"})
-        live.summary["best"] = {k: summary["valid"][k] for k in VALID_KEYS if k in summary["valid"]}
+        self._set_best(summary["valid"], **{k: v for k, v in summary.items() if k != "valid"})
         live.make_summary()

@@ -39,6 +39,7 @@ class Job:
     seed: int
     trained: bool = True
     amp: bool | None = None          # train.amp for this run (None: the params')
+    curve: bool = False              # also the test metrics at every validation (bench/demo_curves.py)
 
 
 def _worker_init() -> None:
@@ -75,20 +76,45 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
     model = build_model({**dataclasses.asdict(config.model), **dict(job.switches)}, len(names), len(relations),
                         tokens, seed=job.seed, ops=fast.ops())
     splits = kg.splits()
+
+    def test_row(tails=TAILS) -> dict:
+        """Filtered test MRR (realistic ranks) on all test triples, per relation, and in the tail
+        direction for the relations in `tails`."""
+        ranks = compute_ranks(model, splits["test"], list(splits.values()), progress=False)
+        reciprocal = 1.0 / ranks["realistic"]
+        row = {"test MRR": float(reciprocal.mean())}
+        for relation in RELATIONS:
+            of_relation = ranks["relation"] == relations.index(relation)
+            row[f"{relation} MRR"] = float(reciprocal[of_relation].mean())
+            if relation in tails:
+                row[f"{relation} tail MRR"] = float(reciprocal[of_relation & ~ranks["predict_head"]].mean())
+        return row
+
+    class Curve:
+        """A `train(live=...)` log that evaluates the test set at every validation."""
+        def __init__(self):
+            self.rows = []
+
+        def update(self, state) -> None:
+            if len(state.valid) > len(self.rows):
+                training = model.training
+                self.rows.append({"epoch": state.valid[-1]["epoch"], "valid MRR": state.valid[-1]["mrr"],
+                                  **test_row(RELATIONS)})
+                model.train(training)
+
+        def finish(self, summary) -> None:
+            self.best_epoch = summary["best_epoch"]
+
     started = time.perf_counter()
+    curve = Curve() if job.curve else None
     if job.trained:
-        train(model, config, splits["train"], splits["valid"], progress=False)
-    ranks = compute_ranks(model, splits["test"], list(splits.values()), progress=False)
-    reciprocal = 1.0 / ranks["realistic"]
-    row = {"test MRR": float(reciprocal.mean())}
-    for relation in RELATIONS:
-        of_relation = ranks["relation"] == relations.index(relation)
-        row[f"{relation} MRR"] = float(reciprocal[of_relation].mean())
-        if relation in TAILS:
-            row[f"{relation} tail MRR"] = float(reciprocal[of_relation & ~ranks["predict_head"]].mean())
+        train(model, config, splits["train"], splits["valid"], progress=False, live=curve)
+    row = test_row()
     print(f"{job.label} (m = {job.m}, seed {job.seed}): "
           + ", ".join(f"{k} {v:.3f}" for k, v in row.items()) + f" [{time.perf_counter() - started:.0f} s]",
           file=sys.stderr, flush=True)
+    if curve is not None:
+        row.update(curve=curve.rows, best_epoch=curve.best_epoch)
     return row
 
 

@@ -23,13 +23,24 @@ def tables(text: str) -> list[str]:
     return blocks
 
 
-@pytest.mark.parametrize("result", ["bench/results/demo_ablation.md", "bench/results/demo_compare.md"])
+@pytest.mark.parametrize("result", ["bench/results/demo_ablation.md", "bench/results/demo_compare.md",
+                                    "bench/results/demo_dropouts.md", "bench/results/demo_amp.md"])
 def test_the_readmes_demo_tables_are_the_result_files(result):
     readme = (ROOT / "README.md").read_text()
     found = tables((ROOT / result).read_text())
     assert found, f"{result} has no table"
     for table in found:
         assert table in readme, f"README.md differs from {result}:\n{table}"
+
+
+def test_the_readme_states_the_demo_findings_as_computed():
+    """The findings the ablation computes from its tables are the README's, word for word."""
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    result = (ROOT / "bench/results/demo_ablation.md").read_text()
+    findings = [line for line in result.split("Findings")[1].splitlines() if line.startswith("- ")]
+    assert findings
+    for line in findings:
+        assert " ".join(line.split()) in readme, f"README.md lacks the finding: {line}"
 
 
 def test_no_text_explains_stale_figures():

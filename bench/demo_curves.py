@@ -1,9 +1,9 @@
 """How the demo learns: test metrics per relation at every validation, with and without the
 recipe's embedding dropout.
 
-    dvc repro && python bench/demo_curves.py      # writes bench/results/demo_curves.md (~5 min, 2 cores)
+    dvc repro && python bench/demo_curves.py      # writes bench/results/demo_curves.md (~7 min, 2 cores)
 
-Trains structure + text (the text alone answers `made_of`) in the pinned CPU mode, one thread per
+Trains the recipe with all modalities in the pinned CPU mode, one thread per
 run, two at a time, once with the recipe's params and once with `emb_dropout` 0, for each seed,
 and evaluates the test set (filtered, realistic ranks) at every validation. A diagnosis, not a
 model selection: training still selects its weights on valid MRR; the curves show what the
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from demo_ablation import MODALITIES, Job, parse_args, run_jobs, write  # noqa: E402
 
-COLUMNS = ("valid MRR", "test MRR", "located_in tail MRR", "made_of tail MRR")
-VARIANT = "structure + text"
+COLUMNS = ("valid MRR", "test MRR", "located_in tail MRR", "made_of tail MRR", "has_color tail MRR")
+VARIANT = "all modalities"
 
 
 def main() -> None:
@@ -36,7 +36,8 @@ def main() -> None:
             f"{params.train.epochs} epochs, reproducible CPU mode; {len(jobs)} runs in {minutes:.1f} min on "
             f"{args.workers} workers)\n",
             "Test set, filtered, realistic ranks, at every validation; `located_in` tail MRR is what the graph "
-            "answers, `made_of` tail MRR what only the descriptions answer. `*`: the epoch training selects "
+            "answers, `made_of` tail MRR what only the descriptions answer, `has_color` tail MRR what only the "
+            "images answer. `*`: the epoch training selects "
             "(best valid MRR).\n"]
     for label in settings:
         for seed, run in zip(args.seed_list, by_label[label]):

@@ -154,3 +154,25 @@ def test_gpu_run_summary_is_made_from_its_committed_files():
     assert run["summary"]["epochs"] == run["pieces"][-1]["epochs_after"] and run["gpu"].startswith("NVIDIA")
     readme = (ROOT / "README.md").read_text()
     assert f"| {100 * run['test']['mrr']:.2f} | {100 * run['test']['hits@1']:.2f} |" in readme
+
+
+def test_the_demo_findings_clear_twice_the_larger_standard_deviation_or_say_not():
+    from demo_ablation import M_SWEEP, MODALITIES, findings, lift, summarise
+    assert summarise([{"a": 1.0}, {"a": 3.0}]) == {"a": (2.0, pytest.approx(2 ** 0.5))}
+    assert summarise([{"a": 1.0}]) == {"a": (1.0, 0.0)}
+    rows = {"better": {"m": (0.6, 0.05)}, "base": {"m": (0.3, 0.1)}}
+    assert lift(rows, "better", "base", "m") == (pytest.approx(0.3), pytest.approx(0.2), True)
+    rows["better"]["m"] = (0.45, 0.05)                       # +0.15 against 0.2
+    assert lift(rows, "better", "base", "m")[2] is False
+
+    def row(text, colour, test):
+        return {"test MRR": (test, 0.01), "made_of MRR": (text, 0.02), "made_of tail MRR": (text, 0.02),
+                "has_color MRR": (colour, 0.2), "has_color tail MRR": (colour, 0.2)}
+    modalities = {"structure only": row(0.2, 0.2, 0.2), "structure + text": row(0.6, 0.2, 0.35),
+                  "structure + visual": row(0.2, 0.5, 0.3), "all modalities": row(0.6, 0.5, 0.34)}
+    sweep = {f"m = {m}": row(0.6, 0.5, 0.3 + m / 100) for m in M_SWEEP}
+    lines = findings(modalities, sweep).splitlines()
+    assert set(MODALITIES) == set(modalities) and len(lines) == 8
+    assert lines[0].endswith(": above the seed noise") and lines[2].endswith(": NOT above the seed noise")
+    assert lines[4].endswith("the best subset (structure + text): 0.350: WORSE")
+    assert lines[5] == "- m = 4 / 8 / 16: test MRR 0.340 / 0.380 / 0.460"

@@ -24,7 +24,7 @@ def tables(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("result", ["bench/results/demo_ablation.md", "bench/results/demo_compare.md",
-                                    "bench/results/demo_dropouts.md", "bench/results/demo_amp.md"])
+                                    "bench/results/demo_recipe.md", "bench/results/demo_amp.md"])
 def test_the_readmes_demo_tables_are_the_result_files(result):
     readme = (ROOT / "README.md").read_text()
     found = tables((ROOT / result).read_text())

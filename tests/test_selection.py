@@ -134,8 +134,11 @@ def test_demo_images_make_m_matter():
     from mygo.demo import COLORS
     palette = PaletteTokenizer().colours
     bin_of = {c: int(torch.cdist(torch.tensor([rgb], dtype=torch.float32) / 255, palette).argmin()) for c, rgb in COLORS.items()}
-    rooms = {frozenset(top_k(t, 4)) for t in per_entity.values()}
+    rooms = {frozenset(top_k(t, 4)) for name, t in per_entity.items() if name not in COLORS}
     assert len(rooms) == 1 and not set(bin_of.values()) & next(iter(rooms))     # m = 4: the room, no colour
+    for colour in COLORS:                                  # a colour's swatch: its tones and nothing else
+        assert bin_of[colour] in per_entity[colour] and not set(per_entity[colour]) & next(iter(rooms)), colour
+        assert len(set(per_entity[colour])) <= 3, colour
     colours = {h: t for split in ("train", "valid", "test") for h, r, t in
                (line.split("\t") for line in (demo / f"{split}.tsv").read_text().splitlines()) if r == "has_color"}
     colours.update({c: c for c in COLORS})

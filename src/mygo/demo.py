@@ -16,7 +16,9 @@ floor (two in a checkerboard) fill most of the picture, the object a 3 x 3 block
 rows of its colour's tint, the colour and its shade, and a few cells of clutter. An object's
 photos share their room, so its four most frequent visual tokens are the room's colours and
 its colour's tones come next: m = 4 selects the room only, m = 8 adds the object's tones and a
-clutter token, m = 16 more clutter (README, "What the demo shows").
+clutter token, m = 16 more clutter (README, "What the demo shows"). A colour entity's picture is
+a swatch: its tint, colour and shade in three bands, nothing else, so its tokens are the tones
+that its objects' photos share with it.
 """
 from __future__ import annotations
 
@@ -91,6 +93,18 @@ def _image(rng: random.Random, color: tuple[int, int, int], room: list[tuple[int
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
+def _swatch(rng: random.Random, color: tuple[int, int, int]) -> Image.Image:
+    """A colour's own picture: its tint, the colour and its shade in three horizontal bands of
+    an 8 x 8 grid of cells (three rows, three and two), with the photos' pixel noise."""
+    np_rng = np.random.default_rng(rng.randrange(2**32))
+    grid = IMAGE_SIZE // CELL
+    tones = _tones(color)
+    cells = np.array([tones[min(r // 3, 2)] for r in range(grid) for _ in range(grid)], dtype=np.float64)
+    pixels = np.repeat(np.repeat(cells.reshape(grid, grid, 3), CELL, axis=0), CELL, axis=1)
+    pixels += np_rng.normal(0, 6, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
 def build(out_dir: str | Path, seed: int = 7) -> None:
     rng = random.Random(seed)
     entities: list[tuple[str, str, list[str]]] = []   # name, description, image paths
@@ -99,8 +113,8 @@ def build(out_dir: str | Path, seed: int = 7) -> None:
 
     for color, rgb in COLORS.items():
         path = f"images/color_{color}.png"
-        images[path] = _image(rng, rgb, _room())
-        entities.append((color, "", [path]))                       # colours: an image, no text
+        images[path] = _swatch(rng, rgb)
+        entities.append((color, "", [path]))                       # colours: a swatch, no text
     for material in MATERIALS:
         entities.append((material, f"{material}", []))              # materials: text, no image
     for category in CATEGORIES:

@@ -38,8 +38,7 @@ class Job:
     switches: tuple
     seed: int
     trained: bool = True
-    amp: bool | None = None          # train.amp for this run (None: the params')
-    train: tuple = ()                # (key, value) overrides of other train params (e.g. ("mu", 0.01))
+    train: tuple = ()                # (key, value) overrides of train params (e.g. ("mu", 0.01), ("amp", True))
     curve: bool = False              # also the test metrics at every validation (bench/demo_curves.py)
 
 
@@ -73,8 +72,7 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
         folder = EntityTokensFolder(Path(tmp) / "tokens")
         folder.write(selection.table, selection.visual_table, selection.text_table, selection.summary)
         tokens = folder.read(len(names))
-    config = dataclasses.replace(params.train, seed=job.seed, **dict(job.train),
-                                 **({} if job.amp is None else {"amp": job.amp}))
+    config = dataclasses.replace(params.train, seed=job.seed, **dict(job.train))
     model = build_model({**dataclasses.asdict(config.model), **dict(job.switches)}, len(names), len(relations),
                         tokens, seed=job.seed, ops=fast.ops())
     splits = kg.splits()

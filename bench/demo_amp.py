@@ -33,7 +33,7 @@ def main() -> None:
     params = load_params(args.params)
     seeds = args.seed_list
     labels = {False: "float32 (train.amp: false)", True: "bf16 autocast (train.amp: true)"}
-    jobs = [Job(labels[amp], params.max_vis_token, (), seed, amp=amp) for amp in (False, True) for seed in seeds]
+    jobs = [Job(labels[amp], params.max_vis_token, (), seed, train=(("amp", amp),)) for amp in (False, True) for seed in seeds]
     by_label, minutes = run_jobs(jobs, args, initializer=_worker_init)
     rows = {label: summarise(runs) for label, runs in by_label.items()}
     (m32, s32), (m16, s16) = (rows[labels[amp]]["test MRR"] for amp in (False, True))

@@ -67,6 +67,14 @@ def _room() -> list[tuple[int, int, int]]:
     return _background_colours()[:4]
 
 
+def _render(cells: np.ndarray, np_rng: np.random.Generator) -> Image.Image:
+    """An image of an 8 x 8 grid of cells (64 RGB rows), CELL px each, with the pixel noise."""
+    grid = IMAGE_SIZE // CELL
+    pixels = np.repeat(np.repeat(cells.reshape(grid, grid, 3), CELL, axis=0), CELL, axis=1)
+    pixels += np_rng.normal(0, 6, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
 def _image(rng: random.Random, color: tuple[int, int, int], room: list[tuple[int, int, int]]) -> Image.Image:
     """A photo: the wall's two colours in stripes over the top half of an 8 x 8 grid of cells, the
     floor's two in a checkerboard below; the object on a 3 x 3 block of cells at a random place (a
@@ -88,9 +96,7 @@ def _image(rng: random.Random, color: tuple[int, int, int], room: list[tuple[int
     clutter = background[4:]                            # never the room's colours
     for cell in rng.sample(sorted(set(range(grid * grid)) - block), 3):
         cells[cell] = clutter[rng.randrange(len(clutter))]
-    pixels = np.repeat(np.repeat(cells.reshape(grid, grid, 3), CELL, axis=0), CELL, axis=1)
-    pixels += np_rng.normal(0, 6, pixels.shape)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    return _render(cells, np_rng)
 
 
 def _swatch(rng: random.Random, color: tuple[int, int, int]) -> Image.Image:
@@ -100,9 +106,7 @@ def _swatch(rng: random.Random, color: tuple[int, int, int]) -> Image.Image:
     grid = IMAGE_SIZE // CELL
     tones = _tones(color)
     cells = np.array([tones[min(r // 3, 2)] for r in range(grid) for _ in range(grid)], dtype=np.float64)
-    pixels = np.repeat(np.repeat(cells.reshape(grid, grid, 3), CELL, axis=0), CELL, axis=1)
-    pixels += np_rng.normal(0, 6, pixels.shape)
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    return _render(cells, np_rng)
 
 
 def build(out_dir: str | Path, seed: int = 7) -> None:

@@ -54,7 +54,7 @@ def test_dropout_keeps_expectations():
     assert abs(dropout(x, 0.3).mean().item() - 1.0) < 5e-3
 
 
-@pytest.mark.parametrize("kernels", ["fast", "torch-dropout", "torch-attention"])
+@pytest.mark.parametrize("kernels", ["fast", "kv-attention", "torch-dropout", "torch-attention"])
 def test_every_kernel_switch_builds_the_same_model_as_torch(kernels):
     """mygo.fast.ops(kernels) changes operations, never parameters: the same state dict as the
     plain model for a seed, every dropout of the chosen kind, and the same function (float
@@ -88,8 +88,21 @@ def test_every_kernel_switch_builds_the_same_model_as_torch(kernels):
 
 def test_unknown_kernels_are_refused():
     from mygo import fast
-    with pytest.raises(ValueError, match="kernels = 'turbo': expected one of fast, plain"):
+    with pytest.raises(ValueError, match="kernels = 'turbo': expected one of fast, kv-attention, plain"):
         fast.ops("turbo")
+
+
+def test_the_pinned_mode_keeps_the_keys_and_values_attention(monkeypatch):
+    """The stages build `fast.ops()`: in the pinned CPU mode the [ENT] attention goes through
+    keys and values (the committed bytes' order of operations), otherwise it is folded."""
+    from mygo import fast
+    from mygo.fast.attention import slot0_attention_folded
+    from mygo.model import slot0_attention
+    monkeypatch.setenv("MYGO_REPRODUCIBLE", "1")
+    assert fast.default_kernels() == "kv-attention" and fast.ops().ent_attention is slot0_attention
+    monkeypatch.setenv("MYGO_REPRODUCIBLE", "0")
+    assert fast.default_kernels() == "fast" and fast.ops().ent_attention is slot0_attention_folded
+    assert fast.ops("plain").ent_attention is slot0_attention
 
 
 def test_core_dropout_contract_equals_the_unfused_autograd_version():

@@ -330,7 +330,7 @@ def test_encoder_layer_attention_dropout_is_applied():
     torch.testing.assert_close(layer.train()(x), plain, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kernels", ["fast", "plain"])
+@pytest.mark.parametrize("kernels", ["fast", "kv-attention", "plain"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_ent_only_pass_equals_slicing_the_full_output(kernels, layers):
     """The all-entity pass computes only the [ENT] slot in the last layer: the same outputs and
@@ -365,3 +365,52 @@ def test_entity_embeddings_use_the_ent_only_pass(monkeypatch):
     monkeypatch.setattr(type(model.entity_encoder), "forward", spy)
     model.entity_embeddings()
     assert seen == [True]
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_folded_slot0_attention_equals_keys_and_values(heads, mode):
+    """The [ENT] attention with the query folded into the key and value projections computes
+    torch's keys-and-values attention: outputs and every gradient (the key bias's is zero in both,
+    up to rounding), with padded keys, in float64; attention dropout off (its masks differ)."""
+    from mygo.fast.attention import slot0_attention_folded
+    from mygo.model import slot0_attention
+    torch.manual_seed(heads)
+    layer = torch.nn.TransformerEncoderLayer(16, heads, 32, dropout=0.0, batch_first=True).double()
+    with torch.no_grad():
+        layer.self_attn.in_proj_bias.normal_()                 # torch zero-inits it: give it weight
+    getattr(layer, mode)()
+    padded = torch.rand(9, 6) < 0.4
+    padded[:, 0] = False                                        # [ENT] is never padded
+    padded[3, 1:] = True                                        # an entity with no tokens at all
+    results = []
+    for attention in (slot0_attention, slot0_attention_folded):
+        x = torch.randn(9, 6, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0),
+                        requires_grad=True)
+        layer.zero_grad()
+        out = attention(layer, x, padded)
+        assert out.shape == (9, 16)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        results.append([out.detach(), x.grad, layer.self_attn.in_proj_weight.grad, layer.self_attn.in_proj_bias.grad])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_folded_slot0_attention_applies_attention_dropout():
+    """With attention dropout the folded attention draws masks (training outputs vary and differ
+    from eval), keeps the expectation (the mean of many draws nears the eval output), and without
+    it equals eval."""
+    from mygo.fast.attention import slot0_attention_folded
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.3, batch_first=True)
+    with torch.no_grad():
+        layer.self_attn.in_proj_bias.normal_()
+    x, padded = torch.randn(5, 6, 16), torch.zeros(5, 6, dtype=torch.bool)
+    with torch.no_grad():
+        plain = slot0_attention_folded(layer.eval(), x, padded)
+        draws = torch.stack([slot0_attention_folded(layer.train(), x, padded) for _ in range(4000)])
+    assert not torch.allclose(draws[0], draws[1]) and not torch.allclose(draws[0], plain)
+    torch.testing.assert_close(draws.mean(0), plain, rtol=0.0, atol=0.05)
+    layer.self_attn.dropout = 0.0
+    with torch.no_grad():
+        torch.testing.assert_close(slot0_attention_folded(layer.train(), x, padded), plain)

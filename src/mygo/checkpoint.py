@@ -31,8 +31,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, extra: dict | None
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                     ops: Ops = Ops()) -> tuple[torch.nn.Module, dict]:
-    """The model a checkpoint holds (built from `ops`; torch's own by default, which is what
-    evaluation needs) and the checkpoint dict."""
+    """The model a checkpoint holds (built from `ops`; torch's own by default) and the checkpoint
+    dict."""
     path = Path(path)
     remedy = "re-run the train stage (`dvc repro train`) or point to another checkpoint"
     checkpoint = load_torch(path, "a model checkpoint", remedy, map_location=device)

@@ -9,9 +9,10 @@ and its bytes must not depend on the CPU's bf16 units.
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
+
+from mygo import reproducible
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def use_bf16(requested: bool, device: torch.device, what: str = "train.amp") -> 
     if device.type != "cpu":
         return False
     units = cpu_bf16_units()
-    if os.environ.get("MYGO_REPRODUCIBLE") == "1":
+    if reproducible.pinned():
         log.info("%s: float32 (reproducible: true pins AVX2 kernels; `reproducible: false` allows bf16%s)",
                  what, f" on this CPU's {units}" if units else "")
         return False

@@ -70,6 +70,38 @@ def contract(x: torch.Tensor, relation: torch.Tensor, core: torch.Tensor, p: flo
     return torch.bmm(x.unsqueeze(1), matrices).squeeze(1)
 
 
+def slot0_attention(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+    """Slot 0's multi-head attention output in `layer`, before the output projection: its query
+    against every slot's keys and values. x (E, L, d), padded (E, L) bool, True = padded key
+    -> (E, d)."""
+    attn = layer.self_attn
+    E, L, d = x.shape
+    h = attn.num_heads
+    w, b = attn.in_proj_weight, attn.in_proj_bias
+    q = F.linear(x[:, 0], w[:d], b[:d]).view(E, h, 1, d // h)                         # (E, h, 1, d/h)
+    k, v = F.linear(x, w[d:], b[d:]).view(E, L, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)  # (E, h, L, d/h)
+    mask = torch.zeros(E, 1, 1, L, dtype=q.dtype, device=x.device).masked_fill_(padded.view(E, 1, 1, L),
+                                                                                 float("-inf"))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                         dropout_p=attn.dropout if layer.training else 0.0)   # (E, h, 1, d/h)
+    return out.reshape(E, d)
+
+
+def first_slot(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor,
+               attention: Callable[..., torch.Tensor] = slot0_attention) -> torch.Tensor:
+    """A post-norm ReLU encoder layer's output at slot 0 only: x (E, L, d), padded (E, L) bool,
+    True = padded key -> (E, 1, d). Slot 0's query attends over every slot's keys and values; the
+    other slots' queries, attention outputs and feed-forward passes, which slot 0's output does
+    not depend on, are not computed. The layer's own parameters and dropout modules; `attention`
+    computes slot 0's attention output (slot0_attention, or an equivalent from Ops)."""
+    attn = layer.self_attn
+    E, L, d = x.shape
+    out = attention(layer, x, padded)                                                  # (E, d)
+    y = layer.norm1(x[:, :1] + layer.dropout1(F.linear(out.view(E, 1, d), attn.out_proj.weight,
+                                                        attn.out_proj.bias)))                   # (E, 1, d)
+    return layer.norm2(y + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(y))))))
+
+
 @dataclass(frozen=True)
 class Ops:
     """The operations the model is built from. These defaults are torch's own; mygo.fast.ops()
@@ -81,6 +113,7 @@ class Ops:
     before_chunk: Callable[[torch.device], None] | None = None  # called before each encoder chunk
     batch_norm: Callable[[nn.BatchNorm1d, torch.Tensor], torch.Tensor] | None = None   # in training
     all_entities: Callable[..., torch.Tensor] | None = None     # (encode, N, device) -> (N, d), in training
+    ent_attention: Callable[..., torch.Tensor] = slot0_attention   # (layer, x, padded) -> (E, d), the last layer's [ENT]
 
 
 @dataclass(frozen=True)
@@ -92,26 +125,6 @@ class Losses:
     @property
     def total(self) -> torch.Tensor:
         return self.kgc + self.contrastive
-
-
-def first_slot(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
-    """A post-norm ReLU encoder layer's output at slot 0 only: x (E, L, d), padded (E, L) bool,
-    True = padded key -> (E, 1, d). Slot 0's query attends over every slot's keys and values; the
-    other slots' queries, attention outputs and feed-forward passes, which slot 0's output does
-    not depend on, are not computed. The layer's own parameters and dropout modules."""
-    attn = layer.self_attn
-    E, L, d = x.shape
-    h = attn.num_heads
-    w, b = attn.in_proj_weight, attn.in_proj_bias
-    q = F.linear(x[:, 0], w[:d], b[:d]).view(E, h, 1, d // h)                         # (E, h, 1, d/h)
-    k, v = F.linear(x, w[d:], b[d:]).view(E, L, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)  # (E, h, L, d/h)
-    mask = torch.zeros(E, 1, 1, L, dtype=q.dtype, device=x.device).masked_fill_(padded.view(E, 1, 1, L),
-                                                                                 float("-inf"))
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                         dropout_p=attn.dropout if layer.training else 0.0)   # (E, h, 1, d/h)
-    y = layer.norm1(x[:, :1] + layer.dropout1(F.linear(out.reshape(E, 1, d), attn.out_proj.weight,
-                                                        attn.out_proj.bias)))                   # (E, 1, d)
-    return layer.norm2(y + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(y))))))
 
 
 def _transformer(config: ModelConfig, num_layers: int, ops: Ops) -> nn.TransformerEncoder:
@@ -153,6 +166,7 @@ class CrossModalEntityEncoder(nn.Module):
         self.register_buffer("visual_mask", visual_mask.bool() & config.use_visual)
         self.register_buffer("text_mask", text_mask.bool() & config.use_text)
         self.encoder = _transformer(config, config.num_layer_enc, ops)
+        self.ent_attention = ops.ent_attention
         self.skip_padded_slots = True      # drop slots padded for the whole batch (same outputs, faster)
         for p in (self.ent_token, self.structure, self.bias_str, self.bias_vis, self.bias_txt):
             nn.init.xavier_uniform_(p.view(-1, d))
@@ -205,7 +219,7 @@ class CrossModalEntityEncoder(nn.Module):
         layers = self.encoder.layers
         for layer in layers[:-1]:
             sequence = layer(sequence, src_key_padding_mask=padded)
-        return first_slot(layers[-1], sequence, padded) if len(layers) else sequence[:, :1]
+        return first_slot(layers[-1], sequence, padded, self.ent_attention) if len(layers) else sequence[:, :1]
 
 
 class ContextualTripleEncoder(nn.Module):
@@ -451,4 +465,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ModelConfig", "Ops", "Losses", "MyGO", "CrossModalEntityEncoder", "ContextualTripleEncoder", "TuckER",
-           "contract", "first_slot", "info_nce", "masked_mean", "count_parameters"]
+           "contract", "first_slot", "slot0_attention", "info_nce", "masked_mean", "count_parameters"]

@@ -73,6 +73,11 @@ def apply(enabled: bool) -> dict[str, str]:
     return dict(PINNED_ENV)
 
 
+def pinned() -> bool:
+    """Whether this process runs in the pinned mode (`apply(True)` ran here or in a parent)."""
+    return os.environ.get("MYGO_REPRODUCIBLE") == "1"
+
+
 def flush_denormals() -> bool:
     """Flush denormals to zero (FTZ and DAZ) in this thread and in the threads torch starts later;
     call it before torch's first parallel operation. False where the CPU cannot, or when
@@ -94,7 +99,7 @@ def check() -> str:
         log.info("reproducible: false: this CPU's fastest kernels (%s), %d threads; results differ "
                  "between CPU kinds", capability, torch.get_num_threads())
         return capability
-    if os.environ.get("MYGO_REPRODUCIBLE") == "1":
+    if pinned():
         torch.set_num_threads(THREADS)
         if capability != CAPABILITY:
             log.warning("reproducible: true, but torch runs %s kernels here, not %s: results will not match "

@@ -47,7 +47,7 @@ def run(args) -> None:
     num_entities, num_relations = len(kg.entities()), len(kg.relations())
     tokens = tokens_dir.read(num_entities)
     model = build_model(model_params, num_entities, num_relations, tokens, seed=config.seed,
-                        ops=fast.ops("fast", distributed_step=distributed.active()))
+                        ops=fast.ops(distributed_step=distributed.active()))
     log.info("model: %d trainable parameters, config %s", count_parameters(model), dataclasses.asdict(model.config))
     train_triples, valid_triples = kg.split("train"), kg.split("valid")
     run_id = fingerprint(dataclasses.asdict(config), dataclasses.asdict(model.config), kg.split_file("train"),

@@ -2,17 +2,22 @@
 
 `ops(kernels)` is the one switch: it returns the mygo.model.Ops a model is built from.
 
-    fast              the default for training: cheap CPU dropout masks and TuckER's core dropout
-                      fused into its contraction (mygo.fast.dropout), batch-first self-attention
-                      (mygo.fast.attention), the C heap trimmed before each encoder chunk on CPU
-                      (mygo.memory)
+    fast              the default: cheap CPU dropout masks and TuckER's core dropout fused into its
+                      contraction (mygo.fast.dropout), batch-first self-attention and the last
+                      layer's [ENT] attention with the query folded into the key and value
+                      projections (mygo.fast.attention), the C heap trimmed before each encoder
+                      chunk on CPU (mygo.memory)
+    kv-attention      fast, but the [ENT] attention through every slot's keys and values, in
+                      torch's order of operations: what the pinned CPU mode (`reproducible: true`)
+                      trains and evaluates with, so that its bytes stay those it was committed with
     plain             torch's own operations (what mygo.model builds by default)
     torch-dropout     fast, but torch's dropout (the cheap masks' "before")
     torch-attention   fast, but nn.MultiheadAttention's self-attention (the batch-first "before")
 
 Each fast operation computes the same function as the plain one (tests compare them to float
 tolerance); the dropout masks come from another random stream, so a run with dropout is
-reproducible per switch, not across switches. With `distributed=True` (under torchrun) the
+reproducible per switch, not across switches; the folded attention rounds differently from the
+keys-and-values order (equal to float tolerance). `ops()` without kernels builds `default_kernels()`, as the stages do. With `distributed=True` (under torchrun) the
 all-entity pass is sharded across ranks and TuckER's batch norms use the whole batch's statistics
 (mygo.distributed). Evaluation needs none of this: in eval mode every variant computes the same.
 """
@@ -23,13 +28,13 @@ import dataclasses
 import torch
 from torch import nn
 
-from mygo import distributed
-from mygo.fast.attention import BatchFirstEncoderLayer
+from mygo import distributed, reproducible
+from mygo.fast.attention import BatchFirstEncoderLayer, slot0_attention_folded
 from mygo.fast.dropout import Dropout, core_dropout_contract
 from mygo.memory import release_free_memory
-from mygo.model import Ops, contract
+from mygo.model import Ops, contract, slot0_attention
 
-KERNELS = ("fast", "plain", "torch-dropout", "torch-attention")
+KERNELS = ("fast", "kv-attention", "plain", "torch-dropout", "torch-attention")
 
 
 def _trim_heap(device: torch.device) -> None:
@@ -42,14 +47,25 @@ def _sharded_entities(encode, n: int, device: torch.device) -> torch.Tensor:
     return distributed.gather_rows(encode(torch.arange(start, end, device=device)), n)
 
 
-def ops(kernels: str = "fast", *, distributed_step: bool = False) -> Ops:
-    """The operations for `kernels` (one of KERNELS); with `distributed_step`, across ranks."""
+def default_kernels() -> str:
+    """The kernels the stages build their models with: `kv-attention` in the pinned CPU mode
+    (mygo.reproducible sets MYGO_REPRODUCIBLE=1), whose committed bytes the folded attention's
+    rounding would change; `fast` otherwise."""
+    return "kv-attention" if reproducible.pinned() else "fast"
+
+
+def ops(kernels: str | None = None, *, distributed_step: bool = False) -> Ops:
+    """The operations for `kernels` (one of KERNELS; default: `default_kernels()`); with
+    `distributed_step`, across ranks."""
+    kernels = default_kernels() if kernels is None else kernels
     if kernels not in KERNELS:
         raise ValueError(f"kernels = {kernels!r}: expected one of {', '.join(KERNELS)}")
     chosen = Ops()
     if kernels != "plain":
         chosen = Ops(dropout=Dropout, encoder_layer=BatchFirstEncoderLayer, core_contract=core_dropout_contract,
-                     before_chunk=_trim_heap)
+                     before_chunk=_trim_heap, ent_attention=slot0_attention_folded)
+    if kernels == "kv-attention":
+        chosen = dataclasses.replace(chosen, ent_attention=slot0_attention)
     if kernels == "torch-dropout":
         chosen = dataclasses.replace(chosen, dropout=nn.Dropout, core_contract=contract)
     if kernels == "torch-attention":
@@ -59,4 +75,4 @@ def ops(kernels: str = "fast", *, distributed_step: bool = False) -> Ops:
     return chosen
 
 
-__all__ = ["KERNELS", "ops"]
+__all__ = ["KERNELS", "ops", "default_kernels"]

@@ -373,7 +373,7 @@ def test_folded_slot0_attention_equals_keys_and_values(heads, mode):
     """The [ENT] attention with the query folded into the key and value projections computes
     torch's keys-and-values attention: outputs and every gradient (the key bias's is zero in both,
     up to rounding), with padded keys, in float64; attention dropout off (its masks differ)."""
-    from mygo.fast.attention import slot0_attention_folded
+    from mygo.model import slot0_attention_folded
     from mygo.model import slot0_attention
     torch.manual_seed(heads)
     layer = torch.nn.TransformerEncoderLayer(16, heads, 32, dropout=0.0, batch_first=True).double()
@@ -400,7 +400,7 @@ def test_folded_slot0_attention_applies_attention_dropout():
     """With attention dropout the folded attention draws masks (training outputs vary and differ
     from eval), keeps the expectation (the mean of many draws nears the eval output), and without
     it equals eval."""
-    from mygo.fast.attention import slot0_attention_folded
+    from mygo.model import slot0_attention_folded
     torch.manual_seed(0)
     layer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.3, batch_first=True)
     with torch.no_grad():

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import torch
 
+from mygo import reproducible
 from mygo.folders import KGFolder
 from mygo.io import first_line, load_torch, save_torch
-from mygo.model import ModelConfig, Ops
+from mygo.model import ModelConfig, Ops, slot0_attention, slot0_attention_folded
 from mygo.models import DEFAULT, MODELS, name_of
 
 
@@ -29,10 +30,18 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, extra: dict | None
                       **({"model_name": name} if name != DEFAULT else {}), **(extra or {})})
 
 
+def inference_ops() -> Ops:
+    """What evaluate and predict build models from: torch's own operations, with the [ENT]
+    attention folded (mygo.model.slot0_attention_folded) except in the pinned CPU mode, whose
+    committed bytes were made through keys and values (as mygo.fast.default_kernels chooses for
+    training)."""
+    return Ops(ent_attention=slot0_attention if reproducible.pinned() else slot0_attention_folded)
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
-                    ops: Ops = Ops()) -> tuple[torch.nn.Module, dict]:
-    """The model a checkpoint holds (built from `ops`; torch's own by default) and the checkpoint
-    dict."""
+                    ops: Ops | None = None) -> tuple[torch.nn.Module, dict]:
+    """The model a checkpoint holds (built from `ops`, by default `inference_ops()`) and the
+    checkpoint dict."""
     path = Path(path)
     remedy = "re-run the train stage (`dvc repro train`) or point to another checkpoint"
     checkpoint = load_torch(path, "a model checkpoint", remedy, map_location=device)
@@ -43,7 +52,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
         raise ValueError(f"{path}: holds a model named {name!r}, which this version does not have "
                          f"(it has {', '.join(MODELS)}); {remedy}")
     try:
-        model = MODELS[name].empty(ModelConfig(**checkpoint["config"]), ops)
+        model = MODELS[name].empty(ModelConfig(**checkpoint["config"]), inference_ops() if ops is None else ops)
         model.load_state_dict(checkpoint["model"])
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"{path}: checkpoint does not match this version's {name} model "
@@ -75,4 +84,4 @@ def check_fingerprint(checkpoint: dict, model_path: str | Path, kg_dir: str | Pa
                          f"train on this graph (`dvc repro`) or point to the matching model")
 
 
-__all__ = ["save_checkpoint", "load_checkpoint", "data_fingerprint", "check_fingerprint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "inference_ops", "data_fingerprint", "check_fingerprint"]

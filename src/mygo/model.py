@@ -87,6 +87,33 @@ def slot0_attention(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: 
     return out.reshape(E, d)
 
 
+def slot0_attention_folded(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+    """slot0_attention with the query folded into the key and value projections, so that no key
+    or value is computed: per head h, q_h . (x_l W_k,h^T + b_k,h) = x_l . (W_k,h^T q_h) + q_h . b_k,h,
+    and sum_l a_l (x_l W_v,h^T + b_v,h) = (sum_l a_l x_l) W_v,h^T + (sum_l a_l) b_v,h. The per-slot
+    (E L, d) x (d, 2d) projection, the all-entity pass's largest product, becomes two (E, d) x (d, d)
+    ones; q_h . b_k,h adds the same number to every slot's score and drops out of the softmax. The
+    same function as slot0_attention (tests: outputs and gradients to float tolerance); it rounds
+    differently, and attention dropout draws masks of another shape (the same distribution)."""
+    attn = layer.self_attn
+    E, L, d = x.shape
+    h = attn.num_heads
+    c = d // h
+    w, b = attn.in_proj_weight, attn.in_proj_bias
+    q = F.linear(x[:, 0], w[:d], b[:d]).view(E, h, c) * c ** -0.5                       # (E, h, c), scaled
+    q_keys = torch.bmm(q.transpose(0, 1), w[d:2 * d].view(h, c, d)).transpose(0, 1)    # (E, h, d): W_k,h^T q_h
+    scores = torch.bmm(q_keys, x.transpose(1, 2))                                       # (E, h, L)
+    weights = scores.masked_fill_(padded.view(E, 1, L), float("-inf")).softmax(-1)     # a_l
+    p = attn.dropout if layer.training else 0.0
+    if p > 0:
+        weights = F.dropout(weights, p)
+    mixed = torch.bmm(weights, x)                                                       # (E, h, d): sum_l a_l x_l
+    out = torch.bmm(mixed.transpose(0, 1), w[2 * d:].view(h, c, d).transpose(1, 2)).transpose(0, 1)   # (E, h, c)
+    bias = b[2 * d:].view(h, c)
+    out = out + (weights.sum(-1, keepdim=True) * bias if p > 0 else bias)               # with dropout sum a_l != 1
+    return out.reshape(E, d)
+
+
 def first_slot(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor,
                attention: Callable[..., torch.Tensor] = slot0_attention) -> torch.Tensor:
     """A post-norm ReLU encoder layer's output at slot 0 only: x (E, L, d), padded (E, L) bool,
@@ -465,4 +492,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ModelConfig", "Ops", "Losses", "MyGO", "CrossModalEntityEncoder", "ContextualTripleEncoder", "TuckER",
-           "contract", "first_slot", "slot0_attention", "info_nce", "masked_mean", "count_parameters"]
+           "contract", "first_slot", "slot0_attention", "slot0_attention_folded", "info_nce", "masked_mean", "count_parameters"]

@@ -18,7 +18,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from mygo import fast
     from mygo.checkpoint import check_fingerprint, load_checkpoint
     from mygo.config import is_out_of_memory
     from mygo.device import pick_device, use_bf16
@@ -33,7 +32,7 @@ def run(args) -> None:
     config = params.evaluate
     device = pick_device(config.device)
     kg = KGFolder(args.kg_dir)
-    model, checkpoint = load_checkpoint(args.model_path, device, fast.ops())
+    model, checkpoint = load_checkpoint(args.model_path, device)
     check_fingerprint(checkpoint, args.model_path, kg.path)
     reuse_memory_if(params.train.reuse_memory, device, model.config.encoder_chunk)
     splits = kg.splits()

@@ -32,7 +32,6 @@ def check(args) -> str | None:
 
 
 def run(args) -> None:
-    from mygo import fast
     from mygo.checkpoint import check_fingerprint, load_checkpoint
     from mygo.device import pick_device
     from mygo.evaluation import KnownAnswers
@@ -41,7 +40,7 @@ def run(args) -> None:
     queries = read_queries(args.queries) if args.queries else [Query(args.head, args.relation, args.tail)]
     device = pick_device(args.device)
     kg = KGFolder(args.kg)
-    model, checkpoint = load_checkpoint(args.model, device, fast.ops())
+    model, checkpoint = load_checkpoint(args.model, device)
     check_fingerprint(checkpoint, args.model, kg.path)
     entities, relations = kg.entity_names(), kg.relation_names()
     known = KnownAnswers(list(kg.splits().values())) if args.filter else None

@@ -3,9 +3,9 @@
 `ops(kernels)` is the one switch: it returns the mygo.model.Ops a model is built from.
 
     fast              the default: cheap CPU dropout masks and TuckER's core dropout fused into its
-                      contraction (mygo.fast.dropout), batch-first self-attention and the last
+                      contraction (mygo.fast.dropout), batch-first self-attention (mygo.fast.attention), the last
                       layer's [ENT] attention with the query folded into the key and value
-                      projections (mygo.fast.attention), the C heap trimmed before each encoder
+                      projections (mygo.model.slot0_attention_folded), the C heap trimmed before each encoder
                       chunk on CPU (mygo.memory)
     kv-attention      fast, but the [ENT] attention through every slot's keys and values, in
                       torch's order of operations: what the pinned CPU mode (`reproducible: true`)
@@ -29,10 +29,10 @@ import torch
 from torch import nn
 
 from mygo import distributed, reproducible
-from mygo.fast.attention import BatchFirstEncoderLayer, slot0_attention_folded
+from mygo.fast.attention import BatchFirstEncoderLayer
 from mygo.fast.dropout import Dropout, core_dropout_contract
 from mygo.memory import release_free_memory
-from mygo.model import Ops, contract, slot0_attention
+from mygo.model import Ops, contract, slot0_attention, slot0_attention_folded
 
 KERNELS = ("fast", "kv-attention", "plain", "torch-dropout", "torch-attention")
 

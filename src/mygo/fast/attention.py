@@ -11,13 +11,6 @@ On CPU with mygo.fast's dropout, the three dropouts' 1 / (1 - p) scales are fold
 weights and bias of the linear layer before them or after them (a (d, 4d) multiply instead of a
 pass over the (E, L, 4d) activations), and the FFN's ReLU and its dropout are one masked pass
 with one bool mask kept for backward (mygo.fast.dropout.relu_dropout_unscaled).
-
-`slot0_attention_folded` is mygo.model.slot0_attention (the last layer's [ENT] slot attending over
-every slot) with the query folded into the key and value projections, so that no key or value is
-computed: per head, q . (x_l W_k^T) = x_l . (W_k q), and sum_l a_l (x_l W_v^T + b_v) =
-(sum_l a_l x_l) W_v^T + (sum_l a_l) b_v. The per-slot (E, L, d) x (d, 2d) projection, the largest
-product of the all-entity pass, becomes two (E, d) x (d, d) ones; the key bias adds the same
-number to every slot's score and drops out of the softmax.
 """
 from __future__ import annotations
 
@@ -25,30 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mygo.fast.dropout import Dropout, dropout, kept_fraction, mask_unscaled, relu_dropout_unscaled
+from mygo.fast.dropout import Dropout, kept_fraction, mask_unscaled, relu_dropout_unscaled
 
-
-def slot0_attention_folded(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
-    """mygo.model.slot0_attention with the query folded into the key and value projections:
-    x (E, L, d), padded (E, L) bool, True = padded key -> (E, d). The same mathematics; attention
-    dropout (its probability is attn.dropout) draws masks of its own, of the same distribution."""
-    attn = layer.self_attn
-    E, L, d = x.shape
-    h = attn.num_heads
-    c = d // h
-    w, b = attn.in_proj_weight, attn.in_proj_bias
-    q = F.linear(x[:, 0], w[:d], b[:d]).view(E, h, c) * c ** -0.5                       # (E, h, c), scaled
-    q_keys = torch.bmm(q.transpose(0, 1), w[d:2 * d].view(h, c, d)).transpose(0, 1)    # (E, h, d): W_k,h^T q_h
-    scores = torch.bmm(q_keys, x.transpose(1, 2))                                       # (E, h, L)
-    weights = scores.masked_fill_(padded.view(E, 1, L), float("-inf")).softmax(-1)
-    p = attn.dropout if layer.training else 0.0
-    if p > 0:
-        weights = dropout(weights, p)
-    mixed = torch.bmm(weights, x)                                                       # (E, h, d): sum_l a_l x_l
-    out = torch.bmm(mixed.transpose(0, 1), w[2 * d:].view(h, c, d).transpose(1, 2)).transpose(0, 1)   # (E, h, c)
-    bias = b[2 * d:].view(h, c)
-    out = out + (weights.sum(-1, keepdim=True) * bias if p > 0 else bias)               # dropout: sum_l a_l != 1
-    return out.reshape(E, d)
 
 
 class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
@@ -99,4 +70,4 @@ class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
         return self.dropout1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))
 
 
-__all__ = ["BatchFirstEncoderLayer", "slot0_attention_folded"]
+__all__ = ["BatchFirstEncoderLayer"]

@@ -106,3 +106,104 @@ def test_the_pinned_mode_keeps_the_keys_and_values_attention(monkeypatch):
     assert fast.default_kernels() == "fast" and fast.ops().ent_attention is slot0_attention_folded
     assert inference_ops().ent_attention is slot0_attention_folded
     assert fast.ops("plain").ent_attention is slot0_attention
+
+
+def test_core_dropout_contract_equals_the_unfused_autograd_version():
+    """Output and gradients (x, r', W) of the fused contraction equal those of building each
+    query's matrix, masking it with the same draw and multiplying, under plain autograd."""
+    g = torch.Generator().manual_seed(0)
+    B, d, p = 6, 5, 0.4
+    x, r, core = (torch.randn(*shape, generator=g, dtype=torch.float64) for shape in ((B, d), (B, d), (d, d, d)))
+    weight = torch.randn(B, d, generator=g, dtype=torch.float64)
+
+    def run(fused: bool):
+        leaves = [t.clone().requires_grad_() for t in (x, r, core)]
+        torch.manual_seed(7)
+        if fused:
+            y = core_dropout_contract(*leaves, p)
+        else:
+            keep = keep_mask((B, d, d), p)
+            matrices = (leaves[1] @ leaves[2].view(d, d * d)).view(B, d, d) * keep / kept_fraction(p)
+            y = torch.bmm(leaves[0].unsqueeze(1), matrices).squeeze(1)
+        (y * weight).sum().backward()
+        return [y.detach()] + [t.grad for t in leaves]
+
+    for a, b in zip(run(True), run(False)):
+        torch.testing.assert_close(a, b)
+
+
+def test_core_dropout_contract_gradcheck():
+    g = torch.Generator().manual_seed(2)
+    B, d = 3, 4
+    leaves = [torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True) for s in ((B, d), (B, d), (d, d, d))]
+
+    def fn(x, r, core):
+        torch.manual_seed(11)                     # the same mask on every evaluation
+        return core_dropout_contract(x, r, core, 0.5)
+
+    assert torch.autograd.gradcheck(fn, leaves)
+
+
+def test_core_dropout_contract_without_dropout_is_the_plain_contraction():
+    g = torch.Generator().manual_seed(4)
+    x, r, core = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g), torch.randn(3, 3, 3, generator=g)
+    expected = torch.einsum("bj,bi,ijk->bk", x, r, core)
+    torch.testing.assert_close(core_dropout_contract(x, r, core, 0.0), expected)
+    # and an einsum check of the dropped version: zeros where the mask drops
+    torch.manual_seed(5)
+    y = core_dropout_contract(x, r, core, 0.5)
+    torch.manual_seed(5)
+    keep = keep_mask((4, 3, 3), 0.5).float() / kept_fraction(0.5)
+    torch.testing.assert_close(y, torch.einsum("bj,bi,ijk,bjk->bk", x, r, core, keep))
+    assert not torch.allclose(y, F.dropout(expected, 0.0))
+
+
+@pytest.mark.parametrize("p", [0.0, 0.01, 0.3])
+def test_folded_dropout_scales_equal_the_plain_layer(monkeypatch, p):
+    """The CPU layer with its dropout scales folded into the linear layers and ReLU + dropout in one
+    masked pass: the same outputs and gradients as dropout applied to the activations, with the
+    same masks (the same draws in the same order)."""
+    from mygo.fast.attention import BatchFirstEncoderLayer
+    torch.manual_seed(0)
+    layer = BatchFirstEncoderLayer(16, 2, 32, dropout=p, batch_first=True)
+    layer.dropout, layer.dropout1, layer.dropout2 = (Dropout(p) for _ in range(3))
+    layer.train()
+    x = torch.randn(5, 7, 16)
+    padded = torch.rand(5, 7) < 0.3
+    padded[:, 0] = False
+    results = []
+    for folded in (True, False):
+        monkeypatch.setattr(BatchFirstEncoderLayer, "folds_dropout", lambda self, x, folded=folded: folded)
+        layer.zero_grad()
+        leaf = x.clone().requires_grad_()
+        torch.manual_seed(1)
+        out = layer(leaf, src_key_padding_mask=padded)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append([out.detach(), leaf.grad] + [q.grad.clone() for q in layer.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_folds_only_on_cpu_with_the_fast_dropout():
+    from mygo.fast.attention import BatchFirstEncoderLayer
+    layer = BatchFirstEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True)
+    x = torch.randn(2, 3, 8)
+    assert not layer.folds_dropout(x)                        # torch's nn.Dropout modules
+    layer.dropout, layer.dropout1, layer.dropout2 = (Dropout(0.1) for _ in range(3))
+    assert layer.folds_dropout(x)
+
+
+def test_relu_dropout_unscaled_values_and_gradcheck():
+    h = torch.randn(6, 9, dtype=torch.float64)
+    torch.manual_seed(3)
+    out = relu_dropout_unscaled(h.clone(), 0.4)
+    torch.manual_seed(3)
+    keep = keep_mask(h.shape, 0.4)
+    torch.testing.assert_close(out, torch.relu(h) * keep)
+
+    def fn(x):
+        torch.manual_seed(3)
+        return relu_dropout_unscaled(x * 1.0, 0.4)     # a fresh activation, as the layer passes
+
+    leaf = torch.randn(4, 5, dtype=torch.float64).add_(0.05 * torch.sign(torch.randn(4, 5, dtype=torch.float64)))
+    assert torch.autograd.gradcheck(fn, [leaf.requires_grad_()])

@@ -197,10 +197,23 @@ def peak_rate(device: torch.device, dtype: torch.dtype, size: int, repeats: int 
     return 2.0 * size ** 3 / best
 
 
+def masked_rank_before(scores, targets, known) -> dict:
+    """The filtered ranking of the previous version, the before of mygo.evaluation.rank_filtered:
+    a (B, N) keep mask, then the masked comparisons counted."""
+    rows = torch.arange(scores.shape[0], device=scores.device)
+    target_score = scores[rows, targets].unsqueeze(1)
+    keep = ~known
+    keep[rows, targets] = True
+    greater = ((scores > target_score) & keep).sum(1)
+    greater_equal = ((scores >= target_score) & keep).sum(1)
+    return {"optimistic": (1 + greater).double(), "pessimistic": greater_equal.double()}
+
+
 def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
     """The evaluation's work part by part, each timed on its own (the same batches as
-    compute_ranks), with the matrix FLOP of the two model parts and their products timed alone."""
-    from mygo.evaluation import KnownAnswers, queries_both_directions, rank
+    compute_ranks), with the matrix FLOP of the two model parts and their products timed alone;
+    and the before of the sparse filter: a (B, N) mask per batch and masked counts."""
+    from mygo.evaluation import KnownAnswers, queries_both_directions, rank_filtered
 
     def sync():
         if device.type == "cuda":
@@ -211,7 +224,7 @@ def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
     with torch.no_grad():
         started = time.perf_counter()
         filters = KnownAnswers(list(splits.values()))
-        parts["filter index (Python dict of known answers)"] = time.perf_counter() - started
+        parts["known-answer index (sorted arrays)"] = time.perf_counter() - started
         sync()
         started = time.perf_counter()
         emb = model.entity_embeddings()
@@ -221,7 +234,7 @@ def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
             model.entity_embeddings()
         floor["entity encoder (all N)"], flop["entity encoder (all N)"] = time_matmuls(recorder.calls, device)
         q = queries_both_directions(splits["test"])
-        scoring, masks, ranking, calls = 0.0, 0.0, 0.0, []
+        scoring, answers, ranking, before, calls = 0.0, 0.0, 0.0, 0.0, []
         for start in range(0, len(q["known"]), batch_size):
             sl = slice(start, start + batch_size)
             known, relation, head, target = (torch.as_tensor(q[k][sl], device=device)
@@ -231,13 +244,20 @@ def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
             scores = model.score(emb, known, relation, head).float()
             sync()
             t1 = time.perf_counter()
-            mask = filters.mask(q["known"][sl], q["relation"][sl], q["predict_head"][sl], emb.shape[0]).to(device)
+            rows, cols = (torch.from_numpy(a).to(device) for a in
+                          filters.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl]))
             sync()
             t2 = time.perf_counter()
-            rank(scores, target, mask)
+            after = rank_filtered(scores, target, rows, cols)
             sync()
             t3 = time.perf_counter()
-            scoring, masks, ranking = scoring + t1 - t0, masks + t2 - t1, ranking + t3 - t2
+            mask = torch.zeros(scores.shape, dtype=torch.bool, device=device)
+            mask[rows, cols] = True
+            old = masked_rank_before(scores, target, mask)
+            sync()
+            t4 = time.perf_counter()
+            assert all(torch.equal(old[k], after[k]) for k in old), "sparse and masked ranks differ"
+            scoring, answers, ranking, before = scoring + t1 - t0, answers + t2 - t1, ranking + t3 - t2, before + t4 - t3
             if start == 0:
                 with RecordMatmuls() as recorder:
                     model.score(emb, known, relation, head)
@@ -246,10 +266,11 @@ def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
         one_floor, one_flop = time_matmuls(calls, device)           # the first (full) batch, times the batches
         key = "triple encoder + TuckER scoring (all queries)"
         parts[key], floor[key], flop[key] = scoring, one_floor * batches, one_flop * batches
-        parts["filter masks (B x N bool per batch)"] = masks
-        parts["tie-aware ranking"] = ranking
+        parts["known answers per batch (row, entity pairs)"] = answers
+        parts["tie-aware ranking (all counted, known answers taken off)"] = ranking
     return {"eval_parts_seconds": parts, "eval_parts_gflop": {k: v / 1e9 for k, v in flop.items()},
-            "eval_parts_floor_seconds": floor, "eval_queries": len(q["known"])}
+            "eval_parts_floor_seconds": floor, "eval_queries": len(q["known"]),
+            "eval_before_seconds": {"(B, N) mask per batch and masked counts (the before of the two parts above)": before}}
 
 
 def run_scenario(name, args) -> dict:
@@ -547,6 +568,7 @@ def markdown(results: list[dict], meta: dict) -> str:
                 at_peak = g / rate if (g and rate) else None
                 lines.append(f"| {k} | {v:.3f} | {f'{g:.0f}' if g else ''} | {f'{alone:.3f}' if alone else ''} | "
                              f"{f'{at_peak:.3f}' if at_peak else ''} | {f'{v / at_peak:.1f}x' if at_peak else ''} |")
+            lines += [f"| before: {k} | {v:.3f} |  |  |  |  |" for k, v in r.get("eval_before_seconds", {}).items()]
             if rate:
                 at_peak = total_flop / rate
                 lines += ["", f"The evaluation's {total_flop:.0f} GFLOP of matrix products would take {at_peak:.2f} s "

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from mygo.evaluation import KnownAnswers, metrics_from_ranks, rank, summarize_ranks
+from mygo.evaluation import KnownAnswers, metrics_from_ranks, rank, rank_filtered, summarize_ranks
 
 
 def test_hand_computed_ranks_with_ties_and_filter():
@@ -76,3 +76,43 @@ def test_metrics_keys():
         assert key in metrics and key in metrics["head"] and key in metrics["optimistic"]
     assert metrics["tail"]["mrr"] == pytest.approx((1 + 0.5) / 2)
     assert [r["name"] for r in per_relation] == ["a", "b"]
+
+
+def test_known_answers_pairs_equal_a_dictionary_of_the_triples():
+    """Each query's answers from the sorted index are those of a plain dictionary built from the
+    triples: duplicates (within and across splits) once, unknown queries none, an empty index."""
+    rng = np.random.default_rng(0)
+    splits = [rng.integers(0, 9, (60, 3)), rng.integers(0, 9, (15, 3))]
+    splits[1][:5] = splits[0][:5]                                   # the same triples in two splits
+    reference: dict[tuple[int, int, int], set[int]] = {}
+    for h, r, t in np.concatenate(splits).tolist():
+        reference.setdefault((h, r, 0), set()).add(t)
+        reference.setdefault((t, r, 1), set()).add(h)
+    known, relation = rng.integers(0, 11, 200), rng.integers(0, 11, 200)   # some ids in no triple
+    head = rng.random(200) < 0.5
+    for index, expected in ((KnownAnswers(splits), reference), (KnownAnswers([]), {})):
+        rows, cols = index.pairs(known, relation, head)
+        got: dict[int, list[int]] = {}
+        for row, col in zip(rows.tolist(), cols.tolist()):
+            got.setdefault(row, []).append(col)
+        for i, key in enumerate(zip(known.tolist(), relation.tolist(), head.astype(int).tolist())):
+            assert sorted(got.get(i, [])) == sorted(expected.get(key, set())), (i, key)
+        mask = index.mask(known, relation, head, 11)
+        assert mask.sum().item() == len(rows)
+
+
+def test_rank_with_answer_pairs_equals_rank_with_a_mask():
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randint(0, 6, (40, 15), generator=g).float()      # many ties
+    scores[3, 4] = float("nan")
+    targets = torch.randint(0, 15, (40,), generator=g)
+    known = torch.rand(40, 15, generator=g) < 0.4
+    known[torch.arange(0, 40, 3), targets[::3]] = True               # the target among the answers
+    dense = rank(scores, targets, known)
+    rows, cols = known.nonzero(as_tuple=True)
+    order = torch.randperm(len(rows), generator=g)                    # pairs in any order
+    sparse = rank_filtered(scores, targets, rows[order], cols[order])
+    for kind in dense:
+        assert torch.equal(dense[kind], sparse[kind])
+    none = rank_filtered(scores, targets, torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    assert torch.equal(none["pessimistic"], rank(scores, targets, torch.zeros_like(known))["pessimistic"])

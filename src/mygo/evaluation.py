@@ -7,7 +7,6 @@ Filtering sets the known other answers aside before counting; the target is neve
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 
 import numpy as np
 import torch
@@ -29,12 +28,25 @@ def rank(scores: torch.Tensor, targets: torch.Tensor, known: torch.Tensor) -> di
     filter out (the target's own entry is ignored). Returns float tensors (B,) under
     'optimistic', 'pessimistic' and 'realistic'.
     """
-    rows = torch.arange(scores.shape[0], device=scores.device)
-    target_score = scores[rows, targets].unsqueeze(1)                          # (B, 1)
-    keep = ~known
-    keep[rows, targets] = True
-    greater = ((scores > target_score) & keep).sum(1)
-    greater_equal = ((scores >= target_score) & keep).sum(1)
+    rows, cols = known.nonzero(as_tuple=True)
+    return rank_filtered(scores, targets, rows, cols)
+
+
+def rank_filtered(scores: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor,
+                  cols: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`rank` with the known answers as (row, entity) pairs, rows and cols (K,) long, instead of
+    a (B, N) mask: every entity scored above (at or above) the target is counted, then the known
+    answers other than the target that were are taken off: the same integer counts, in two passes
+    over the scores."""
+    B = scores.shape[0]
+    target_score = scores[torch.arange(B, device=scores.device), targets].unsqueeze(1)    # (B, 1)
+    greater = (scores > target_score).sum(1)
+    greater_equal = (scores >= target_score).sum(1)
+    other = cols != targets[rows]                           # the target is never filtered
+    rows, cols = rows[other], cols[other]
+    known_score, bar = scores[rows, cols], target_score[rows, 0]
+    greater -= torch.bincount(rows[known_score > bar], minlength=B)
+    greater_equal -= torch.bincount(rows[known_score >= bar], minlength=B)
     optimistic = (1 + greater).double()
     pessimistic = greater_equal.double()
     return {"optimistic": optimistic, "pessimistic": pessimistic,
@@ -53,27 +65,46 @@ def summarize_ranks(ranks: torch.Tensor) -> dict[str, float]:
 
 
 class KnownAnswers:
-    """For each (entity, relation, direction), the set of true answers in the given triples."""
+    """For each (entity, relation, direction), the true answers in the given triples, as a sorted
+    index: every query's answers are found at once with a binary search (no per-query Python)."""
 
     def __init__(self, triples: list[np.ndarray] | np.ndarray):
         if isinstance(triples, np.ndarray):
             triples = [triples]
-        self.answers: dict[tuple[int, int, int], list[int]] = defaultdict(list)
-        for split in triples:
-            for h, r, t in split.tolist():
-                self.answers[(h, r, 0)].append(t)      # (h, r, ?) -> t
-                self.answers[(t, r, 1)].append(h)      # (?, r, t) -> h
+        triples = np.concatenate([np.asarray(t, dtype=np.int64).reshape(-1, 3) for t in triples]
+                                 or [np.zeros((0, 3), np.int64)])
+        h, r, t = triples.T
+        keys = np.concatenate([self._key(h, r, np.zeros_like(h)), self._key(t, r, np.ones_like(t))])
+        answers = np.concatenate([t, h])                     # (h, r, ?) -> t and (?, r, t) -> h
+        pairs = np.unique(np.stack([keys, answers], 1), axis=0)   # sorted by key, duplicates once
+        self.keys, starts = np.unique(pairs[:, 0], return_index=True)          # (Q,) sorted
+        self.offsets = np.append(starts, len(pairs))                           # answers of key i: [o_i, o_i+1)
+        self.answers = pairs[:, 1]
+
+    @staticmethod
+    def _key(entity: np.ndarray, relation: np.ndarray, predict_head: np.ndarray) -> np.ndarray:
+        return (entity.astype(np.int64) << 32) | (relation.astype(np.int64) << 1) | predict_head.astype(np.int64)
+
+    def pairs(self, known: np.ndarray, relation: np.ndarray, predict_head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The true answers of a batch of queries as (row, entity) pairs, two (K,) int64 arrays."""
+        keys = self._key(np.asarray(known), np.asarray(relation), np.asarray(predict_head))
+        at = np.searchsorted(self.keys, keys)
+        hit = at < len(self.keys)
+        hit[hit] = self.keys[at[hit]] == keys[hit]
+        at = np.where(hit, at, 0)
+        starts = self.offsets[at]
+        counts = np.where(hit, self.offsets[at + hit] - starts, 0)
+        rows = np.repeat(np.arange(len(keys)), counts)
+        first = np.cumsum(counts) - counts                   # each row's first position in the output
+        cols = self.answers[np.repeat(starts - first, counts) + np.arange(counts.sum())]
+        return rows, cols
 
     def mask(self, known: np.ndarray, relation: np.ndarray, predict_head: np.ndarray,
              num_entities: int) -> torch.Tensor:
         """(B, N) bool: True where an entity is a true answer of the query."""
-        rows, cols = [], []
-        for i, key in enumerate(zip(known.tolist(), relation.tolist(), predict_head.astype(int).tolist())):
-            answers = self.answers.get(key, ())
-            rows.extend([i] * len(answers))
-            cols.extend(answers)
+        rows, cols = self.pairs(known, relation, predict_head)
         out = torch.zeros(len(known), num_entities, dtype=torch.bool)
-        out[torch.tensor(rows, dtype=torch.long), torch.tensor(cols, dtype=torch.long)] = True
+        out[torch.from_numpy(rows), torch.from_numpy(cols)] = True
         return out
 
 
@@ -117,8 +148,9 @@ def _ranks(model, triples, filters, batch_size, device, progress) -> dict[str, n
         predict_head = torch.as_tensor(q["predict_head"][sl], device=device)
         target = torch.as_tensor(q["target"][sl], device=device)
         scores = model.score(entity_emb, known, relation, predict_head).float()
-        mask = filters.mask(q["known"][sl], q["relation"][sl], q["predict_head"][sl], num_entities).to(device)
-        for kind, values in rank(scores, target, mask).items():
+        rows, cols = (torch.from_numpy(a).to(device) for a in
+                      filters.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl]))
+        for kind, values in rank_filtered(scores, target, rows, cols).items():
             out[kind].append(values.cpu())
     result = {k: torch.cat(v).numpy() for k, v in out.items()}
     result.update({k: q[k] for k in ("relation", "predict_head")})

@@ -21,7 +21,6 @@ from torch import nn
 from mygo.fast.dropout import Dropout, kept_fraction, mask_unscaled, relu_dropout_unscaled
 
 
-
 class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor | None = None,
                 src_key_padding_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:

@@ -140,8 +140,9 @@ class _CoreDropoutContract(torch.autograd.Function):
     """y_b = x_b Drop(r'_b W) for a batch of queries, TuckER's training contraction.
 
     x, relation (B, d), core (d, d, d), keep (B, d, d) bool, False = dropped. Each query's d x d
-    matrix is built once and masked in place; backward keeps that matrix and the bool mask (the
-    unfused version keeps the matrix before and after dropout and a float mask), and the 1 / (1 - p)
+    matrix is built once and masked in place; backward keeps that matrix and the 0 / 1 float mask
+    it was multiplied by, and builds the matrices' gradient from the mask in two passes (the
+    unfused version keeps the matrix before and after dropout and a float mask). The 1 / (1 - p)
     scale is carried on the (B, d) vectors instead of the (B, d, d) matrices.
     """
 
@@ -150,22 +151,23 @@ class _CoreDropoutContract(torch.autograd.Function):
     def forward(ctx, x, relation, core, keep, scale):
         B, d = x.shape
         matrices = (relation @ core.view(d, d * d)).view(B, d, d)                         # (B, d, d)
-        matrices.mul_(_as_float(keep, matrices.dtype))      # bf16 under autocast: the mask in that dtype
-        ctx.save_for_backward(x, relation, core, keep, matrices)
+        mask = _as_float(keep, matrices.dtype)              # bf16 under autocast: the mask in that dtype
+        matrices.mul_(mask)
+        ctx.save_for_backward(x, relation, core, mask, matrices)
         ctx.scale = scale
         return torch.bmm((x * scale).unsqueeze(1), matrices).squeeze(1)                    # (B, d)
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")              # under bf16 autocast when forward was
     def backward(ctx, grad):
-        x, relation, core, keep, matrices = ctx.saved_tensors
+        x, relation, core, mask, matrices = ctx.saved_tensors
         B, d = x.shape
         scale = ctx.scale
         grad_x = torch.bmm(matrices, grad.unsqueeze(2)).squeeze(2).mul_(scale)              # (B, d)
-        # the (B, d, d) work in the matrices' dtype (bf16 under autocast): no mixed-dtype passes
+        # the (B, d, d) work in the matrices' dtype (bf16 under autocast): no mixed-dtype passes;
+        # mask_ij x_i g_j, which is x_i g_j or zero exactly as (x_i g_j) mask_ij is
         dtype = matrices.dtype
-        grad_matrices = (x * scale).to(dtype).unsqueeze(2) * grad.to(dtype).unsqueeze(1)
-        grad_matrices.mul_(_as_float(keep, dtype))                                           # (B, d, d)
+        grad_matrices = torch.mul(mask, (x * scale).to(dtype).unsqueeze(2)).mul_(grad.to(dtype).unsqueeze(1))
         flat = grad_matrices.view(B, d * d)
         grad_relation = flat @ core.view(d, d * d).t()                                     # (B, d)
         grad_core = (relation.t() @ flat).view(d, d, d)

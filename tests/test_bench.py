@@ -85,16 +85,21 @@ def test_harness_peak_rate_and_the_step_against_it(tmp_path):
 
 
 def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
-    """The evaluation's parts with their FLOP against the peak, a profiled step, and the befores of
-    the CPU changes (denormals kept, memory returned, dropout unfolded) as rows of one run."""
+    """The evaluation's parts with their FLOP against the peak and the masked ranking as their
+    before, a profiled step, and the befores of the CPU changes (denormals kept, memory returned,
+    dropout unfolded, keys and values for [ENT]) as rows of one run."""
     saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--eval-batch-size", "16",
                       "--steps", "1", "--peak-size", "128",
-                      "--scenarios", "peak,eval,eval_amp,profile,step_denormals,step_system_allocator,step_unfolded,step_all_slots",
+                      "--scenarios", "peak,eval,eval_amp,profile,step_denormals,step_system_allocator,step_unfolded,"
+                                     "step_all_slots,step_kv_attention",
                       tmp_path=tmp_path)
     by_name = {r["scenario"]: r for r in saved["results"]}
     assert not [r for r in saved["results"] if "error" in r]
     parts = by_name["eval"]["eval_parts_seconds"]
     assert len(parts) == 5 and all(v >= 0 for v in parts.values())
+    (before,) = by_name["eval"]["eval_before_seconds"].values()
+    assert before > 0 and "| before: (B, N) mask per batch" in text
+    assert by_name["step_kv_attention"]["median_step_seconds"] > 0
     gflop = by_name["eval"]["eval_parts_gflop"]
     assert set(gflop) == {"entity encoder (all N)", "triple encoder + TuckER scoring (all queries)"}
     assert all(v > 0 for v in gflop.values()) and by_name["eval"]["eval_queries"] == 2 * (40 - 40 // 2)   # both directions of the test split

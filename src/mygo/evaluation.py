@@ -40,8 +40,8 @@ def rank_filtered(scores: torch.Tensor, targets: torch.Tensor, rows: torch.Tenso
     over the scores."""
     B = scores.shape[0]
     target_score = scores[torch.arange(B, device=scores.device), targets].unsqueeze(1)    # (B, 1)
-    greater = (scores > target_score).sum(1)
-    greater_equal = (scores >= target_score).sum(1)
+    greater = (scores > target_score).sum(1, dtype=torch.int32)        # int32: half the time of int64 here
+    greater_equal = (scores >= target_score).sum(1, dtype=torch.int32)
     other = cols != targets[rows]                           # the target is never filtered
     rows, cols = rows[other], cols[other]
     known_score, bar = scores[rows, cols], target_score[rows, 0]

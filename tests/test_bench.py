@@ -97,8 +97,9 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     assert not [r for r in saved["results"] if "error" in r]
     parts = by_name["eval"]["eval_parts_seconds"]
     assert len(parts) == 5 and all(v >= 0 for v in parts.values())
-    (before,) = by_name["eval"]["eval_before_seconds"].values()
-    assert before > 0 and "| before: (B, N) mask per batch" in text
+    befores = by_name["eval"]["eval_before_seconds"]
+    assert len(befores) == 3 and all(v > 0 for v in befores.values())
+    assert "| before: (B, N) masks built per query in Python |" in text
     assert by_name["step_kv_attention"]["median_step_seconds"] > 0
     gflop = by_name["eval"]["eval_parts_gflop"]
     assert set(gflop) == {"entity encoder (all N)", "triple encoder + TuckER scoring (all queries)"}

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,30 @@ def sh(clone: Path, *args, check=True) -> subprocess.CompletedProcess:
 
 def dvc(clone, *args, check=True):
     return sh(clone, str(BIN / "dvc"), *args, check=check)
+
+
+def run_queue(clone: Path, timeout: float) -> str:
+    """Start one DVC queue worker, wait until no task is queued or running, stop the worker, and
+    return the last `dvc queue status`. The worker is a daemon that outlives `dvc queue start`,
+    so its output goes to a file (a pipe it inherited would keep this process waiting for as
+    long as the worker idles), and it is stopped even when the wait fails."""
+    log = clone.parent / f"{clone.name}-queue.log"
+    with open(log, "w") as out:
+        started = subprocess.run([str(BIN / "dvc"), "queue", "start", "-j", "1"], cwd=clone, env=env_for(clone),
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    assert started.returncode == 0, log.read_text()[-4000:]
+    deadline = time.monotonic() + timeout
+    try:
+        while re.search(r"\b(Queued|Running)\b", status := dvc(clone, "queue", "status").stdout):
+            assert time.monotonic() < deadline, f"queue not done in {timeout:.0f} s:\n{status}\n{log.read_text()[-4000:]}"
+            time.sleep(3)
+    finally:
+        try:
+            subprocess.run([str(BIN / "dvc"), "queue", "stop", "--kill"], cwd=clone, env=env_for(clone),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        except subprocess.TimeoutExpired:
+            pass
+    return status
 
 
 def ran(result) -> list[str]:

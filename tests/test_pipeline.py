@@ -2,11 +2,9 @@
 import csv
 import io
 import json
-import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,7 +13,7 @@ import torch
 import yaml
 
 from conftest import ROOT
-from helpers import dvc, make_clone, ran, sh
+from helpers import dvc, make_clone, ran, run_queue, sh
 
 pytestmark = pytest.mark.slow
 def lock_outs(clone: Path) -> dict:
@@ -190,11 +188,7 @@ def test_experiment_workflow(repro_clone, tmp_path):
     exp branch and exp apply."""
     for seed in (1, 2):
         dvc(repro_clone, "exp", "run", "--queue", "-n", f"seed-{seed}", "-S", f"train.seed={seed}")
-    dvc(repro_clone, "queue", "start", "-j", "1")
-    deadline = time.monotonic() + 900
-    while re.search(r"\b(Queued|Running)\b", status := dvc(repro_clone, "queue", "status").stdout):
-        assert time.monotonic() < deadline, status
-        time.sleep(3)
+    status = run_queue(repro_clone, timeout=900)
     assert status.count("Success") == 2, status
 
     rows = list(csv.DictReader(io.StringIO(dvc(repro_clone, "exp", "show", "--csv").stdout)))

@@ -3,8 +3,6 @@ README says: benchmark folders tracked by DVC, queued sweeps, released token fil
 import csv
 import io
 import json
-import re
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ import torch
 import yaml
 
 from conftest import ROOT, write_params
-from helpers import dvc, make_clone, ran, sh
+from helpers import dvc, make_clone, ran, run_queue, sh
 from mygo.params import load_params
 
 RECIPES = sorted(p.stem for p in (ROOT / "conf" / "recipe").glob("*.yaml"))
@@ -205,11 +203,7 @@ def test_readme_benchmark_setup_and_queued_recipe_sweep(tmp_path):
     quick = ["-S", "train.epochs=2", "-S", "train.eval_every=1"]
     dvc(clone, "exp", "run", "--queue", "-n", "db15k-quick", "-S", "recipe=db15k", *quick)
     dvc(clone, "exp", "run", "--queue", "-n", "mkgw-quick", "-S", "recipe=mkg-w", *quick)
-    dvc(clone, "queue", "start", "-j", "1")
-    deadline = time.monotonic() + 1200
-    while re.search(r"\b(Queued|Running)\b", status := dvc(clone, "queue", "status").stdout):
-        assert time.monotonic() < deadline, status
-        time.sleep(3)
+    status = run_queue(clone, timeout=1200)
     assert status.count("Success") == 2, status + dvc(clone, "queue", "logs", "db15k-quick", check=False).stdout[-3000:]
     rows = {r["Experiment"]: r for r in csv.DictReader(io.StringIO(dvc(clone, "exp", "show", "--csv").stdout))}
     db, mk = rows["db15k-quick"], rows["mkgw-quick"]

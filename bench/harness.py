@@ -269,8 +269,7 @@ def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
             scores = model.score(emb, known, relation, head).float()
             sync()
             t1 = time.perf_counter()
-            rows, cols = (torch.from_numpy(a).to(device) for a in
-                          filters.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl]))
+            rows, cols = filters.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl], device)
             sync()
             t2 = time.perf_counter()
             after = rank_filtered(scores, target, rows, cols)

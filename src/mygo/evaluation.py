@@ -85,8 +85,10 @@ class KnownAnswers:
     def _key(entity: np.ndarray, relation: np.ndarray, predict_head: np.ndarray) -> np.ndarray:
         return (entity.astype(np.int64) << 32) | (relation.astype(np.int64) << 1) | predict_head.astype(np.int64)
 
-    def pairs(self, known: np.ndarray, relation: np.ndarray, predict_head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The true answers of a batch of queries as (row, entity) pairs, two (K,) int64 arrays."""
+    def pairs(self, known: np.ndarray, relation: np.ndarray, predict_head: np.ndarray,
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """The true answers of a batch of queries as (row, entity) pairs, two (K,) long tensors on
+        `device`."""
         keys = self._key(np.asarray(known), np.asarray(relation), np.asarray(predict_head))
         at = np.searchsorted(self.keys, keys)
         hit = at < len(self.keys)
@@ -97,14 +99,14 @@ class KnownAnswers:
         rows = np.repeat(np.arange(len(keys)), counts)
         first = np.cumsum(counts) - counts                   # each row's first position in the output
         cols = self.answers[np.repeat(starts - first, counts) + np.arange(counts.sum())]
-        return rows, cols
+        return torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)
 
     def mask(self, known: np.ndarray, relation: np.ndarray, predict_head: np.ndarray,
              num_entities: int) -> torch.Tensor:
         """(B, N) bool: True where an entity is a true answer of the query."""
         rows, cols = self.pairs(known, relation, predict_head)
         out = torch.zeros(len(known), num_entities, dtype=torch.bool)
-        out[torch.from_numpy(rows), torch.from_numpy(cols)] = True
+        out[rows, cols] = True
         return out
 
 
@@ -138,7 +140,6 @@ def _ranks(model, triples, filters, batch_size, device, progress) -> dict[str, n
         filters = KnownAnswers(filters)
     q = queries_both_directions(triples)
     entity_emb = model.entity_embeddings()
-    num_entities = entity_emb.shape[0]
     out = {k: [] for k in KINDS}
     starts = range(0, len(q["known"]), batch_size)
     for start in progress_bar(starts, desc="evaluate", unit="batch", enabled=progress, inner=True):
@@ -148,8 +149,7 @@ def _ranks(model, triples, filters, batch_size, device, progress) -> dict[str, n
         predict_head = torch.as_tensor(q["predict_head"][sl], device=device)
         target = torch.as_tensor(q["target"][sl], device=device)
         scores = model.score(entity_emb, known, relation, predict_head).float()
-        rows, cols = (torch.from_numpy(a).to(device) for a in
-                      filters.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl]))
+        rows, cols = filters.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl], device)
         for kind, values in rank_filtered(scores, target, rows, cols).items():
             out[kind].append(values.cpu())
     result = {k: torch.cat(v).numpy() for k, v in out.items()}

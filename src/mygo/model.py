@@ -122,7 +122,7 @@ def first_slot(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch
     not depend on, are not computed. The layer's own parameters and dropout modules; `attention`
     computes slot 0's attention output (slot0_attention, or an equivalent from Ops)."""
     attn = layer.self_attn
-    E, L, d = x.shape
+    E, _, d = x.shape
     out = attention(layer, x, padded)                                                  # (E, d)
     y = layer.norm1(x[:, :1] + layer.dropout1(F.linear(out.view(E, 1, d), attn.out_proj.weight,
                                                         attn.out_proj.bias)))                   # (E, 1, d)

@@ -112,8 +112,11 @@ SCENARIOS = {
     "step_system_allocator": "training step with freed memory returned to the system (train.reuse_memory: false): the before",
     "step_all_slots": "training step with the all-entity pass's last layer computed for every slot: the before of [ENT] only",
     "step_unfolded": "training step with the FFN's ReLU, dropout and scales as separate passes: the before of folding",
-    "step_kv_attention": "training step with the last layer's [ENT] attention through every slot's keys and values "
-                         "(kernels kv-attention, the pinned mode's): the before of folding the query into them",
+    "step_drawn_masks": "training step with dropout masks drawn from torch's generator and kept for backward "
+                        "(kernels drawn-masks): the before of counter masks",
+    "step_kv_attention": "training step with the pinned mode's kernels (kv-attention): drawn masks, and the last "
+                         "layer's [ENT] attention through every slot's keys and values (the before of folding "
+                         "the query into them, against step_drawn_masks)",
     "step_before": "training step as the reference code: contrastive pass over all N, padded slots kept",
     "step_no_visual": "training step, no images (all visual slots padded), padded slots skipped",
     "step_no_visual_before": "training step, no images, padded slots kept",
@@ -332,7 +335,7 @@ def run_scenario(name, args) -> dict:
     N, R, splits, label = load_graph(args)
     device = torch.device(args.device)
     kernels = {"step_torch_dropout": "torch-dropout", "step_torch_attention": "torch-attention",
-               "step_kv_attention": "kv-attention"}.get(name)             # None: as the stages (fast.ops())
+               "step_kv_attention": "kv-attention", "step_drawn_masks": "drawn-masks"}.get(name)  # None: fast.ops()
     model = build(N, R, preset, visual="no_visual" not in name, kernels=kernels,
                   model_class=ContrastiveOverAllEntities if name == "step_before" else MyGO).to(device)
     if name.endswith("_before"):

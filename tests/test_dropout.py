@@ -4,7 +4,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mygo.fast.dropout import Dropout, core_dropout_contract, dropout, keep_mask, kept_fraction, relu_dropout_unscaled
+from mygo.fast import counter
+from mygo.fast.dropout import (CounterDropout, Dropout, core_dropout_contract, dropout, keep_mask, kept_fraction,
+                               relu_dropout_unscaled)
+
+MASKS = ["drawn", "counter"]
+
+
+def same_mask(shape, p, masks):
+    """The bool mask that `masks`' next draw makes (call after the same torch.manual_seed)."""
+    if masks == "drawn":
+        return keep_mask(shape, p)
+    return counter.keep(shape, counter.Counter.draw(p))
 
 
 @pytest.mark.parametrize("p", [0.01, 0.1, 0.4, 0.5, 0.9])
@@ -35,26 +46,38 @@ def test_keep_mask_shapes_seeds_and_complement():
     assert keep_mask((3,), 0.0).all() and keep_mask((1,), 0.5).shape == (1,)
 
 
-def test_dropout_values_and_gradient():
+@pytest.mark.parametrize("masks", MASKS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_dropout_values_and_gradient(masks, dtype):
     torch.manual_seed(0)
-    x = torch.randn(64, 33, requires_grad=True)
-    out = dropout(x, 0.4)
-    kept = out != 0
+    x = torch.randn(64, 33, dtype=dtype, requires_grad=True)
+    torch.manual_seed(1)
+    out = dropout(x, 0.4, masks=masks)
+    torch.manual_seed(1)
+    kept = same_mask(x.shape, 0.4, masks)
     scale = 1 / kept_fraction(0.4)
-    assert torch.allclose(out[kept], x[kept] * scale)
+    assert torch.equal(out == 0, ~kept)
+    torch.testing.assert_close(out[kept], x[kept] * scale)
     grad = torch.randn_like(out)
     out.backward(grad)
-    assert torch.allclose(x.grad, grad * kept * scale)
+    torch.testing.assert_close(x.grad, grad * kept * scale)
     assert dropout(x, 0.4, training=False) is x and dropout(x, 0.0) is x
+    with pytest.raises(ValueError, match="masks = 'fresh': expected one of drawn, counter"):
+        dropout(x, 0.4, masks="fresh")
 
 
-def test_dropout_keeps_expectations():
+@pytest.mark.parametrize("masks", MASKS)
+def test_dropout_keeps_expectations(masks):
     torch.manual_seed(1)
     x = torch.ones(1_000_000)
-    assert abs(dropout(x, 0.3).mean().item() - 1.0) < 5e-3
+    assert abs(dropout(x, 0.3, masks=masks).mean().item() - 1.0) < 5e-3
 
 
-@pytest.mark.parametrize("kernels", ["fast", "kv-attention", "torch-dropout", "torch-attention"])
+KERNEL_DROPOUT = {"fast": CounterDropout, "drawn-masks": Dropout, "kv-attention": Dropout,
+                  "torch-dropout": torch.nn.Dropout, "torch-attention": CounterDropout}
+
+
+@pytest.mark.parametrize("kernels", list(KERNEL_DROPOUT))
 def test_every_kernel_switch_builds_the_same_model_as_torch(kernels):
     """mygo.fast.ops(kernels) changes operations, never parameters: the same state dict as the
     plain model for a seed, every dropout of the chosen kind, and the same function (float
@@ -65,7 +88,7 @@ def test_every_kernel_switch_builds_the_same_model_as_torch(kernels):
     assert list(plain.state_dict()) == list(other.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), other.state_dict().values()))
     dropouts = {type(m) for m in other.modules() if isinstance(m, torch.nn.Dropout)}
-    assert dropouts == ({torch.nn.Dropout} if kernels == "torch-dropout" else {Dropout})
+    assert dropouts == {KERNEL_DROPOUT[kernels]}
     assert {type(m) for m in plain.modules() if isinstance(m, torch.nn.Dropout)} == {torch.nn.Dropout}
     layers = {type(m) for m in other.modules() if isinstance(m, torch.nn.TransformerEncoderLayer)}
     assert layers == ({torch.nn.TransformerEncoderLayer} if kernels == "torch-attention" else {BatchFirstEncoderLayer})
@@ -88,7 +111,7 @@ def test_every_kernel_switch_builds_the_same_model_as_torch(kernels):
 
 def test_unknown_kernels_are_refused():
     from mygo import fast
-    with pytest.raises(ValueError, match="kernels = 'turbo': expected one of fast, kv-attention, plain"):
+    with pytest.raises(ValueError, match="kernels = 'turbo': expected one of fast, drawn-masks, kv-attention, plain"):
         fast.ops("turbo")
 
 
@@ -108,7 +131,8 @@ def test_the_pinned_mode_keeps_the_keys_and_values_attention(monkeypatch):
     assert fast.ops("plain").ent_attention is slot0_attention
 
 
-def test_core_dropout_contract_equals_the_unfused_autograd_version():
+@pytest.mark.parametrize("masks", MASKS)
+def test_core_dropout_contract_equals_the_unfused_autograd_version(masks):
     """Output and gradients (x, r', W) of the fused contraction equal those of building each
     query's matrix, masking it with the same draw and multiplying, under plain autograd."""
     g = torch.Generator().manual_seed(0)
@@ -120,9 +144,9 @@ def test_core_dropout_contract_equals_the_unfused_autograd_version():
         leaves = [t.clone().requires_grad_() for t in (x, r, core)]
         torch.manual_seed(7)
         if fused:
-            y = core_dropout_contract(*leaves, p)
+            y = core_dropout_contract(*leaves, p, masks)
         else:
-            keep = keep_mask((B, d, d), p)
+            keep = same_mask((B, d, d), p, masks)
             matrices = (leaves[1] @ leaves[2].view(d, d * d)).view(B, d, d) * keep / kept_fraction(p)
             y = torch.bmm(leaves[0].unsqueeze(1), matrices).squeeze(1)
         (y * weight).sum().backward()
@@ -132,41 +156,44 @@ def test_core_dropout_contract_equals_the_unfused_autograd_version():
         torch.testing.assert_close(a, b)
 
 
-def test_core_dropout_contract_gradcheck():
+@pytest.mark.parametrize("masks", MASKS)
+def test_core_dropout_contract_gradcheck(masks):
     g = torch.Generator().manual_seed(2)
     B, d = 3, 4
     leaves = [torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True) for s in ((B, d), (B, d), (d, d, d))]
 
     def fn(x, r, core):
         torch.manual_seed(11)                     # the same mask on every evaluation
-        return core_dropout_contract(x, r, core, 0.5)
+        return core_dropout_contract(x, r, core, 0.5, masks)
 
     assert torch.autograd.gradcheck(fn, leaves)
 
 
-def test_core_dropout_contract_without_dropout_is_the_plain_contraction():
+@pytest.mark.parametrize("masks", MASKS)
+def test_core_dropout_contract_without_dropout_is_the_plain_contraction(masks):
     g = torch.Generator().manual_seed(4)
     x, r, core = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g), torch.randn(3, 3, 3, generator=g)
     expected = torch.einsum("bj,bi,ijk->bk", x, r, core)
-    torch.testing.assert_close(core_dropout_contract(x, r, core, 0.0), expected)
+    torch.testing.assert_close(core_dropout_contract(x, r, core, 0.0, masks), expected)
     # and an einsum check of the dropped version: zeros where the mask drops
     torch.manual_seed(5)
-    y = core_dropout_contract(x, r, core, 0.5)
+    y = core_dropout_contract(x, r, core, 0.5, masks)
     torch.manual_seed(5)
-    keep = keep_mask((4, 3, 3), 0.5).float() / kept_fraction(0.5)
+    keep = same_mask((4, 3, 3), 0.5, masks).float() / kept_fraction(0.5)
     torch.testing.assert_close(y, torch.einsum("bj,bi,ijk,bjk->bk", x, r, core, keep))
     assert not torch.allclose(y, F.dropout(expected, 0.0))
 
 
+@pytest.mark.parametrize("kind", [Dropout, CounterDropout])
 @pytest.mark.parametrize("p", [0.0, 0.01, 0.3])
-def test_folded_dropout_scales_equal_the_plain_layer(monkeypatch, p):
+def test_folded_dropout_scales_equal_the_plain_layer(monkeypatch, p, kind):
     """The CPU layer with its dropout scales folded into the linear layers and ReLU + dropout in one
     masked pass: the same outputs and gradients as dropout applied to the activations, with the
     same masks (the same draws in the same order)."""
     from mygo.fast.attention import BatchFirstEncoderLayer
     torch.manual_seed(0)
     layer = BatchFirstEncoderLayer(16, 2, 32, dropout=p, batch_first=True)
-    layer.dropout, layer.dropout1, layer.dropout2 = (Dropout(p) for _ in range(3))
+    layer.dropout, layer.dropout1, layer.dropout2 = (kind(p) for _ in range(3))
     layer.train()
     x = torch.randn(5, 7, 16)
     padded = torch.rand(5, 7) < 0.3
@@ -191,19 +218,24 @@ def test_layer_folds_only_on_cpu_with_the_fast_dropout():
     assert not layer.folds_dropout(x)                        # torch's nn.Dropout modules
     layer.dropout, layer.dropout1, layer.dropout2 = (Dropout(0.1) for _ in range(3))
     assert layer.folds_dropout(x)
+    layer.dropout, layer.dropout1, layer.dropout2 = (CounterDropout(0.1) for _ in range(3))
+    assert layer.folds_dropout(x)
+    layer.dropout1 = Dropout(0.1)                            # two kinds: not folded
+    assert not layer.folds_dropout(x)
 
 
-def test_relu_dropout_unscaled_values_and_gradcheck():
+@pytest.mark.parametrize("masks", MASKS)
+def test_relu_dropout_unscaled_values_and_gradcheck(masks):
     h = torch.randn(6, 9, dtype=torch.float64)
     torch.manual_seed(3)
-    out = relu_dropout_unscaled(h.clone(), 0.4)
+    out = relu_dropout_unscaled(h.clone(), 0.4, masks)
     torch.manual_seed(3)
-    keep = keep_mask(h.shape, 0.4)
+    keep = same_mask(h.shape, 0.4, masks)
     torch.testing.assert_close(out, torch.relu(h) * keep)
 
     def fn(x):
         torch.manual_seed(3)
-        return relu_dropout_unscaled(x * 1.0, 0.4)     # a fresh activation, as the layer passes
+        return relu_dropout_unscaled(x * 1.0, 0.4, masks)     # a fresh activation, as the layer passes
 
     leaf = torch.randn(4, 5, dtype=torch.float64).add_(0.05 * torch.sign(torch.randn(4, 5, dtype=torch.float64)))
     assert torch.autograd.gradcheck(fn, [leaf.requires_grad_()])

@@ -2,12 +2,15 @@
 
 `ops(kernels)` is the one switch: it returns the mygo.model.Ops a model is built from.
 
-    fast              the default: cheap CPU dropout masks and TuckER's core dropout fused into its
+    fast              the default: dropout masks computed from a counter in C (mygo.fast.counter:
+                      masked in place, recomputed in backward) and TuckER's core dropout fused into its
                       contraction (mygo.fast.dropout), batch-first self-attention (mygo.fast.attention), the last
                       layer's [ENT] attention with the query folded into the key and value
                       projections (mygo.model.slot0_attention_folded), the C heap trimmed before each encoder
                       chunk on CPU (mygo.memory)
-    kv-attention      fast, but the [ENT] attention through every slot's keys and values, in
+    drawn-masks       fast, but the dropout masks drawn from torch's generator and kept for backward
+                      (mygo.fast.dropout.keep_mask): the counter masks' "before"
+    kv-attention      drawn-masks, and the [ENT] attention through every slot's keys and values, in
                       torch's order of operations: what the pinned CPU mode (`reproducible: true`)
                       trains and evaluates with, so that its bytes stay those it was committed with
     plain             torch's own operations (what mygo.model builds by default)
@@ -30,11 +33,11 @@ from torch import nn
 
 from mygo import distributed, reproducible
 from mygo.fast.attention import BatchFirstEncoderLayer
-from mygo.fast.dropout import Dropout, core_dropout_contract
+from mygo.fast.dropout import CounterDropout, Dropout, core_dropout_contract, counter_core_dropout_contract
 from mygo.memory import release_free_memory
 from mygo.model import Ops, contract, slot0_attention, slot0_attention_folded
 
-KERNELS = ("fast", "kv-attention", "plain", "torch-dropout", "torch-attention")
+KERNELS = ("fast", "drawn-masks", "kv-attention", "plain", "torch-dropout", "torch-attention")
 
 
 def _trim_heap(device: torch.device) -> None:
@@ -62,8 +65,11 @@ def ops(kernels: str | None = None, *, distributed_step: bool = False) -> Ops:
         raise ValueError(f"kernels = {kernels!r}: expected one of {', '.join(KERNELS)}")
     chosen = Ops()
     if kernels != "plain":
-        chosen = Ops(dropout=Dropout, encoder_layer=BatchFirstEncoderLayer, core_contract=core_dropout_contract,
-                     before_chunk=_trim_heap, ent_attention=slot0_attention_folded)
+        chosen = Ops(dropout=CounterDropout, encoder_layer=BatchFirstEncoderLayer,
+                     core_contract=counter_core_dropout_contract, before_chunk=_trim_heap,
+                     ent_attention=slot0_attention_folded)
+    if kernels in ("drawn-masks", "kv-attention"):
+        chosen = dataclasses.replace(chosen, dropout=Dropout, core_contract=core_dropout_contract)
     if kernels == "kv-attention":
         chosen = dataclasses.replace(chosen, ent_attention=slot0_attention)
     if kernels == "torch-dropout":

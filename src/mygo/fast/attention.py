@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mygo.fast.dropout import Dropout, kept_fraction, mask_unscaled, relu_dropout_unscaled
+from mygo.fast.dropout import CounterDropout, Dropout, kept_fraction, mask_unscaled, relu_dropout_unscaled
 
 
 class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
@@ -34,18 +34,21 @@ class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
         return self.norm2(x + self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x))))))
 
     def folds_dropout(self, x: torch.Tensor) -> bool:
-        """Whether the dropout scales can be folded into the linear layers (CPU, fast dropout)."""
+        """Whether the dropout scales can be folded into the linear layers (CPU, fast dropout: one kind
+        in all three places)."""
+        kinds = {type(m) for m in (self.dropout, self.dropout1, self.dropout2)}
         return (x.device.type == "cpu" and not torch.compiler.is_compiling() and self.activation is F.relu
-                and all(type(m) is Dropout for m in (self.dropout, self.dropout1, self.dropout2)))
+                and len(kinds) == 1 and kinds <= {Dropout, CounterDropout})
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         """dropout2(linear2(dropout(relu(linear1(x))))) with both scales on linear2's parameters."""
         shape, d = x.shape, x.shape[-1]
         scale, scale2 = 1.0 / kept_fraction(self.dropout.p), 1.0 / kept_fraction(self.dropout2.p)
         # 2-D, so that the in-place masks act on the products themselves, not on views of them
-        h = relu_dropout_unscaled(self.linear1(x.reshape(-1, d)), self.dropout.p)          # (E L, 4d)
+        masks = self.dropout.masks
+        h = relu_dropout_unscaled(self.linear1(x.reshape(-1, d)), self.dropout.p, masks)   # (E L, 4d)
         y = F.linear(h, self.linear2.weight * (scale * scale2), self.linear2.bias * scale2)
-        return mask_unscaled(y, self.dropout2.p).view(shape)
+        return mask_unscaled(y, self.dropout2.p, masks).view(shape)
 
     def self_attention(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
         """x (E, L, d); key_padding_mask (E, L), True or -inf = padded key -> (E, L, d)."""
@@ -65,7 +68,7 @@ class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
         if self.folds_dropout(x):
             scale = 1.0 / kept_fraction(self.dropout1.p)
             y = F.linear(out.view(E * L, d), attn.out_proj.weight * scale, attn.out_proj.bias * scale)
-            return mask_unscaled(y, self.dropout1.p).view(E, L, d)
+            return mask_unscaled(y, self.dropout1.p, self.dropout1.masks).view(E, L, d)
         return self.dropout1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from harness import PRESETS, build, load_graph, save  # noqa: E402
 from mygo import distributed  # noqa: E402
-from mygo.training import TrainParams, train_step, training_queries  # noqa: E402
+from mygo.training import TrainParams, adam, train_step, training_queries  # noqa: E402
 
 
 def rank_main(args) -> None:
@@ -42,7 +42,7 @@ def rank_main(args) -> None:
     N, R, splits, label = load_graph(args)
     model = build(N, R, preset, distributed_step=distributed.active()).train()
     config = TrainParams(device="cpu", batch_size=args.batch_size, lr=preset["lr"], mu=preset["mu"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = adam(model, config.lr)
     g = torch.Generator().manual_seed(0)
     known, relation, target, head = training_queries(splits["train"], "random", g)
     times = []

@@ -36,8 +36,8 @@ from mygo.evaluation import compute_ranks  # noqa: E402
 from mygo.memory import reuse_memory_if  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
 from mygo import fast  # noqa: E402
-from mygo.model import ModelConfig, MyGO  # noqa: E402
-from mygo.training import TrainParams, train_step, training_queries  # noqa: E402
+from mygo.model import ModelConfig, MyGO, slot0_attention_folded  # noqa: E402
+from mygo.training import TrainParams, adam, train_step, training_queries  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 reproducible.flush_denormals()    # as every stage does (MYGO_KEEP_DENORMALS=1 for the before)
@@ -117,6 +117,10 @@ SCENARIOS = {
     "step_kv_attention": "training step with the pinned mode's kernels (kv-attention): drawn masks, and the last "
                          "layer's [ENT] attention through every slot's keys and values (the before of folding "
                          "the query into them, against step_drawn_masks)",
+    "step_autograd_attention": "training step with the folded [ENT] attention's backward through autograd: the "
+                               "before of its own backward (mygo.fast.attention.slot0_attention_fused)",
+    "step_per_op_adam": "training step with torch's per-operation Adam update (the pinned mode's): the before of "
+                        "fused Adam",
     "step_before": "training step as the reference code: contrastive pass over all N, padded slots kept",
     "step_no_visual": "training step, no images (all visual slots padded), padded slots skipped",
     "step_no_visual_before": "training step, no images, padded slots kept",
@@ -345,6 +349,8 @@ def run_scenario(name, args) -> dict:
         encoder_class = type(model.entity_encoder)
         full = encoder_class.forward
         encoder_class.forward = lambda self, entities=None, ent_only=False: full(self, entities, False)
+    if name == "step_autograd_attention":
+        model.entity_encoder.ent_attention = slot0_attention_folded
     if name == "step_unfolded":
         from mygo.fast.attention import BatchFirstEncoderLayer
         BatchFirstEncoderLayer.folds_dropout = lambda self, x: False
@@ -369,7 +375,8 @@ def run_scenario(name, args) -> dict:
             model.compile_parts(mode="max-autotune")
         if name == "step_compiled":
             model.compile_parts()
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        optimizer = (torch.optim.Adam(model.parameters(), lr=config.lr) if name == "step_per_op_adam"
+                     else adam(model, config.lr))
         g = torch.Generator().manual_seed(0)
 
         def step(b: int, queries) -> None:

@@ -121,13 +121,14 @@ def test_the_pinned_mode_keeps_the_keys_and_values_attention(monkeypatch):
     of operations), otherwise it is folded."""
     from mygo import fast
     from mygo.checkpoint import inference_ops
+    from mygo.fast.attention import slot0_attention_fused
     from mygo.model import slot0_attention, slot0_attention_folded
     monkeypatch.setenv("MYGO_REPRODUCIBLE", "1")
     assert fast.default_kernels() == "kv-attention" and fast.ops().ent_attention is slot0_attention
     assert inference_ops().ent_attention is slot0_attention
     monkeypatch.setenv("MYGO_REPRODUCIBLE", "0")
-    assert fast.default_kernels() == "fast" and fast.ops().ent_attention is slot0_attention_folded
-    assert inference_ops().ent_attention is slot0_attention_folded
+    assert fast.default_kernels() == "fast" and fast.ops().ent_attention is slot0_attention_fused
+    assert inference_ops().ent_attention is slot0_attention_folded          # the same forward, no mygo.fast
     assert fast.ops("plain").ent_attention is slot0_attention
 
 
@@ -239,3 +240,77 @@ def test_relu_dropout_unscaled_values_and_gradcheck(masks):
 
     leaf = torch.randn(4, 5, dtype=torch.float64).add_(0.05 * torch.sign(torch.randn(4, 5, dtype=torch.float64)))
     assert torch.autograd.gradcheck(fn, [leaf.requires_grad_()])
+
+
+def folded_with_counter_dropout(layer, x, padded):
+    """slot0_attention_folded with its attention dropout drawn as counter masks: the reference
+    for the fused backward (the same masks after the same torch.manual_seed)."""
+    from mygo.model import slot0_attention_folded
+    original = F.dropout
+    try:
+        F.dropout = lambda t, q, *args, **kwargs: dropout(t, q, masks="counter")
+        return slot0_attention_folded(layer, x, padded)
+    finally:
+        F.dropout = original
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+@pytest.mark.parametrize("p", [0.0, 0.3])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_slot0_attention_backward_equals_autograd(heads, p, dtype):
+    """slot0_attention_fused's own backward: the output and the gradients of x, the in-projection's
+    weight and bias equal autograd's through slot0_attention_folded, with padded slots, an entity
+    with no tokens and attention dropout (counter masks, the same draw)."""
+    from mygo.fast.attention import slot0_attention_fused
+    torch.manual_seed(heads)
+    layer = torch.nn.TransformerEncoderLayer(16, heads, 32, dropout=p, batch_first=True).to(dtype).train()
+    with torch.no_grad():
+        layer.self_attn.in_proj_bias.normal_()
+    padded = torch.rand(9, 6) < 0.4
+    padded[:, 0] = False
+    padded[3, 1:] = True
+    results = []
+    for attention in (folded_with_counter_dropout, slot0_attention_fused):
+        x = torch.randn(9, 6, 16, dtype=dtype, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        layer.zero_grad()
+        torch.manual_seed(5)
+        out = attention(layer, x, padded)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum().backward()
+        results.append([out.detach(), x.grad, layer.self_attn.in_proj_weight.grad, layer.self_attn.in_proj_bias.grad])
+    tolerance = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
+    for name, a, b in zip(["out", "x", "weight", "bias"], *results):
+        torch.testing.assert_close(b, a, **tolerance, msg=name)
+    if p:
+        torch.manual_seed(6)
+        assert not torch.equal(slot0_attention_fused(layer, x, padded), results[1][0])
+
+
+def test_fused_slot0_attention_gradcheck():
+    from mygo.fast.attention import slot0_attention_fused
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.2, batch_first=True).double().train()
+    padded = torch.zeros(3, 4, dtype=torch.bool)
+    padded[1, 2:] = True
+    attn = layer.self_attn
+
+    def fn(x, w, b):
+        attn.in_proj_weight, attn.in_proj_bias = w, b
+        torch.manual_seed(2)                                  # the same mask on every evaluation
+        return slot0_attention_fused(layer, x, padded)
+
+    leaves = [torch.randn(3, 4, 8, dtype=torch.float64, requires_grad=True),
+              attn.in_proj_weight.detach().clone().requires_grad_(), torch.randn(24, dtype=torch.float64,
+                                                                                  requires_grad=True)]
+    del attn.in_proj_weight, attn.in_proj_bias
+    assert torch.autograd.gradcheck(fn, leaves)
+
+
+def test_fused_slot0_attention_without_gradients_is_the_folded_forward():
+    from mygo.fast.attention import slot0_attention_fused
+    from mygo.model import slot0_attention_folded
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True).eval()
+    x, padded = torch.randn(5, 6, 16), torch.zeros(5, 6, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.equal(slot0_attention_fused(layer, x, padded), slot0_attention_folded(layer, x, padded))
+    layer.train()
+    assert torch.equal(slot0_attention_fused(layer, x, padded), slot0_attention_folded(layer, x, padded))

@@ -8,7 +8,7 @@ import torch
 
 from conftest import ROOT
 from mygo.checkpoint import load_checkpoint, save_checkpoint
-from mygo.training import TrainParams, selection_triples, train, training_queries
+from mygo.training import TrainParams, adam, selection_triples, train, training_queries
 from helpers import TRAIN, VALID, tiny_model
 
 
@@ -165,10 +165,34 @@ def test_compile_param_compiles_the_model(monkeypatch):
     assert calls == [model]
 
 
+def test_adam_is_fused_outside_the_pinned_mode(monkeypatch):
+    """The fused update is what fast runs train with; the pinned mode keeps torch's per-operation
+    update. Both are Adam: a few steps agree to float tolerance."""
+    results = []
+    for pinned in ("1", "0"):
+        monkeypatch.setenv("MYGO_REPRODUCIBLE", pinned)
+        model = torch.nn.Linear(6, 3)
+        torch.nn.init.constant_(model.weight, 0.1)
+        torch.nn.init.constant_(model.bias, 0.1)
+        optimizer = adam(model, 0.01)
+        assert bool(optimizer.param_groups[0]["fused"]) == (pinned == "0")
+        for step in range(5):
+            model.zero_grad()
+            (model(torch.linspace(-1, 1, 12).view(2, 6) * (step + 1)) ** 2).sum().backward()
+            optimizer.step()
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+        assert not torch.equal(a, torch.full_like(a, 0.1))
+
+
+@pytest.mark.parametrize("pinned", ["1", "0"])
 @pytest.mark.parametrize("kill_at", [5, 8])
-def test_killed_mid_epoch_resumes_bit_identically(tmp_path, kill_at):
+def test_killed_mid_epoch_resumes_bit_identically(tmp_path, kill_at, pinned, monkeypatch):
     """train.checkpoint_minutes saves inside an epoch; the resumed run ends with the same weights
-    and loss curve as an uninterrupted one (same data order, generator and dropout RNG)."""
+    and loss curve as an uninterrupted one (same data order, generator and dropout RNG), in the
+    pinned mode and outside it (fused Adam)."""
+    monkeypatch.setenv("MYGO_REPRODUCIBLE", pinned)
     settings = dict(batch_size=2, checkpoint_minutes=1e-9, mu=0.5, contrastive_size=3)   # 3 batches per epoch
     full = tiny_model()
     straight = train(full, config(**settings), TRAIN, VALID, progress=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mygo import distributed
+from mygo import distributed, reproducible
 from mygo.config import is_out_of_memory
 from mygo.device import pick_device, use_bf16
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
@@ -88,6 +88,21 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
                                                                   else str(r[k]) for k in keys) + "\n" for r in rows))
 
 
+def adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam over the model's parameters. Outside the pinned CPU mode it is torch's fused Adam (one
+    kernel per parameter; on CPU about 5x faster than the per-operation update, which rounds
+    differently in the last bit): the pinned mode keeps the update its committed bytes were made
+    with."""
+    fused = not reproducible.pinned() and all(p.device.type in ("cpu", "cuda") for p in model.parameters())
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True if fused else None)
+
+
+def clip_gradients(model: torch.nn.Module, max_norm: float) -> None:
+    """Clip the gradients' global norm to max_norm; outside the pinned mode with torch's multi-tensor
+    norms (the same norm, rounded differently)."""
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm, foreach=None if reproducible.pinned() else True)
+
+
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainParams, batch: tuple,
                generator: torch.Generator, device: torch.device, use_amp: bool = False) -> dict[str, float]:
     """One optimisation step on a batch of queries (known, relation, predict_head, target).
@@ -114,7 +129,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config:
         distributed.all_reduce_gradients(model)
         value = value.clone()
         torch.distributed.all_reduce(value)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    clip_gradients(model, config.grad_clip)
     optimizer.step()
     return {"loss": float(value), "kgc": float(losses.kgc.detach()), "contrastive": float(losses.contrastive.detach())}
 
@@ -158,7 +173,7 @@ class Trainer:
         if config.compile:
             model.compile_parts()
         torch.manual_seed(config.seed)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        self.optimizer = adam(model, config.lr)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(self.optimizer, T_0=config.t0,
                                                                               T_mult=config.t_mult)
         self.select_triples, self.dropped = selection_triples(valid_triples, train_triples)

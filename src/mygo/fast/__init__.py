@@ -6,10 +6,12 @@
                       masked in place, recomputed in backward) and TuckER's core dropout fused into its
                       contraction (mygo.fast.dropout), batch-first self-attention (mygo.fast.attention), the last
                       layer's [ENT] attention with the query folded into the key and value
-                      projections (mygo.model.slot0_attention_folded), the C heap trimmed before each encoder
-                      chunk on CPU (mygo.memory)
+                      projections (mygo.model.slot0_attention_folded) and its own backward
+                      (mygo.fast.attention.slot0_attention_fused), the C heap trimmed before each
+                      encoder chunk on CPU (mygo.memory)
     drawn-masks       fast, but the dropout masks drawn from torch's generator and kept for backward
-                      (mygo.fast.dropout.keep_mask): the counter masks' "before"
+                      (mygo.fast.dropout.keep_mask) and the folded attention through autograd: the
+                      counter masks' "before"
     kv-attention      drawn-masks, and the [ENT] attention through every slot's keys and values, in
                       torch's order of operations: what the pinned CPU mode (`reproducible: true`)
                       trains and evaluates with, so that its bytes stay those it was committed with
@@ -32,7 +34,7 @@ import torch
 from torch import nn
 
 from mygo import distributed, reproducible
-from mygo.fast.attention import BatchFirstEncoderLayer
+from mygo.fast.attention import BatchFirstEncoderLayer, slot0_attention_fused
 from mygo.fast.dropout import CounterDropout, Dropout, core_dropout_contract, counter_core_dropout_contract
 from mygo.memory import release_free_memory
 from mygo.model import Ops, contract, slot0_attention, slot0_attention_folded
@@ -67,9 +69,10 @@ def ops(kernels: str | None = None, *, distributed_step: bool = False) -> Ops:
     if kernels != "plain":
         chosen = Ops(dropout=CounterDropout, encoder_layer=BatchFirstEncoderLayer,
                      core_contract=counter_core_dropout_contract, before_chunk=_trim_heap,
-                     ent_attention=slot0_attention_folded)
+                     ent_attention=slot0_attention_fused)
     if kernels in ("drawn-masks", "kv-attention"):
-        chosen = dataclasses.replace(chosen, dropout=Dropout, core_contract=core_dropout_contract)
+        chosen = dataclasses.replace(chosen, dropout=Dropout, core_contract=core_dropout_contract,
+                                     ent_attention=slot0_attention_folded)
     if kernels == "kv-attention":
         chosen = dataclasses.replace(chosen, ent_attention=slot0_attention)
     if kernels == "torch-dropout":

@@ -18,7 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mygo.fast import counter
+from mygo.fast.counter import Counter
 from mygo.fast.dropout import CounterDropout, Dropout, kept_fraction, mask_unscaled, relu_dropout_unscaled
+from mygo.model import slot0_attention_folded
 
 
 class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
@@ -72,4 +75,77 @@ class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
         return self.dropout1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))
 
 
-__all__ = ["BatchFirstEncoderLayer"]
+
+
+class _FoldedSlot0(torch.autograd.Function):
+    """mygo.model.slot0_attention_folded's computation with its own backward: x's gradient from
+    the scores and the attention-weighted sum comes out of one batched product (instead of two
+    summed in autograd), and the [ENT] query's part is added to slot 0 in place (instead of a
+    zero-filled (E, L, d) tensor added on). Attention dropout uses counter masks (nothing stored).
+
+    x (E, L, d); w (3d, d), b (3d,) the in-projection; padded (E, L) bool; mask a Counter or None."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, padded, heads: int, mask, scale: float):
+        E, L, d = x.shape
+        c = d // heads
+        x0 = x[:, 0]
+        qs = F.linear(x0, w[:d], b[:d]).view(E, heads, c) * c ** -0.5                      # (E, h, c), scaled
+        qk = torch.bmm(qs.transpose(0, 1), w[d:2 * d].view(heads, c, d)).transpose(0, 1)   # (E, h, d): W_k,h^T q_h
+        a = torch.bmm(qk, x.transpose(1, 2)).masked_fill_(padded.view(E, 1, L), float("-inf")).softmax(-1)
+        ad = a if mask is None else counter.scaled(a, mask, scale)                        # (E, h, L)
+        mixed = torch.bmm(ad, x)                                                           # (E, h, d)
+        out = torch.bmm(mixed.transpose(0, 1), w[2 * d:].view(heads, c, d).transpose(1, 2)).transpose(0, 1)
+        bias = b[2 * d:].view(heads, c)
+        total = ad.sum(-1, keepdim=True) if mask is not None else None                    # sum_l a_l with dropout
+        out = out + (total * bias if mask is not None else bias)
+        ctx.save_for_backward(x, w, b, qs, qk, a, ad, mixed, *(() if total is None else (total,)))
+        ctx.heads, ctx.mask, ctx.scale = heads, mask, scale
+        return out.reshape(E, d)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, b, qs, qk, a, ad, mixed, *total = ctx.saved_tensors
+        E, L, d = x.shape
+        h, mask = ctx.heads, ctx.mask
+        c = d // h
+        g = grad.reshape(E, h, c)
+        gt = g.transpose(0, 1)                                                              # (h, E, c)
+        bias = b[2 * d:].view(h, c)
+        # out_h = mixed_h W_v,h^T + (sum_l a_l) b_v,h
+        grad_bv = (g * total[0]).sum(0) if mask is not None else g.sum(0)                  # (h, c)
+        grad_mixed = torch.bmm(gt, w[2 * d:].view(h, c, d)).transpose(0, 1)                 # (E, h, d)
+        grad_wv = torch.bmm(gt.transpose(1, 2), mixed.transpose(0, 1))                     # (h, c, d)
+        # mixed = ad x; ad = dropout(a); a = softmax(qk x^T)
+        grad_ad = torch.bmm(grad_mixed, x.transpose(1, 2))                                  # (E, h, L)
+        if mask is not None:
+            grad_a = counter.scaled(grad_ad.add_((g * bias).sum(-1, keepdim=True)), mask, ctx.scale)
+        else:
+            grad_a = grad_ad
+        grad_scores = grad_a.sub_((grad_a * a).sum(-1, keepdim=True)).mul_(a)              # (E, h, L)
+        grad_qk = torch.bmm(grad_scores, x)                                                 # (E, h, d)
+        # both of x's products in one: scores^T qk + ad^T grad_mixed
+        grad_x = torch.bmm(torch.cat([grad_scores, ad], 1).transpose(1, 2), torch.cat([qk, grad_mixed], 1))
+        # qk_h = W_k,h^T q_h
+        grad_qs = torch.bmm(grad_qk.transpose(0, 1), w[d:2 * d].view(h, c, d).transpose(1, 2))   # (h, E, c)
+        grad_wk = torch.bmm(qs.transpose(0, 1).transpose(1, 2), grad_qk.transpose(0, 1))          # (h, c, d)
+        grad_q = grad_qs.transpose(0, 1).reshape(E, d) * c ** -0.5                          # (E, d)
+        grad_x[:, 0].addmm_(grad_q, w[:d])
+        grad_w = torch.cat([grad_q.t() @ x[:, 0], grad_wk.reshape(d, d), grad_wv.reshape(d, d)])
+        grad_b = torch.cat([grad_q.sum(0), torch.zeros(d, dtype=b.dtype, device=b.device), grad_bv.reshape(d)])
+        return grad_x, grad_w, grad_b, None, None, None, None
+
+
+def slot0_attention_fused(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+    """mygo.model.slot0_attention_folded (the same function and forward arithmetic) with the
+    backward of _FoldedSlot0 where gradients are wanted; its attention dropout with counter masks."""
+    attn = layer.self_attn
+    if not (torch.is_grad_enabled() and (x.requires_grad or attn.in_proj_weight.requires_grad)) or x.device.type != "cpu":
+        return slot0_attention_folded(layer, x, padded)
+    p = attn.dropout if layer.training else 0.0
+    mask = Counter.draw(p) if p > 0 else None
+    return _FoldedSlot0.apply(x, attn.in_proj_weight, attn.in_proj_bias, padded, attn.num_heads, mask,
+                              1.0 / kept_fraction(p) if p > 0 else 1.0)
+
+
+__all__ = ["BatchFirstEncoderLayer", "slot0_attention_fused"]

@@ -86,6 +86,7 @@ class _FoldedSlot0(torch.autograd.Function):
     x (E, L, d); w (3d, d), b (3d,) the in-projection; padded (E, L) bool; mask a Counter or None."""
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, x, w, b, padded, heads: int, mask, scale: float):
         E, L, d = x.shape
         c = d // heads
@@ -104,6 +105,7 @@ class _FoldedSlot0(torch.autograd.Function):
         return out.reshape(E, d)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")              # under bf16 autocast when forward was
     def backward(ctx, grad):
         x, w, b, qs, qk, a, ad, mixed, *total = ctx.saved_tensors
         E, L, d = x.shape
@@ -130,7 +132,7 @@ class _FoldedSlot0(torch.autograd.Function):
         grad_qs = torch.bmm(grad_qk.transpose(0, 1), w[d:2 * d].view(h, c, d).transpose(1, 2))   # (h, E, c)
         grad_wk = torch.bmm(qs.transpose(0, 1).transpose(1, 2), grad_qk.transpose(0, 1))          # (h, c, d)
         grad_q = grad_qs.transpose(0, 1).reshape(E, d) * c ** -0.5                          # (E, d)
-        grad_x[:, 0].addmm_(grad_q, w[:d])
+        grad_x[:, 0] += (grad_q @ w[:d]).to(grad_x.dtype)
         grad_w = torch.cat([grad_q.t() @ x[:, 0], grad_wk.reshape(d, d), grad_wv.reshape(d, d)])
         grad_b = torch.cat([grad_q.sum(0), torch.zeros(d, dtype=b.dtype, device=b.device), grad_bv.reshape(d)])
         return grad_x, grad_w, grad_b, None, None, None, None

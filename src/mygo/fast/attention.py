@@ -140,9 +140,11 @@ class _FoldedSlot0(torch.autograd.Function):
 
 def slot0_attention_fused(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
     """mygo.model.slot0_attention_folded (the same function and forward arithmetic) with the
-    backward of _FoldedSlot0 where gradients are wanted; its attention dropout with counter masks."""
+    backward of _FoldedSlot0 where gradients are wanted on CPU (elsewhere, and under torch.compile,
+    slot0_attention_folded itself); its attention dropout with counter masks."""
     attn = layer.self_attn
-    if not (torch.is_grad_enabled() and (x.requires_grad or attn.in_proj_weight.requires_grad)) or x.device.type != "cpu":
+    wants_grad = torch.is_grad_enabled() and (x.requires_grad or attn.in_proj_weight.requires_grad)
+    if not wants_grad or x.device.type != "cpu" or torch.compiler.is_compiling():
         return slot0_attention_folded(layer, x, padded)
     p = attn.dropout if layer.training else 0.0
     mask = Counter.draw(p) if p > 0 else None

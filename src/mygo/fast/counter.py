@@ -30,6 +30,7 @@ import os
 import platform
 import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -89,9 +90,12 @@ def build(directory: Path | None = None) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         partial = directory / f".{target.name}.{os.getpid()}.{threading.get_ident()}.partial"
         try:
+            started = time.monotonic()
             subprocess.run([cc, *flags, "-shared", "-fPIC", "-o", str(partial), str(SOURCE)],
                            check=True, capture_output=True, text=True, timeout=300)
             os.replace(partial, target)                     # whole or not at all, even with racing builds
+            log.info("dropout masks: compiled %s with %s %s in %.1f s", target, cc, " ".join(flags),
+                     time.monotonic() - started)
             return target
         except subprocess.CalledProcessError as error:
             errors.append(f"{cc} {' '.join(flags)}: {error.stderr.strip()[-500:]}")

@@ -8,6 +8,8 @@ python bench/harness.py --dataset ../shared/data/DB15K --preset db15k \
 # the step before and after the cheaper dropout, and against its floor (its matrix products alone)
 python bench/harness.py --dataset ../shared/data/DB15K --preset db15k --scenarios step_torch_dropout,step_torch_attention,step,floor \
   --steps 3 --out bench/results/db15k_cpu_step
+# the fast CPU kernels against their befores, part by part
+python bench/kernels.py --out bench/results/db15k_cpu_kernels
 python bench/harness.py --dataset ../shared/data/MKG-W --preset mkgw \
   --scenarios step,step_no_contrastive,step_no_visual,eval,breakdown --out bench/results/mkgw_cpu
 # bf16 autocast and torch.compile on this CPU, and whole epochs against the step-based estimate

@@ -91,7 +91,8 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--eval-batch-size", "16",
                       "--steps", "1", "--peak-size", "128",
                       "--scenarios", "peak,eval,eval_amp,profile,step_denormals,step_system_allocator,step_unfolded,"
-                                     "step_all_slots,step_kv_attention",
+                                     "step_all_slots,step_kv_attention,step_drawn_masks,step_autograd_attention,"
+                                     "step_per_op_adam",
                       tmp_path=tmp_path)
     by_name = {r["scenario"]: r for r in saved["results"]}
     assert not [r for r in saved["results"] if "error" in r]
@@ -100,7 +101,8 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     befores = by_name["eval"]["eval_before_seconds"]
     assert len(befores) == 3 and all(v > 0 for v in befores.values())
     assert "| before: (B, N) masks built per query in Python |" in text
-    assert by_name["step_kv_attention"]["median_step_seconds"] > 0
+    for before in ("step_kv_attention", "step_drawn_masks", "step_autograd_attention", "step_per_op_adam"):
+        assert by_name[before]["median_step_seconds"] > 0, before
     gflop = by_name["eval"]["eval_parts_gflop"]
     assert set(gflop) == {"entity encoder (all N)", "triple encoder + TuckER scoring (all queries)"}
     assert all(v > 0 for v in gflop.values()) and by_name["eval"]["eval_queries"] == 2 * (40 - 40 // 2)   # both directions of the test split
@@ -112,6 +114,15 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     assert "| aten::mm |" in text
     assert by_name["step_system_allocator"].get("reuse_memory") is None and by_name["step_unfolded"]["reuse_memory"]
     assert "native bf16:" in saved["meta"]["cpu"]
+
+
+def test_kernel_parts_against_their_befores(tmp_path):
+    """bench/kernels.py times each fast kernel and its before at DB15K shapes: one row each."""
+    saved, text = run("kernels.py", "--repeat", "1", tmp_path=tmp_path)
+    assert [row["part"].split(",")[0] for row in saved] == [
+        "core dropout mask", "core contraction's matrix gradient", "dropout p = 0.3", "Adam update", "[ENT] attention"]
+    assert all(row["before_seconds"] > 0 and row["fast_seconds"] > 0 for row in saved)
+    assert text.count("\n| ") == 1 + len(saved) and "Command: `python bench/kernels.py --repeat 1 --out" in text
 
 
 def test_seconds_keep_three_digits_for_gpu_times():

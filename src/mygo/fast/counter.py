@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 GAMMA = 0x9E3779B97F4A7C15
 MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
 SOURCE = Path(__file__).with_name("counter_masks.c")
-PARALLEL_FROM = 1 << 16                                    # entries; smaller tensors in one call
+# entries: a smaller tensor in one call on this thread (on a 2-core machine waking a worker
+# thread cost about as much as masking a million entries)
+PARALLEL_FROM = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,13 +145,16 @@ def _executor(threads: int) -> ThreadPoolExecutor:
 
 
 def _split(n: int, per_item: int, call) -> None:
-    """call(start, end) over [0, n) in torch.get_num_threads() pieces (items of `per_item` entries)."""
+    """call(start, end) over [0, n) in torch.get_num_threads() pieces (items of `per_item` entries),
+    this thread taking the first."""
     threads = max(1, min(torch.get_num_threads(), n))
     if threads == 1 or n * per_item < PARALLEL_FROM:
         call(0, n)
         return
     bounds = [n * k // threads // 4 * 4 if per_item == 1 else n * k // threads for k in range(threads)] + [n]
-    futures = [_executor(threads).submit(call, a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    pieces = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    futures = [_executor(threads - 1).submit(call, a, b) for a, b in pieces[1:]]
+    call(*pieces[0])                                         # this thread takes the first piece
     for future in futures:
         future.result()
 

@@ -82,8 +82,7 @@ def dropout_part(repeat: int) -> tuple[str, str, float, float]:
 
 
 def adam_part(repeat: int) -> tuple[str, str, float, float]:
-    preset = dict(PRESETS["db15k"])
-    model = build(12842, 280, preset)                                      # DB15K's entities and relations
+    model = build(12842, 280, PRESETS["db15k"])                            # DB15K's entities and relations
     g = torch.Generator().manual_seed(0)
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:

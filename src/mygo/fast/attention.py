@@ -75,8 +75,6 @@ class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
         return self.dropout1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))
 
 
-
-
 class _FoldedSlot0(torch.autograd.Function):
     """mygo.model.slot0_attention_folded's computation with its own backward: x's gradient from
     the scores and the attention-weighted sum comes out of one batched product (instead of two

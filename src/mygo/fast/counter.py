@@ -46,6 +46,11 @@ SOURCE = Path(__file__).with_name("counter_masks.c")
 PARALLEL_FROM = 1 << 20
 
 
+def keep_threshold(p: float) -> int:
+    """round((1 - p) 2^16): an entry whose uniform 16-bit number is below it is kept (both mask kinds)."""
+    return round((1.0 - p) * 2**16)
+
+
 @dataclasses.dataclass(frozen=True)
 class Counter:
     """A mask: its stream and threshold (keep u(i) < threshold; 2^16 keeps everything)."""
@@ -56,7 +61,7 @@ class Counter:
     @classmethod
     def draw(cls, p: float) -> "Counter":
         """A fresh mask for dropout p, its seed drawn from torch's default CPU generator."""
-        return cls(int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64)), round((1.0 - p) * 2**16))
+        return cls(int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64)), keep_threshold(p))
 
 
 # ---------------------------------------------------------------------------- the C library
@@ -106,9 +111,6 @@ def build(directory: Path | None = None) -> Path:
     raise OSError("; ".join(errors))
 
 
-_ELEMENTWISE = {"mask": 0, "relu_mask": 0, "scale_mask": 1}
-
-
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The compiled kernels, or None (torch operations instead) with a warning saying why."""
@@ -121,15 +123,14 @@ def library() -> ctypes.CDLL | None:
                     "masks with torch operations, which is slower", error)
         return None
     p, i64, u64, u32, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_float
-    lib.keep_u8.argtypes = [p, i64, i64, u64, u32, ctypes.c_int]
+    signatures = {"keep_u8": [p, i64, i64, u64, u32, ctypes.c_int]}
     for dtype in ("f32", "bf16"):
-        getattr(lib, f"mask_{dtype}").argtypes = [p, i64, i64, u64, u32]
-        getattr(lib, f"relu_mask_{dtype}").argtypes = [p, i64, i64, u64, u32]
-        getattr(lib, f"scale_mask_{dtype}").argtypes = [p, p, i64, i64, u64, u32, f32]
-        getattr(lib, f"outer_mask_{dtype}").argtypes = [p, p, p, i64, i64, i64, i64, u64, u32]
-    for name in ("keep_u8", "mask_f32", "mask_bf16", "relu_mask_f32", "relu_mask_bf16", "scale_mask_f32",
-                 "scale_mask_bf16", "outer_mask_f32", "outer_mask_bf16"):
-        getattr(lib, name).restype = None
+        signatures.update({f"mask_{dtype}": [p, i64, i64, u64, u32], f"relu_mask_{dtype}": [p, i64, i64, u64, u32],
+                           f"scale_mask_{dtype}": [p, p, i64, i64, u64, u32, f32],
+                           f"outer_mask_{dtype}": [p, p, p, i64, i64, i64, i64, u64, u32]})
+    for name, argtypes in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, None
     return lib
 
 
@@ -251,4 +252,4 @@ def outer(a: torch.Tensor, c: torch.Tensor, mask: Counter) -> torch.Tensor:
     return out
 
 
-__all__ = ["Counter", "keep", "mask_", "scaled", "outer", "lanes", "library", "build", "cache_dir"]
+__all__ = ["Counter", "keep_threshold", "keep", "mask_", "scaled", "outer", "lanes", "library", "build", "cache_dir"]

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mygo.fast import counter
-from mygo.fast.counter import Counter
+from mygo.fast.counter import Counter, keep_threshold
 
 MASKS = ("drawn", "counter")
 
@@ -35,7 +35,7 @@ def keep_mask(shape: torch.Size | tuple, p: float, device: torch.device | str = 
     p' = p rounded to a multiple of 2^-16; with `dropped`, True marks the dropped entries instead
     (the complement of the same draw)."""
     numel = math.prod(shape)
-    threshold = round((1.0 - p) * 2**16) - 2**15
+    threshold = keep_threshold(p) - 2**15
     if threshold >= 2**15:                           # p' = 0: every entry kept (no draw)
         return torch.full(tuple(shape), not dropped, dtype=torch.bool, device=device)
     words = torch.randint(-2**63, 2**63 - 1, (-(-numel // 4),), dtype=torch.int64, device=device)
@@ -45,7 +45,7 @@ def keep_mask(shape: torch.Size | tuple, p: float, device: torch.device | str = 
 
 def kept_fraction(p: float) -> float:
     """1 - p': the probability that `keep_mask` keeps an entry."""
-    return round((1.0 - p) * 2**16) / 2**16
+    return keep_threshold(p) / 2**16
 
 
 def _as_float(keep: torch.Tensor, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:

@@ -36,7 +36,7 @@ from mygo.evaluation import compute_ranks  # noqa: E402
 from mygo.memory import reuse_memory_if  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
 from mygo import fast  # noqa: E402
-from mygo.model import ModelConfig, MyGO, slot0_attention_folded  # noqa: E402
+from mygo.model import ModelConfig, MyGO, assemble, project_tokens, slot0_attention_folded  # noqa: E402
 from mygo.training import TrainParams, adam, train_step, training_queries  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
@@ -121,6 +121,11 @@ SCENARIOS = {
                                "before of its own backward (mygo.fast.attention.slot0_attention_fused)",
     "step_per_op_adam": "training step with torch's per-operation Adam update (the pinned mode's): the before of "
                         "fused Adam",
+    "step_gathered_tokens": "training step with the visual and text tokens gathered, then projected and normed "
+                            "(mygo.model.project_tokens): the before of projecting the tables' rows",
+    "step_cat_sequence": "training step with the entity sequence concatenated, then its slot bias added, and the "
+                         "[ENT] residual's gradient zero-filled through autograd: the before of assembling in one "
+                         "pass (mygo.fast.tokens) and of the residual in the attention's backward",
     "step_before": "training step as the reference code: contrastive pass over all N, padded slots kept",
     "step_no_visual": "training step, no images (all visual slots padded), padded slots skipped",
     "step_no_visual_before": "training step, no images, padded slots kept",
@@ -351,6 +356,13 @@ def run_scenario(name, args) -> dict:
         encoder_class.forward = lambda self, entities=None, ent_only=False: full(self, entities, False)
     if name == "step_autograd_attention":
         model.entity_encoder.ent_attention = slot0_attention_folded
+    if name == "step_gathered_tokens":
+        model.entity_encoder.tokens = project_tokens
+    if name == "step_cat_sequence":
+        def without_residual(layer, x, padded, attention=model.entity_encoder.ent_attention):
+            out = attention(layer, x, padded)
+            return out[0] if isinstance(out, tuple) else out
+        model.entity_encoder.assemble, model.entity_encoder.ent_attention = assemble, without_residual
     if name == "step_unfolded":
         from mygo.fast.attention import BatchFirstEncoderLayer
         BatchFirstEncoderLayer.folds_dropout = lambda self, x: False

@@ -107,7 +107,9 @@ def attention_part(repeat: int) -> tuple[str, str, float, float]:
         def once():
             layer.zero_grad()
             x.grad = None
-            attention(layer, x, padded).backward(grad)
+            out = attention(layer, x, padded)
+            out, residual = out if isinstance(out, tuple) else (out, x[:, :1])   # as mygo.model.first_slot
+            (out + residual.squeeze(1)).backward(grad)
         return once
 
     return ("[ENT] attention, forward and backward, (12842, 14, 256)", "autograd through the folded attention",

@@ -8,6 +8,11 @@ python bench/harness.py --dataset ../shared/data/DB15K --preset db15k \
 # the step before and after the cheaper dropout, and against its floor (its matrix products alone)
 python bench/harness.py --dataset ../shared/data/DB15K --preset db15k --scenarios step_torch_dropout,step_torch_attention,step,floor \
   --steps 3 --out bench/results/db15k_cpu_step
+# the step and the evaluation against the machine's peak rate and the step's own products, with the
+# befores of each CPU change and bf16, in one run
+python bench/harness.py --dataset ../shared/data/DB15K --preset db15k \
+  --scenarios peak,step,floor,step_gathered_tokens,step_cat_sequence,step_drawn_masks,step_autograd_attention,step_per_op_adam,step_kv_attention,step_all_slots,step_unfolded,step_system_allocator,step_denormals,step_torch_dropout,step_amp,eval,eval_amp,profile \
+  --warmup 4 --steps 3 --out bench/results/db15k_cpu_floor
 # the fast CPU kernels against their befores, part by part
 python bench/kernels.py --out bench/results/db15k_cpu_kernels
 python bench/harness.py --dataset ../shared/data/MKG-W --preset mkgw \

@@ -92,7 +92,7 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
                       "--steps", "1", "--peak-size", "128",
                       "--scenarios", "peak,eval,eval_amp,profile,step_denormals,step_system_allocator,step_unfolded,"
                                      "step_all_slots,step_kv_attention,step_drawn_masks,step_autograd_attention,"
-                                     "step_per_op_adam",
+                                     "step_per_op_adam,step_gathered_tokens,step_cat_sequence",
                       tmp_path=tmp_path)
     by_name = {r["scenario"]: r for r in saved["results"]}
     assert not [r for r in saved["results"] if "error" in r]
@@ -101,7 +101,8 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     befores = by_name["eval"]["eval_before_seconds"]
     assert len(befores) == 3 and all(v > 0 for v in befores.values())
     assert "| before: (B, N) masks built per query in Python |" in text
-    for before in ("step_kv_attention", "step_drawn_masks", "step_autograd_attention", "step_per_op_adam"):
+    for before in ("step_kv_attention", "step_drawn_masks", "step_autograd_attention", "step_per_op_adam",
+                   "step_gathered_tokens", "step_cat_sequence"):
         assert by_name[before]["median_step_seconds"] > 0, before
     gflop = by_name["eval"]["eval_parts_gflop"]
     assert set(gflop) == {"entity encoder (all N)", "triple encoder + TuckER scoring (all queries)"}

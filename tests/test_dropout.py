@@ -132,6 +132,70 @@ def test_the_pinned_mode_keeps_the_keys_and_values_attention(monkeypatch):
     assert fast.ops("plain").ent_attention is slot0_attention
 
 
+def test_the_pinned_mode_gathers_tokens_before_projecting(monkeypatch):
+    """Token tables: projected row by row before gathering in the fast kernels and in inference,
+    gathered first (the committed bytes' order) in the pinned mode and its kernel sets."""
+    from mygo import fast
+    from mygo.checkpoint import inference_ops
+    from mygo.model import project_table_rows, project_tokens
+    monkeypatch.setenv("MYGO_REPRODUCIBLE", "1")
+    assert fast.ops().tokens is project_tokens and inference_ops().tokens is project_tokens
+    monkeypatch.setenv("MYGO_REPRODUCIBLE", "0")
+    assert fast.ops().tokens is project_table_rows and inference_ops().tokens is project_table_rows
+    for kernels in ("drawn-masks", "kv-attention", "plain"):
+        assert fast.ops(kernels).tokens is project_tokens
+
+
+@pytest.mark.parametrize("rows, tokens_shape", [(7, (5, 3)), (40, (5, 3)), (15, (15, 1)), (1, (4, 2))])
+def test_tokens_projected_from_the_table_equal_gathered_ones(rows, tokens_shape):
+    """norm(proj(table))[ids] = norm(proj(table[ids])): values, and the gradients of the
+    projection and the layer norm, with repeated ids, on both sides of the switch (more table
+    rows than ids, or fewer)."""
+    from mygo.model import project_table_rows, project_tokens
+    g = torch.Generator().manual_seed(rows)
+    proj, norm = torch.nn.Linear(6, 4).double(), torch.nn.LayerNorm(4).double()
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5, generator=g)
+        norm.bias.normal_(generator=g)
+    table = torch.randn(rows, 6, dtype=torch.float64, generator=g)
+    ids = torch.randint(0, rows, tokens_shape, generator=g)
+    upstream = torch.randn(*tokens_shape, 4, dtype=torch.float64, generator=g)
+    results = []
+    for tokens in (project_tokens, project_table_rows):
+        proj.zero_grad()
+        norm.zero_grad()
+        out = tokens(proj, norm, table, ids)
+        (out * upstream).sum().backward()
+        results.append([out.detach(), proj.weight.grad, proj.bias.grad, norm.weight.grad, norm.bias.grad])
+    assert results[1][0].shape == (*tokens_shape, 4)
+    for name, a, b in zip(["tokens", "proj.weight", "proj.bias", "norm.weight", "norm.bias"], *results):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("dtypes", [(torch.float32,) * 3, (torch.float64,) * 3, (torch.bfloat16, torch.float32, torch.float32)])
+def test_assembling_in_place_is_concatenating_and_adding_bit_for_bit(dtypes):
+    """mygo.fast.tokens.assemble_in_place: the sequence and the gradients of every piece and of
+    the slot bias are torch.equal to cat + bias through autograd, with an expanded piece ([ENT]),
+    a bf16 piece among float32 ones, and an empty piece."""
+    from mygo.fast.tokens import assemble_in_place
+    from mygo.model import assemble
+    g = torch.Generator().manual_seed(len(set(dtypes)))
+    E, d = 6, 5
+    token = torch.randn(1, 1, d, generator=g).to(dtypes[0])
+    pieces = [torch.randn(E, 3, d, generator=g).to(dtypes[1]), torch.randn(E, 0, d, generator=g).to(dtypes[2]),
+              torch.randn(E, 2, d, generator=g).to(dtypes[2])]
+    slot_bias = torch.randn(1, 6, d, generator=g).to(dtypes[1])
+    upstream = torch.randn(E, 6, d, generator=g)
+    results = []
+    for build in (assemble, assemble_in_place):
+        leaves = [t.detach().clone().requires_grad_() for t in [token, *pieces, slot_bias]]
+        out = build([leaves[0].expand(E, 1, d), *leaves[1:-1]], leaves[-1])
+        (out * upstream.to(out.dtype)).sum().backward()
+        results.append([out.detach(), *(leaf.grad for leaf in leaves)])
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+
+
 @pytest.mark.parametrize("masks", MASKS)
 def test_core_dropout_contract_equals_the_unfused_autograd_version(masks):
     """Output and gradients (x, r', W) of the fused contraction equal those of building each
@@ -242,6 +306,12 @@ def test_relu_dropout_unscaled_values_and_gradcheck(masks):
     assert torch.autograd.gradcheck(fn, [leaf.requires_grad_()])
 
 
+def with_residual(attention, layer, x, padded):
+    """An [ENT] attention's output and the residual x[:, :1], as mygo.model.first_slot takes them."""
+    out = attention(layer, x, padded)
+    return out if isinstance(out, tuple) else (out, x[:, :1])
+
+
 def folded_with_counter_dropout(layer, x, padded):
     """slot0_attention_folded with its attention dropout drawn as counter masks: the reference
     for the fused backward (the same masks after the same torch.manual_seed)."""
@@ -274,15 +344,18 @@ def test_fused_slot0_attention_backward_equals_autograd(heads, p, dtype):
         x = torch.randn(9, 6, 16, dtype=dtype, generator=torch.Generator().manual_seed(0), requires_grad=True)
         layer.zero_grad()
         torch.manual_seed(5)
-        out = attention(layer, x, padded)
-        (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum().backward()
-        results.append([out.detach(), x.grad, layer.self_attn.in_proj_weight.grad, layer.self_attn.in_proj_bias.grad])
+        out, residual = with_residual(attention, layer, x, padded)
+        loss = (out * torch.linspace(-1, 1, out.numel(), dtype=dtype).view_as(out)).sum()
+        (loss + (residual * torch.linspace(2, 3, residual.numel(), dtype=dtype).view_as(residual)).sum()).backward()
+        results.append([out.detach(), residual.detach(), x.grad, layer.self_attn.in_proj_weight.grad,
+                        layer.self_attn.in_proj_bias.grad])
     tolerance = dict(rtol=1e-10, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-5)
-    for name, a, b in zip(["out", "x", "weight", "bias"], *results):
+    for name, a, b in zip(["out", "residual", "x", "weight", "bias"], *results):
         torch.testing.assert_close(b, a, **tolerance, msg=name)
+    assert torch.equal(results[1][1], x[:, :1].detach())
     if p:
         torch.manual_seed(6)
-        assert not torch.equal(slot0_attention_fused(layer, x, padded), results[1][0])
+        assert not torch.equal(slot0_attention_fused(layer, x, padded)[0], results[1][0])
 
 
 def test_fused_slot0_attention_gradcheck():
@@ -313,4 +386,5 @@ def test_fused_slot0_attention_without_gradients_is_the_folded_forward():
     with torch.no_grad():
         assert torch.equal(slot0_attention_fused(layer, x, padded), slot0_attention_folded(layer, x, padded))
     layer.train()
-    assert torch.equal(slot0_attention_fused(layer, x, padded), slot0_attention_folded(layer, x, padded))
+    out, residual = slot0_attention_fused(layer, x, padded)                 # the weights want gradients
+    assert torch.equal(out, slot0_attention_folded(layer, x, padded)) and torch.equal(residual, x[:, :1])

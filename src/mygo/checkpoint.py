@@ -20,7 +20,7 @@ import torch
 from mygo import reproducible
 from mygo.folders import KGFolder
 from mygo.io import first_line, load_torch, save_torch
-from mygo.model import ModelConfig, Ops, slot0_attention, slot0_attention_folded
+from mygo.model import ModelConfig, Ops, project_table_rows, slot0_attention_folded
 from mygo.models import DEFAULT, MODELS, name_of
 
 
@@ -32,10 +32,13 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, extra: dict | None
 
 def inference_ops() -> Ops:
     """What evaluate and predict build models from: torch's own operations, with the [ENT]
-    attention folded (mygo.model.slot0_attention_folded) except in the pinned CPU mode, whose
-    committed bytes were made through keys and values (as mygo.fast.default_kernels chooses for
-    training)."""
-    return Ops(ent_attention=slot0_attention if reproducible.pinned() else slot0_attention_folded)
+    attention folded (mygo.model.slot0_attention_folded) and the token tables projected before
+    gathering (mygo.model.project_table_rows), except in the pinned CPU mode, whose committed
+    bytes were made through keys and values and gathered tokens (as mygo.fast.default_kernels
+    chooses for training)."""
+    if reproducible.pinned():
+        return Ops()
+    return Ops(ent_attention=slot0_attention_folded, tokens=project_table_rows)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",

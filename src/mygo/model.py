@@ -70,6 +70,31 @@ def contract(x: torch.Tensor, relation: torch.Tensor, core: torch.Tensor, p: flo
     return torch.bmm(x.unsqueeze(1), matrices).squeeze(1)
 
 
+def project_tokens(proj: nn.Linear, norm: nn.LayerNorm, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """A modality's token embeddings before dropout, norm(proj(table[ids])): ids (E, k) into the
+    frozen table (V, D) -> (E, k, d)."""
+    return norm(proj(table[ids]))
+
+
+def project_table_rows(proj: nn.Linear, norm: nn.LayerNorm, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """project_tokens with proj and norm applied to the table's rows, then gathered: both act on
+    each row alone, so norm(proj(table))[ids] = norm(proj(table[ids])). Chosen when the table has
+    no more rows than ids has entries (the all-entity pass: a DB15K step gathers 103 k visual
+    tokens from 8 k codebook rows), so the product and the layer norm, and their backward, run on
+    fewer rows; otherwise (a few entities) project_tokens. Gathered with index_select, whose
+    backward is one index_add_ (rows[ids]'s accumulates through index_put_, several times slower
+    on CPU). The same values up to the product's blocking; gradients summed in another order."""
+    if table.shape[0] > ids.numel():
+        return project_tokens(proj, norm, table, ids)
+    rows = norm(proj(table))                                                           # (V, d)
+    return rows.index_select(0, ids.reshape(-1)).view(*ids.shape, rows.shape[-1])
+
+
+def assemble(pieces: list[torch.Tensor], slot_bias: torch.Tensor) -> torch.Tensor:
+    """The entity sequence: pieces (E, L_i, d) side by side along the slots, plus slot_bias (1, L, d)."""
+    return torch.cat(pieces, dim=1) + slot_bias
+
+
 def slot0_attention(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
     """Slot 0's multi-head attention output in `layer`, before the output projection: its query
     against every slot's keys and values. x (E, L, d), padded (E, L) bool, True = padded key
@@ -120,11 +145,14 @@ def first_slot(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch
     True = padded key -> (E, 1, d). Slot 0's query attends over every slot's keys and values; the
     other slots' queries, attention outputs and feed-forward passes, which slot 0's output does
     not depend on, are not computed. The layer's own parameters and dropout modules; `attention`
-    computes slot 0's attention output (slot0_attention, or an equivalent from Ops)."""
+    computes slot 0's attention output (slot0_attention, or an equivalent from Ops); it may also
+    return slot 0's input x[:, :1] as a second output, the residual, so that its own backward adds
+    the residual's gradient into x's (no zero-filled (E, L, d) gradient for the slice)."""
     attn = layer.self_attn
     E, _, d = x.shape
     out = attention(layer, x, padded)                                                  # (E, d)
-    y = layer.norm1(x[:, :1] + layer.dropout1(F.linear(out.view(E, 1, d), attn.out_proj.weight,
+    out, residual = out if isinstance(out, tuple) else (out, x[:, :1])
+    y = layer.norm1(residual + layer.dropout1(F.linear(out.view(E, 1, d), attn.out_proj.weight,
                                                         attn.out_proj.bias)))                   # (E, 1, d)
     return layer.norm2(y + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(y))))))
 
@@ -141,6 +169,8 @@ class Ops:
     batch_norm: Callable[[nn.BatchNorm1d, torch.Tensor], torch.Tensor] | None = None   # in training
     all_entities: Callable[..., torch.Tensor] | None = None     # (encode, N, device) -> (N, d), in training
     ent_attention: Callable[..., torch.Tensor] = slot0_attention   # (layer, x, padded) -> (E, d), the last layer's [ENT]
+    tokens: Callable[..., torch.Tensor] = project_tokens           # (proj, norm, table, ids) -> (E, k, d)
+    assemble: Callable[..., torch.Tensor] = assemble               # (pieces, slot_bias) -> (E, L, d)
 
 
 @dataclass(frozen=True)
@@ -193,7 +223,7 @@ class CrossModalEntityEncoder(nn.Module):
         self.register_buffer("visual_mask", visual_mask.bool() & config.use_visual)
         self.register_buffer("text_mask", text_mask.bool() & config.use_text)
         self.encoder = _transformer(config, config.num_layer_enc, ops)
-        self.ent_attention = ops.ent_attention
+        self.ent_attention, self.tokens, self.assemble = ops.ent_attention, ops.tokens, ops.assemble
         self.skip_padded_slots = True      # drop slots padded for the whole batch (same outputs, faster)
         for p in (self.ent_token, self.structure, self.bias_str, self.bias_vis, self.bias_txt):
             nn.init.xavier_uniform_(p.view(-1, d))
@@ -207,25 +237,29 @@ class CrossModalEntityEncoder(nn.Module):
         attention output and feed-forward), keys and values still from every slot. The same
         numbers as slicing the full output, at a fraction of the last layer's work.
         """
-        if entities is None:
+        every = entities is None      # all N in order: the tables themselves, no gathered copies
+        if every:
             entities = torch.arange(self.config.num_entities, device=self.structure.device)
         E, d = entities.shape[0], self.config.dim
+
+        def rows(table: torch.Tensor) -> torch.Tensor:
+            return table if every else table[entities]
         ent = self.ent_token.expand(E, 1, d)                                          # (E, 1, d)
-        structure = self.drop_str(self.norm_str(self.structure[entities])).unsqueeze(1)  # (E, 1, d)
-        visual = self.visual_table[self.visual_ids[entities]]                         # (E, m, Dv)
-        visual = self.drop_vis(self.norm_vis(self.proj_vis(visual)))                  # (E, m, d)
-        text = self.text_table[self.text_ids[entities]]                               # (E, n, Dt)
-        text = self.drop_txt(self.norm_txt(self.proj_txt(text)))                      # (E, n, d)
+        structure = self.drop_str(self.norm_str(rows(self.structure))).unsqueeze(1)   # (E, 1, d)
+        visual = self.drop_vis(self.tokens(self.proj_vis, self.norm_vis, self.visual_table,
+                                           rows(self.visual_ids)))                    # (E, m, d)
+        text = self.drop_txt(self.tokens(self.proj_txt, self.norm_txt, self.text_table,
+                                         rows(self.text_ids)))                        # (E, n, d)
         # The modality biases as one (1, L, d) row added to the whole sequence ([ENT] gets zero):
         # the same sums as adding each to its slots, and backward reduces one contiguous gradient
         # instead of strided slices of it.
         m, n = visual.shape[1], text.shape[1]
         slot_bias = torch.cat([torch.zeros_like(self.bias_str), self.bias_str, self.bias_vis.expand(1, m, d),
                                self.bias_txt.expand(1, n, d)], dim=1)                 # (1, L, d)
-        sequence = torch.cat([ent, structure, visual, text], dim=1) + slot_bias       # (E, L, d)
+        sequence = self.assemble([ent, structure, visual, text], slot_bias)           # (E, L, d)
         always = torch.ones(E, 1, dtype=torch.bool, device=entities.device)
         mask = torch.cat([always, always & self.config.use_structure,
-                          self.visual_mask[entities], self.text_mask[entities]], dim=1)  # (E, L)
+                          rows(self.visual_mask), rows(self.text_mask)], dim=1)       # (E, L)
         active = mask.any(0)                                                          # (L,)
         if bool(active.all()) or not self.skip_padded_slots:
             return self._encode(sequence, ~mask, ent_only), mask
@@ -406,10 +440,11 @@ class MyGO(nn.Module):
         N, device = self.config.num_entities, self.entity_encoder.structure.device
         if self.training and self.ops.all_entities is not None:
             return self.ops.all_entities(self.encode, N, device)
-        return self.encode(torch.arange(N, device=device))
+        return self.encode(None)
 
-    def encode(self, entities: torch.Tensor) -> torch.Tensor:
-        """CMEE [ENT] outputs (E, d) of `entities` (E,), in chunks of `encoder_chunk` when set.
+    def encode(self, entities: torch.Tensor | None) -> torch.Tensor:
+        """CMEE [ENT] outputs (E, d) of `entities` (E,) (None: all N, in order), in chunks of
+        `encoder_chunk` when set.
 
         Chunked, activation memory is bounded by one chunk: each chunk keeps only its (chunk, d)
         output and, when gradients are needed, is recomputed in backward (activation
@@ -419,8 +454,11 @@ class MyGO(nn.Module):
         same distribution, another stream).
         """
         chunk = self.config.encoder_chunk
-        if not chunk or len(entities) <= chunk:
+        E = self.config.num_entities if entities is None else len(entities)
+        if not chunk or E <= chunk:
             return self.entity_encoder(entities, ent_only=True)[0][:, 0]
+        if entities is None:
+            entities = torch.arange(E, device=self.entity_encoder.structure.device)
         parts = []
         for part in entities.split(chunk):
             if torch.is_grad_enabled():

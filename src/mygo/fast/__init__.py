@@ -7,11 +7,13 @@
                       contraction (mygo.fast.dropout), batch-first self-attention (mygo.fast.attention), the last
                       layer's [ENT] attention with the query folded into the key and value
                       projections (mygo.model.slot0_attention_folded) and its own backward
-                      (mygo.fast.attention.slot0_attention_fused), the C heap trimmed before each
-                      encoder chunk on CPU (mygo.memory)
+                      (mygo.fast.attention.slot0_attention_fused), the token tables projected
+                      row by row before gathering (mygo.model.project_table_rows), the entity
+                      sequence assembled in one pass (mygo.fast.tokens), the C heap trimmed
+                      before each encoder chunk on CPU (mygo.memory)
     drawn-masks       fast, but the dropout masks drawn from torch's generator and kept for backward
-                      (mygo.fast.dropout.keep_mask) and the folded attention through autograd: the
-                      counter masks' "before"
+                      (mygo.fast.dropout.keep_mask), the folded attention through autograd and the
+                      tokens projected after gathering: the counter masks' "before"
     kv-attention      drawn-masks, and the [ENT] attention through every slot's keys and values, in
                       torch's order of operations: what the pinned CPU mode (`reproducible: true`)
                       trains and evaluates with, so that its bytes stay those it was committed with
@@ -36,8 +38,9 @@ from torch import nn
 from mygo import distributed, reproducible
 from mygo.fast.attention import BatchFirstEncoderLayer, slot0_attention_fused
 from mygo.fast.dropout import CounterDropout, Dropout, core_dropout_contract, counter_core_dropout_contract
+from mygo.fast.tokens import assemble_in_place
 from mygo.memory import release_free_memory
-from mygo.model import Ops, contract, slot0_attention, slot0_attention_folded
+from mygo.model import Ops, contract, project_table_rows, project_tokens, slot0_attention, slot0_attention_folded
 
 KERNELS = ("fast", "drawn-masks", "kv-attention", "plain", "torch-dropout", "torch-attention")
 
@@ -69,10 +72,11 @@ def ops(kernels: str | None = None, *, distributed_step: bool = False) -> Ops:
     if kernels != "plain":
         chosen = Ops(dropout=CounterDropout, encoder_layer=BatchFirstEncoderLayer,
                      core_contract=counter_core_dropout_contract, before_chunk=_trim_heap,
-                     ent_attention=slot0_attention_fused)
+                     ent_attention=slot0_attention_fused, tokens=project_table_rows,
+                     assemble=assemble_in_place)
     if kernels in ("drawn-masks", "kv-attention"):
         chosen = dataclasses.replace(chosen, dropout=Dropout, core_contract=core_dropout_contract,
-                                     ent_attention=slot0_attention_folded)
+                                     ent_attention=slot0_attention_folded, tokens=project_tokens)
     if kernels == "kv-attention":
         chosen = dataclasses.replace(chosen, ent_attention=slot0_attention)
     if kernels == "torch-dropout":

@@ -79,9 +79,12 @@ class _FoldedSlot0(torch.autograd.Function):
     """mygo.model.slot0_attention_folded's computation with its own backward: x's gradient from
     the scores and the attention-weighted sum comes out of one batched product (instead of two
     summed in autograd), and the [ENT] query's part is added to slot 0 in place (instead of a
-    zero-filled (E, L, d) tensor added on). Attention dropout uses counter masks (nothing stored).
+    zero-filled (E, L, d) tensor added on), with the residual's: slot 0's input is a second output
+    (mygo.model.first_slot), so that its gradient too goes into slot 0 in place. Attention dropout
+    uses counter masks (nothing stored).
 
-    x (E, L, d); w (3d, d), b (3d,) the in-projection; padded (E, L) bool; mask a Counter or None."""
+    x (E, L, d); w (3d, d), b (3d,) the in-projection; padded (E, L) bool; mask a Counter or None
+    -> (E, d), and x[:, :1] (E, 1, d)."""
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu")
@@ -100,11 +103,11 @@ class _FoldedSlot0(torch.autograd.Function):
         out = out + (total * bias if mask is not None else bias)
         ctx.save_for_backward(x, w, b, qs, qk, a, ad, mixed, *(() if total is None else (total,)))
         ctx.heads, ctx.mask, ctx.scale = heads, mask, scale
-        return out.reshape(E, d)
+        return out.reshape(E, d), x[:, :1].clone()
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")              # under bf16 autocast when forward was
-    def backward(ctx, grad):
+    def backward(ctx, grad, grad_residual):
         x, w, b, qs, qk, a, ad, mixed, *total = ctx.saved_tensors
         E, L, d = x.shape
         h, mask = ctx.heads, ctx.mask
@@ -131,15 +134,19 @@ class _FoldedSlot0(torch.autograd.Function):
         grad_wk = torch.bmm(qs.transpose(0, 1).transpose(1, 2), grad_qk.transpose(0, 1))          # (h, c, d)
         grad_q = grad_qs.transpose(0, 1).reshape(E, d) * c ** -0.5                          # (E, d)
         grad_x[:, 0] += (grad_q @ w[:d]).to(grad_x.dtype)
+        if grad_residual is not None:
+            grad_x[:, :1] += grad_residual
         grad_w = torch.cat([grad_q.t() @ x[:, 0], grad_wk.reshape(d, d), grad_wv.reshape(d, d)])
         grad_b = torch.cat([grad_q.sum(0), torch.zeros(d, dtype=b.dtype, device=b.device), grad_bv.reshape(d)])
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
-def slot0_attention_fused(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+def slot0_attention_fused(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor
+                          ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """mygo.model.slot0_attention_folded (the same function and forward arithmetic) with the
-    backward of _FoldedSlot0 where gradients are wanted on CPU (elsewhere, and under torch.compile,
-    slot0_attention_folded itself); its attention dropout with counter masks."""
+    backward of _FoldedSlot0 where gradients are wanted on CPU, returning (E, d) and the residual
+    x[:, :1] (mygo.model.first_slot); elsewhere, and under torch.compile, slot0_attention_folded
+    itself. Its attention dropout with counter masks."""
     attn = layer.self_attn
     wants_grad = torch.is_grad_enabled() and (x.requires_grad or attn.in_proj_weight.requires_grad)
     if not wants_grad or x.device.type != "cpu" or torch.compiler.is_compiling():

@@ -137,6 +137,58 @@ def test_threads_split_a_tensor_with_the_same_result(monkeypatch):
         assert torch.equal(a, b)
 
 
+def gathered_sequence(E=7, L=9, k=5, offset=3, V=11, d=6, p=0.3, seed=4):
+    g = torch.Generator().manual_seed(seed)
+    rows, bias = torch.randn(V, d, generator=g), torch.randn(k, d, generator=g)
+    ids = torch.randint(0, V, (E, k), generator=g)
+    ids[0, :2] = 3                                                  # a row picked more than once
+    out = torch.full((E, L, d), 7.0)
+    mask = Counter(seed, counter.keep_threshold(p))
+    return out, offset, rows, ids, bias, mask, 1.0 / (1 - p)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.95])
+def test_gathered_tokens_are_dropped_out_and_biased_in_place(implementation, p):
+    """gather_into writes rows[ids] times the mask's 0 / scale plus the bias into its slots (mask
+    entry (e k + j) d + c for token (e, j)), bit for bit as those torch operations, and nothing
+    else; scatter_from's gradients are the autograd ones of the same expression."""
+    out, offset, rows, ids, bias, mask, scale = gathered_sequence(p=p)
+    E, k, d = *ids.shape, rows.shape[1]
+    counter.gather_into(out, offset, rows, ids, bias, mask, scale)
+    factor = counter.keep((E, k, d), mask).float() * scale
+    leaf, bias_leaf = rows.clone().requires_grad_(), bias.clone().requires_grad_()
+    expected = leaf[ids] * factor + bias_leaf
+    assert torch.equal(out[:, offset:offset + k], expected.detach())
+    assert (out[:, :offset] == 7).all() and (out[:, offset + k:] == 7).all()
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    expected.backward(grad[:, offset:offset + k])
+    rows_grad, bias_grad = counter.scatter_from(grad, offset, ids, rows.shape[0], mask, scale)
+    torch.testing.assert_close(rows_grad, leaf.grad)
+    torch.testing.assert_close(bias_grad, bias_leaf.grad)
+
+
+def test_scatter_from_threads_agree():
+    """Threads taking ranges of rows give the rows' gradient bit for bit as one thread."""
+    out, offset, rows, ids, bias, mask, scale = gathered_sequence(E=3000, L=6, k=4, offset=1, V=50, d=64)
+    grad = torch.randn(out.shape)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = counter.scatter_from(grad, offset, ids, 50, mask, scale)
+        torch.set_num_threads(2)
+        two = counter.scatter_from(grad, offset, ids, 50, mask, scale)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one[0], two[0])
+    torch.testing.assert_close(one[1], two[1])
+
+
+def test_gather_into_c_and_torch_bit_equal():
+    results = both(lambda: [counter.gather_into(*args) or args[0]
+                            for args in [gathered_sequence(E=300, V=40, d=33, p=0.4)]][0])
+    assert torch.equal(*results)
+
+
 def test_other_dtypes_and_layouts_take_the_torch_version():
     x = torch.randn(40, 30, dtype=torch.float64)
     mask = Counter(1, round(0.5 * 2**16))

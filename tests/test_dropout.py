@@ -150,8 +150,8 @@ def test_the_pinned_mode_gathers_tokens_before_projecting(monkeypatch):
 def test_tokens_projected_from_the_table_equal_gathered_ones(rows, tokens_shape):
     """norm(proj(table))[ids] = norm(proj(table[ids])): values, and the gradients of the
     projection and the layer norm, with repeated ids, on both sides of the switch (more table
-    rows than ids, or fewer)."""
-    from mygo.model import project_table_rows, project_tokens
+    rows than ids: a tensor; fewer: Tokens, gathered by assemble)."""
+    from mygo.model import Tokens, assemble, project_table_rows, project_tokens
     g = torch.Generator().manual_seed(rows)
     proj, norm = torch.nn.Linear(6, 4).double(), torch.nn.LayerNorm(4).double()
     with torch.no_grad():
@@ -164,12 +164,46 @@ def test_tokens_projected_from_the_table_equal_gathered_ones(rows, tokens_shape)
     for tokens in (project_tokens, project_table_rows):
         proj.zero_grad()
         norm.zero_grad()
-        out = tokens(proj, norm, table, ids)
+        piece = tokens(proj, norm, table, ids, torch.nn.Identity())
+        assert isinstance(piece, Tokens) == (tokens is project_table_rows and rows <= ids.numel())
+        out = assemble([piece], torch.zeros(1, tokens_shape[1], 4, dtype=torch.float64))
         (out * upstream).sum().backward()
         results.append([out.detach(), proj.weight.grad, proj.bias.grad, norm.weight.grad, norm.bias.grad])
     assert results[1][0].shape == (*tokens_shape, 4)
     for name, a, b in zip(["tokens", "proj.weight", "proj.bias", "norm.weight", "norm.bias"], *results):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("p, training", [(0.3, True), (0.3, False), (0.0, True)])
+def test_tokens_gathered_in_the_sequences_pass_equal_the_unfused_pieces(p, training):
+    """assemble_in_place with Tokens pieces (counter-mask dropout) against mygo.model.assemble
+    gathering them with the same dropout modules after the same seed: the sequence bit for bit,
+    the gradients of the rows, the other pieces and the slot bias to float tolerance; a piece
+    with drawn-mask dropout is gathered on its own, with the same result."""
+    from mygo.fast.tokens import assemble_in_place
+    from mygo.model import Tokens, assemble
+    g = torch.Generator().manual_seed(7)
+    E, d = 40, 8
+    token, structure = torch.randn(1, 1, d, generator=g), torch.randn(E, 1, d, generator=g)
+    visual_rows, text_rows = torch.randn(30, d, generator=g), torch.randn(90, d, generator=g)
+    visual_ids, text_ids = torch.randint(0, 30, (E, 3), generator=g), torch.randint(0, 90, (E, 2), generator=g)
+    slot_bias = torch.randn(1, 7, d, generator=g)
+    upstream = torch.randn(E, 7, d, generator=g)
+    for text_dropout in (CounterDropout, Dropout):
+        results = []
+        for build in (assemble, assemble_in_place):
+            leaves = [t.clone().requires_grad_() for t in (token, structure, visual_rows, text_rows, slot_bias)]
+            drops = [CounterDropout(p).train(training), text_dropout(p).train(training)]
+            pieces = [leaves[0].expand(E, 1, d), leaves[1], Tokens(leaves[2], visual_ids, drops[0]),
+                      Tokens(leaves[3], text_ids, drops[1])]
+            torch.manual_seed(3)
+            out = build(pieces, leaves[4])
+            (out * upstream).sum().backward()
+            results.append([out.detach(), *(leaf.grad for leaf in leaves)])
+        assert torch.equal(results[0][0], results[1][0])
+        for name, a, b in zip(["token", "structure", "visual rows", "text rows", "slot bias"], results[0][1:],
+                              results[1][1:]):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)
 
 
 @pytest.mark.parametrize("dtypes", [(torch.float32,) * 3, (torch.float64,) * 3, (torch.bfloat16, torch.float32, torch.float32)])
@@ -274,6 +308,42 @@ def test_folded_dropout_scales_equal_the_plain_layer(monkeypatch, p, kind):
         results.append([out.detach(), leaf.grad] + [q.grad.clone() for q in layer.parameters()])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.01, 0.3])
+def test_the_ent_slot_feed_forward_folds_with_counter_masks_only(monkeypatch, p):
+    """mygo.fast.attention.folded_feed_forward, first_slot's feed-forward block in the fast
+    kernels: with counter masks the layer's folded block, equal to mygo.model.feed_forward with
+    the same masks, outputs and gradients; with drawn masks (the pinned mode's kernels) and in
+    eval mode feed_forward itself, never the folded block."""
+    from mygo import fast
+    from mygo.fast.attention import BatchFirstEncoderLayer, folded_feed_forward
+    from mygo.model import feed_forward, first_slot, slot0_attention
+    assert fast.ops("fast").ent_feed_forward is folded_feed_forward
+    assert all(fast.ops(k).ent_feed_forward is feed_forward for k in ("drawn-masks", "kv-attention", "plain"))
+    torch.manual_seed(0)
+    layer = BatchFirstEncoderLayer(16, 2, 32, dropout=p, batch_first=True)
+    layer.dropout, layer.dropout1, layer.dropout2 = (CounterDropout(p) for _ in range(3))
+    layer.train()
+    x = torch.randn(5, 7, 16)
+    padded = torch.rand(5, 7) < 0.3
+    padded[:, 0] = False
+    results, calls, folded_block = [], [], BatchFirstEncoderLayer.feed_forward
+    monkeypatch.setattr(BatchFirstEncoderLayer, "feed_forward", lambda self, x: calls.append(1) or folded_block(self, x))
+    for ffn in (folded_feed_forward, feed_forward):
+        layer.zero_grad()
+        leaf = x.clone().requires_grad_()
+        torch.manual_seed(1)
+        out = first_slot(layer, leaf, padded, slot0_attention, ffn)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append([out.detach(), leaf.grad] + [q.grad.clone() for q in layer.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert calls == [1]                                      # folded once, in the folded round
+    monkeypatch.setattr(BatchFirstEncoderLayer, "feed_forward", lambda self, x: pytest.fail("folded"))
+    first_slot(layer.eval(), x, padded, slot0_attention, folded_feed_forward)
+    layer.dropout, layer.dropout1, layer.dropout2 = (Dropout(p) for _ in range(3))
+    assert first_slot(layer.train(), x, padded, slot0_attention, folded_feed_forward).shape == (5, 1, 16)
 
 
 def test_layer_folds_only_on_cpu_with_the_fast_dropout():

@@ -70,29 +70,50 @@ def contract(x: torch.Tensor, relation: torch.Tensor, core: torch.Tensor, p: flo
     return torch.bmm(x.unsqueeze(1), matrices).squeeze(1)
 
 
-def project_tokens(proj: nn.Linear, norm: nn.LayerNorm, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """A modality's token embeddings before dropout, norm(proj(table[ids])): ids (E, k) into the
-    frozen table (V, D) -> (E, k, d)."""
-    return norm(proj(table[ids]))
+def project_tokens(proj: nn.Linear, norm: nn.LayerNorm, table: torch.Tensor, ids: torch.Tensor,
+                   dropout: nn.Module) -> torch.Tensor:
+    """A modality's token embeddings, dropout(norm(proj(table[ids]))): ids (E, k) into the frozen
+    table (V, D) -> (E, k, d)."""
+    return dropout(norm(proj(table[ids])))
 
 
-def project_table_rows(proj: nn.Linear, norm: nn.LayerNorm, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """project_tokens with proj and norm applied to the table's rows, then gathered: both act on
-    each row alone, so norm(proj(table))[ids] = norm(proj(table[ids])). Chosen when the table has
-    no more rows than ids has entries (the all-entity pass: a DB15K step gathers 103 k visual
-    tokens from 8 k codebook rows), so the product and the layer norm, and their backward, run on
-    fewer rows; otherwise (a few entities) project_tokens. Gathered with index_select, whose
-    backward is one index_add_ (rows[ids]'s accumulates through index_put_, several times slower
-    on CPU). The same values up to the product's blocking; gradients summed in another order."""
+@dataclass(frozen=True)
+class Tokens:
+    """A modality's token embeddings not yet gathered: dropout(rows[ids]), rows (V, d) the
+    projected table, ids (E, k). assemble gathers them into the sequence (Ops.assemble may do it
+    in the same pass as the rest of the sequence)."""
+    rows: torch.Tensor
+    ids: torch.Tensor
+    dropout: nn.Module
+
+    @property
+    def width(self) -> int:
+        return self.ids.shape[1]
+
+    def gathered(self) -> torch.Tensor:
+        d = self.rows.shape[-1]
+        return self.dropout(self.rows.index_select(0, self.ids.reshape(-1)).view(*self.ids.shape, d))
+
+
+def project_table_rows(proj: nn.Linear, norm: nn.LayerNorm, table: torch.Tensor, ids: torch.Tensor,
+                       dropout: nn.Module) -> torch.Tensor | Tokens:
+    """project_tokens with proj and norm applied to the table's rows, to be gathered (Tokens): both
+    act on each row alone, so norm(proj(table))[ids] = norm(proj(table[ids])). Chosen when the
+    table has no more rows than ids has entries (the all-entity pass: a DB15K step gathers 103 k
+    visual tokens from 8 k codebook rows), so the product and the layer norm, and their backward,
+    run on fewer rows; otherwise (a few entities) project_tokens. Gathered with index_select,
+    whose backward is one index_add_ (rows[ids]'s accumulates through index_put_, several times
+    slower on CPU). The same values up to the product's blocking; gradients summed in another
+    order."""
     if table.shape[0] > ids.numel():
-        return project_tokens(proj, norm, table, ids)
-    rows = norm(proj(table))                                                           # (V, d)
-    return rows.index_select(0, ids.reshape(-1)).view(*ids.shape, rows.shape[-1])
+        return project_tokens(proj, norm, table, ids, dropout)
+    return Tokens(norm(proj(table)), ids, dropout)                                    # rows (V, d)
 
 
-def assemble(pieces: list[torch.Tensor], slot_bias: torch.Tensor) -> torch.Tensor:
-    """The entity sequence: pieces (E, L_i, d) side by side along the slots, plus slot_bias (1, L, d)."""
-    return torch.cat(pieces, dim=1) + slot_bias
+def assemble(pieces: list[torch.Tensor | Tokens], slot_bias: torch.Tensor) -> torch.Tensor:
+    """The entity sequence: pieces (E, L_i, d) (Tokens gathered) side by side along the slots, plus
+    slot_bias (1, L, d)."""
+    return torch.cat([p.gathered() if isinstance(p, Tokens) else p for p in pieces], dim=1) + slot_bias
 
 
 def slot0_attention(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
@@ -139,13 +160,20 @@ def slot0_attention_folded(layer: nn.TransformerEncoderLayer, x: torch.Tensor, p
     return out.reshape(E, d)
 
 
+def feed_forward(layer: nn.TransformerEncoderLayer, y: torch.Tensor) -> torch.Tensor:
+    """A post-norm ReLU encoder layer's feed-forward block on y, its dropouts included."""
+    return layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(y)))))
+
+
 def first_slot(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor,
-               attention: Callable[..., torch.Tensor] = slot0_attention) -> torch.Tensor:
+               attention: Callable[..., torch.Tensor] = slot0_attention,
+               ffn: Callable[..., torch.Tensor] = feed_forward) -> torch.Tensor:
     """A post-norm ReLU encoder layer's output at slot 0 only: x (E, L, d), padded (E, L) bool,
     True = padded key -> (E, 1, d). Slot 0's query attends over every slot's keys and values; the
     other slots' queries, attention outputs and feed-forward passes, which slot 0's output does
     not depend on, are not computed. The layer's own parameters and dropout modules; `attention`
-    computes slot 0's attention output (slot0_attention, or an equivalent from Ops); it may also
+    computes slot 0's attention output (slot0_attention, or an equivalent from Ops), `ffn` the
+    feed-forward block (feed_forward, or an equivalent); the attention may also
     return slot 0's input x[:, :1] as a second output, the residual, so that its own backward adds
     the residual's gradient into x's (no zero-filled (E, L, d) gradient for the slice)."""
     attn = layer.self_attn
@@ -154,7 +182,7 @@ def first_slot(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch
     out, residual = out if isinstance(out, tuple) else (out, x[:, :1])
     y = layer.norm1(residual + layer.dropout1(F.linear(out.view(E, 1, d), attn.out_proj.weight,
                                                         attn.out_proj.bias)))                   # (E, 1, d)
-    return layer.norm2(y + layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(y))))))
+    return layer.norm2(y + ffn(layer, y))
 
 
 @dataclass(frozen=True)
@@ -169,8 +197,9 @@ class Ops:
     batch_norm: Callable[[nn.BatchNorm1d, torch.Tensor], torch.Tensor] | None = None   # in training
     all_entities: Callable[..., torch.Tensor] | None = None     # (encode, N, device) -> (N, d), in training
     ent_attention: Callable[..., torch.Tensor] = slot0_attention   # (layer, x, padded) -> (E, d), the last layer's [ENT]
-    tokens: Callable[..., torch.Tensor] = project_tokens           # (proj, norm, table, ids) -> (E, k, d)
+    tokens: Callable[..., torch.Tensor | Tokens] = project_tokens  # (proj, norm, table, ids, dropout) -> (E, k, d)
     assemble: Callable[..., torch.Tensor] = assemble               # (pieces, slot_bias) -> (E, L, d)
+    ent_feed_forward: Callable[..., torch.Tensor] = feed_forward   # (layer, y) -> y's shape, the last layer's [ENT]
 
 
 @dataclass(frozen=True)
@@ -223,7 +252,8 @@ class CrossModalEntityEncoder(nn.Module):
         self.register_buffer("visual_mask", visual_mask.bool() & config.use_visual)
         self.register_buffer("text_mask", text_mask.bool() & config.use_text)
         self.encoder = _transformer(config, config.num_layer_enc, ops)
-        self.ent_attention, self.tokens, self.assemble = ops.ent_attention, ops.tokens, ops.assemble
+        self.ent_attention, self.ent_feed_forward = ops.ent_attention, ops.ent_feed_forward
+        self.tokens, self.assemble = ops.tokens, ops.assemble
         self.skip_padded_slots = True      # drop slots padded for the whole batch (same outputs, faster)
         for p in (self.ent_token, self.structure, self.bias_str, self.bias_vis, self.bias_txt):
             nn.init.xavier_uniform_(p.view(-1, d))
@@ -246,14 +276,14 @@ class CrossModalEntityEncoder(nn.Module):
             return table if every else table[entities]
         ent = self.ent_token.expand(E, 1, d)                                          # (E, 1, d)
         structure = self.drop_str(self.norm_str(rows(self.structure))).unsqueeze(1)   # (E, 1, d)
-        visual = self.drop_vis(self.tokens(self.proj_vis, self.norm_vis, self.visual_table,
-                                           rows(self.visual_ids)))                    # (E, m, d)
-        text = self.drop_txt(self.tokens(self.proj_txt, self.norm_txt, self.text_table,
-                                         rows(self.text_ids)))                        # (E, n, d)
+        visual = self.tokens(self.proj_vis, self.norm_vis, self.visual_table, rows(self.visual_ids),
+                             self.drop_vis)                                           # (E, m, d) or Tokens
+        text = self.tokens(self.proj_txt, self.norm_txt, self.text_table, rows(self.text_ids),
+                           self.drop_txt)                                             # (E, n, d) or Tokens
         # The modality biases as one (1, L, d) row added to the whole sequence ([ENT] gets zero):
         # the same sums as adding each to its slots, and backward reduces one contiguous gradient
         # instead of strided slices of it.
-        m, n = visual.shape[1], text.shape[1]
+        m, n = (p.width if isinstance(p, Tokens) else p.shape[1] for p in (visual, text))
         slot_bias = torch.cat([torch.zeros_like(self.bias_str), self.bias_str, self.bias_vis.expand(1, m, d),
                                self.bias_txt.expand(1, n, d)], dim=1)                 # (1, L, d)
         sequence = self.assemble([ent, structure, visual, text], slot_bias)           # (E, L, d)
@@ -280,7 +310,9 @@ class CrossModalEntityEncoder(nn.Module):
         layers = self.encoder.layers
         for layer in layers[:-1]:
             sequence = layer(sequence, src_key_padding_mask=padded)
-        return first_slot(layers[-1], sequence, padded, self.ent_attention) if len(layers) else sequence[:, :1]
+        if not len(layers):
+            return sequence[:, :1]
+        return first_slot(layers[-1], sequence, padded, self.ent_attention, self.ent_feed_forward)
 
 
 class ContextualTripleEncoder(nn.Module):
@@ -530,4 +562,5 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ModelConfig", "Ops", "Losses", "MyGO", "CrossModalEntityEncoder", "ContextualTripleEncoder", "TuckER",
-           "contract", "first_slot", "slot0_attention", "slot0_attention_folded", "info_nce", "masked_mean", "count_parameters"]
+           "contract", "feed_forward", "first_slot", "Tokens", "project_tokens", "project_table_rows", "assemble", "slot0_attention",
+           "slot0_attention_folded", "info_nce", "masked_mean", "count_parameters"]

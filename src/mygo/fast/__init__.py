@@ -36,11 +36,12 @@ import torch
 from torch import nn
 
 from mygo import distributed, reproducible
-from mygo.fast.attention import BatchFirstEncoderLayer, slot0_attention_fused
+from mygo.fast.attention import BatchFirstEncoderLayer, folded_feed_forward, slot0_attention_fused
 from mygo.fast.dropout import CounterDropout, Dropout, core_dropout_contract, counter_core_dropout_contract
 from mygo.fast.tokens import assemble_in_place
 from mygo.memory import release_free_memory
-from mygo.model import Ops, contract, project_table_rows, project_tokens, slot0_attention, slot0_attention_folded
+from mygo.model import (Ops, contract, feed_forward, project_table_rows, project_tokens, slot0_attention,
+                        slot0_attention_folded)
 
 KERNELS = ("fast", "drawn-masks", "kv-attention", "plain", "torch-dropout", "torch-attention")
 
@@ -73,10 +74,11 @@ def ops(kernels: str | None = None, *, distributed_step: bool = False) -> Ops:
         chosen = Ops(dropout=CounterDropout, encoder_layer=BatchFirstEncoderLayer,
                      core_contract=counter_core_dropout_contract, before_chunk=_trim_heap,
                      ent_attention=slot0_attention_fused, tokens=project_table_rows,
-                     assemble=assemble_in_place)
+                     assemble=assemble_in_place, ent_feed_forward=folded_feed_forward)
     if kernels in ("drawn-masks", "kv-attention"):
         chosen = dataclasses.replace(chosen, dropout=Dropout, core_contract=core_dropout_contract,
-                                     ent_attention=slot0_attention_folded, tokens=project_tokens)
+                                     ent_attention=slot0_attention_folded, tokens=project_tokens,
+                                     ent_feed_forward=feed_forward)
     if kernels == "kv-attention":
         chosen = dataclasses.replace(chosen, ent_attention=slot0_attention)
     if kernels == "torch-dropout":

@@ -21,7 +21,7 @@ from torch import nn
 from mygo.fast import counter
 from mygo.fast.counter import Counter
 from mygo.fast.dropout import CounterDropout, Dropout, kept_fraction, mask_unscaled, relu_dropout_unscaled
-from mygo.model import slot0_attention_folded
+from mygo.model import feed_forward, slot0_attention_folded
 
 
 class BatchFirstEncoderLayer(nn.TransformerEncoderLayer):
@@ -141,6 +141,15 @@ class _FoldedSlot0(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None
 
 
+def folded_feed_forward(layer: nn.TransformerEncoderLayer, y: torch.Tensor) -> torch.Tensor:
+    """mygo.model.feed_forward for the [ENT] slot (mygo.model.first_slot): the layer's folded block
+    (BatchFirstEncoderLayer.feed_forward) in training with counter masks, else feed_forward."""
+    if (isinstance(layer, BatchFirstEncoderLayer) and layer.training and layer.folds_dropout(y)
+            and layer.dropout.masks == "counter"):
+        return layer.feed_forward(y)
+    return feed_forward(layer, y)
+
+
 def slot0_attention_fused(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor
                           ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """mygo.model.slot0_attention_folded (the same function and forward arithmetic) with the
@@ -157,4 +166,4 @@ def slot0_attention_fused(layer: nn.TransformerEncoderLayer, x: torch.Tensor, pa
                               1.0 / kept_fraction(p) if p > 0 else 1.0)
 
 
-__all__ = ["BatchFirstEncoderLayer", "slot0_attention_fused"]
+__all__ = ["BatchFirstEncoderLayer", "folded_feed_forward", "slot0_attention_fused"]

@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import math
 import os
 import platform
 import subprocess
@@ -88,7 +89,8 @@ def build(directory: Path | None = None) -> Path:
     source = SOURCE.read_bytes()
     directory = cache_dir() if directory is None else directory
     errors = []
-    for flags in (["-O3", "-march=native"], ["-O3"]):
+    # fp-contract off: a * b + c rounded twice, as torch's separate multiply and add round it
+    for flags in (["-O3", "-march=native", "-ffp-contract=off"], ["-O3", "-ffp-contract=off"]):
         key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
                                          _cpu_identity().encode()])).hexdigest()[:16]
         target = directory / f"counter_masks-{key}.so"
@@ -128,6 +130,8 @@ def library() -> ctypes.CDLL | None:
         signatures.update({f"mask_{dtype}": [p, i64, i64, u64, u32], f"relu_mask_{dtype}": [p, i64, i64, u64, u32],
                            f"scale_mask_{dtype}": [p, p, i64, i64, u64, u32, f32],
                            f"outer_mask_{dtype}": [p, p, p, i64, i64, i64, i64, u64, u32]})
+    signatures["gather_mask_bias_f32"] = [p, p, p, p, i64, i64, i64, i64, i64, i64, u64, u32, f32]
+    signatures["scatter_mask_f32"] = [p, p, p, p, i64, i64, i64, i64, i64, i64, i64, u64, u32, f32]
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, None
@@ -252,4 +256,57 @@ def outer(a: torch.Tensor, c: torch.Tensor, mask: Counter) -> torch.Tensor:
     return out
 
 
-__all__ = ["Counter", "keep_threshold", "keep", "mask_", "scaled", "outer", "lanes", "library", "build", "cache_dir"]
+def _factor(shape: tuple, mask: Counter, scale: float) -> torch.Tensor:
+    """The mask as 0 / `scale` float32 entries of `shape`."""
+    return _keep_torch(math.prod(shape), mask).view(shape).to(torch.float32).mul_(scale)
+
+
+def gather_into(out: torch.Tensor, offset: int, rows: torch.Tensor, ids: torch.Tensor, bias: torch.Tensor,
+                mask: Counter, scale: float) -> None:
+    """out[:, offset:offset + k] = rows[ids] times (scale times the 0 / 1 mask) plus bias, in one
+    pass: out (E, L, d), rows (V, d), ids (E, k) long, bias (k, d), all float32 but ids; the mask's
+    entry (e k + j) d + c is token (e, j)'s c-th (as a dropout of rows[ids] (E, k, d) draws it)."""
+    (E, L, d), k = out.shape, ids.shape[1]
+    lib = _native(out, rows, bias) if ids.is_contiguous() else None
+    if lib is None:
+        tokens = rows.index_select(0, ids.reshape(-1)).view(E, k, d)
+        torch.add(tokens * _factor((E, k, d), mask, scale), bias, out=out[:, offset:offset + k])
+        return
+    _split(E, k * d, lambda a, b: lib.gather_mask_bias_f32(rows.data_ptr(), ids.data_ptr(), bias.data_ptr(),
+                                                           out.data_ptr(), a, b, k, d, L, offset, mask.seed,
+                                                           mask.threshold, scale))
+
+
+def scatter_from(grad: torch.Tensor, offset: int, ids: torch.Tensor, num_rows: int, mask: Counter,
+                 scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """gather_into's backward: grad (E, L, d), the sequence's gradient -> the rows' gradient
+    (num_rows, d), each token's masked and scaled gradient added into its row in token order, and
+    the bias's (k, d), the gradient summed over the entities (in double)."""
+    grad = grad.contiguous()
+    (E, L, d), k = grad.shape, ids.shape[1]
+    lib = _native(grad) if grad.dtype == torch.float32 and ids.is_contiguous() else None
+    if lib is None:
+        part = grad[:, offset:offset + k]
+        rows = grad.new_zeros(num_rows, d).index_add_(0, ids.reshape(-1),
+                                                      (part * _factor((E, k, d), mask, scale)).reshape(-1, d))
+        return rows, part.double().sum(0).to(grad.dtype)
+    # Threads take ranges of rows (each reads every id, and the gradients of its rows' tokens), so
+    # each row's sum runs in token order whatever the threads; the bias's sums are added up after.
+    threads = max(1, min(torch.get_num_threads(), num_rows))
+    if E * k * d < PARALLEL_FROM:
+        threads = 1
+    bounds = [num_rows * t // threads for t in range(threads + 1)]
+    rows = grad.new_zeros(num_rows, d)
+    sums = [torch.zeros(k, d, dtype=torch.float64) for _ in range(threads)]
+
+    def piece(t: int) -> None:
+        lib.scatter_mask_f32(grad.data_ptr(), ids.data_ptr(), rows.data_ptr(), sums[t].data_ptr(), bounds[t],
+                             bounds[t + 1], E, k, d, L, offset, mask.seed, mask.threshold, scale)
+    futures = [_executor(threads - 1).submit(piece, t) for t in range(1, threads)]
+    piece(0)
+    for future in futures:
+        future.result()
+    return rows, functools.reduce(torch.add, sums).to(grad.dtype)
+
+
+__all__ = ["Counter", "gather_into", "scatter_from", "keep_threshold", "keep", "mask_", "scaled", "outer", "lanes", "library", "build", "cache_dir"]

@@ -133,3 +133,44 @@ void outer_mask_bf16(const uint16_t *restrict a, const uint16_t *restrict c, uin
                         out[i] = float_to_bf16(ar * bf16_to_float(cb[i - base]) * (kept ? 1.0f : 0.0f)));
         }
 }
+
+/* Gathered token slots of a sequence, dropout and slot bias in one pass: for the entities e in
+ * [start, end) and their k tokens j, the row rows[ids[e k + j]] (d floats) times entry
+ * (e k + j) d + c of the mask (kept: `scale`, dropped: 0), plus bias[j d + c], is written to
+ * out[(e L + offset + j) d + c]: out (E, L, d) the sequence, its slots offset .. offset + k - 1. */
+void gather_mask_bias_f32(const float *restrict rows, const int64_t *restrict ids, const float *restrict bias,
+                          float *restrict out, int64_t start, int64_t end, int64_t k, int64_t d, int64_t L,
+                          int64_t offset, uint64_t seed, uint32_t threshold, float scale) {
+    for (int64_t e = start; e < end; e++)
+        for (int64_t j = 0; j < k; j++) {
+            const float *src = rows + ids[e * k + j] * d;
+            const float *b = bias + j * d;
+            float *dst = out + (e * L + offset + j) * d;
+            int64_t base = (e * k + j) * d;
+            FOR_ENTRIES(base, base + d, seed, threshold,
+                        dst[i - base] = src[i - base] * (kept ? scale : 0.0f) + b[i - base]);
+        }
+}
+
+/* Its backward: the sequence's gradient grad (E, L, d) at those slots, times the mask's entries,
+ * added into rows_grad[ids[e k + j]] in token order, for the tokens whose row is in
+ * [row_start, row_end) (threads take ranges of rows: no two write one row); and those tokens'
+ * gradients summed into bias_grad (k, d) (in double, added to what it holds). */
+void scatter_mask_f32(const float *restrict grad, const int64_t *restrict ids, float *restrict rows_grad,
+                      double *restrict bias_grad, int64_t row_start, int64_t row_end, int64_t E, int64_t k,
+                      int64_t d, int64_t L, int64_t offset, uint64_t seed, uint32_t threshold, float scale) {
+    for (int64_t e = 0; e < E; e++)
+        for (int64_t j = 0; j < k; j++) {
+            int64_t row = ids[e * k + j];
+            if (row < row_start || row >= row_end) continue;
+            const float *g = grad + (e * L + offset + j) * d;
+            float *r = rows_grad + row * d;
+            double *b = bias_grad + j * d;
+            int64_t base = (e * k + j) * d;
+            FOR_ENTRIES(base, base + d, seed, threshold, {
+                float v = g[i - base];
+                b[i - base] += v;
+                r[i - base] += v * (kept ? scale : 0.0f);
+            });
+        }
+}

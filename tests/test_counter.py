@@ -110,7 +110,7 @@ def test_operations_are_bit_equal_in_c_and_torch(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("B,d1,d2", [(1, 1, 1), (5, 3, 7), (64, 32, 48)])
+@pytest.mark.parametrize("B,d1,d2", [(1, 1, 1), (5, 3, 7), (64, 32, 48), (3, 2, 4100), (2, 3, 8192)])   # rows longer than the C buffer
 def test_masked_outer_products(dtype, B, d1, d2):
     g = torch.Generator().manual_seed(2)
     a, c = torch.randn(B, d1, generator=g).to(dtype), torch.randn(B, d2, generator=g).to(dtype)

@@ -12,6 +12,9 @@
  */
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the lanes of a word are read little-endian"
@@ -67,6 +70,37 @@ static inline uint16_t float_to_bf16(float f) {
     return (uint16_t)(b >> 16);
 }
 
+/* dst[0 .. n) = src[0 .. n) with non-temporal stores where the CPU has them and dst is 64-byte
+ * aligned: a large output written once goes to memory without first being read into the cache
+ * (call store_fence() before returning) */
+static inline void stream_floats(float *restrict dst, const float *restrict src, int64_t n) {
+#if defined(__AVX512F__)
+    if (((uintptr_t)dst & 63) == 0 && n % 16 == 0) {
+        for (int64_t q = 0; q < n; q += 16) _mm512_stream_ps(dst + q, _mm512_loadu_ps(src + q));
+        return;
+    }
+#elif defined(__AVX__)
+    if (((uintptr_t)dst & 31) == 0 && n % 8 == 0) {
+        for (int64_t q = 0; q < n; q += 8) _mm256_stream_ps(dst + q, _mm256_loadu_ps(src + q));
+        return;
+    }
+#elif defined(__SSE__)
+    if (((uintptr_t)dst & 15) == 0 && n % 4 == 0) {
+        for (int64_t q = 0; q < n; q += 4) _mm_stream_ps(dst + q, _mm_loadu_ps(src + q));
+        return;
+    }
+#endif
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+static inline void store_fence(void) {
+#if defined(__SSE__)
+    _mm_sfence();
+#endif
+}
+
+#define ROW_BUFFER 4096                                  /* floats staged per streamed row piece */
+
 /* out[i] = 1 where kept (0 where dropped; the other way round with `dropped`) */
 void keep_u8(uint8_t *out, int64_t start, int64_t end, uint64_t seed, uint32_t threshold, int dropped) {
     uint8_t flip = dropped != 0;
@@ -113,13 +147,20 @@ void scale_mask_bf16(const uint16_t *restrict x, uint16_t *restrict out, int64_t
  * in [start, end): a (B, d1), c (B, d2), out (B, d1, d2) */
 void outer_mask_f32(const float *restrict a, const float *restrict c, float *restrict out, int64_t start, int64_t end,
                     int64_t d1, int64_t d2, uint64_t seed, uint32_t threshold) {
+    float row[ROW_BUFFER] __attribute__((aligned(64)));
     for (int64_t b = start; b < end; b++)
         for (int64_t r = b * d1; r < (b + 1) * d1; r++) {
             float ar = a[r];
             const float *cb = c + b * d2;
-            int64_t base = r * d2;
-            FOR_ENTRIES(base, base + d2, seed, threshold, out[i] = ar * cb[i - base] * (kept ? 1.0f : 0.0f));
+            /* staged in pieces, then streamed: the (B, d1, d2) output is written once, read later */
+            for (int64_t p0 = r * d2; p0 < (r + 1) * d2; p0 += ROW_BUFFER) {
+                int64_t p1 = p0 + ROW_BUFFER < (r + 1) * d2 ? p0 + ROW_BUFFER : (r + 1) * d2;
+                const float *cp = cb + (p0 - r * d2);
+                FOR_ENTRIES(p0, p1, seed, threshold, row[i - p0] = ar * cp[i - p0] * (kept ? 1.0f : 0.0f));
+                stream_floats(out + p0, row, p1 - p0);
+            }
         }
+    store_fence();
 }
 
 void outer_mask_bf16(const uint16_t *restrict a, const uint16_t *restrict c, uint16_t *restrict out, int64_t start,

@@ -123,9 +123,10 @@ SCENARIOS = {
                         "fused Adam",
     "step_gathered_tokens": "training step with the visual and text tokens gathered, then projected and normed "
                             "(mygo.model.project_tokens): the before of projecting the tables' rows",
-    "step_cat_sequence": "training step with the entity sequence concatenated, then its slot bias added, and the "
-                         "[ENT] residual's gradient zero-filled through autograd: the before of assembling in one "
-                         "pass (mygo.fast.tokens) and of the residual in the attention's backward",
+    "step_cat_sequence": "training step with the visual and text tokens gathered and dropped out on their own, "
+                         "the entity sequence concatenated, then its slot bias added, and the [ENT] residual's "
+                         "gradient zero-filled through autograd: the before of assembling in one pass "
+                         "(mygo.fast.tokens) and of the residual in the attention's backward",
     "step_before": "training step as the reference code: contrastive pass over all N, padded slots kept",
     "step_no_visual": "training step, no images (all visual slots padded), padded slots skipped",
     "step_no_visual_before": "training step, no images, padded slots kept",

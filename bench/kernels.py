@@ -9,7 +9,8 @@ multiply) against counter masks (one in-place pass); the gradient of that contra
 (mask x_i, then g_j) against one masked outer-product pass; Adam's update of the DB15K model's
 parameters, torch's per-operation update against the fused one; the all-entity pass's [ENT]
 attention (12,842 entities, 14 slots, d 256) forward and backward through autograd against its own
-backward. Each: the median of --repeat timings after two warm-up calls, with freed memory reused
+backward; the entity sequence with its 12 token slots gathered from projected table rows, dropped
+out and biased, as separate passes through autograd against one pass (mygo.fast.tokens). Each: the median of --repeat timings after two warm-up calls, with freed memory reused
 as training does (train.reuse_memory), so that fresh pages are not what is timed.
 """
 from __future__ import annotations
@@ -29,10 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from mygo import reproducible  # noqa: E402
 from mygo.fast import counter  # noqa: E402
 from mygo.fast.attention import slot0_attention_fused  # noqa: E402
-from mygo.fast.dropout import _as_float, dropout, keep_mask  # noqa: E402
+from mygo.fast.dropout import CounterDropout, _as_float, dropout, keep_mask  # noqa: E402
+from mygo.fast.tokens import assemble_in_place  # noqa: E402
 from mygo.io import atomic_path  # noqa: E402
 from mygo.memory import reuse_freed_memory  # noqa: E402
-from mygo.model import slot0_attention_folded  # noqa: E402
+from mygo.model import Tokens, assemble, slot0_attention_folded  # noqa: E402
 from harness import PRESETS, build  # noqa: E402  (bench/harness.py)
 
 
@@ -116,6 +118,32 @@ def attention_part(repeat: int) -> tuple[str, str, float, float]:
             timed(run(slot0_attention_folded), repeat), timed(run(slot0_attention_fused), repeat))
 
 
+def sequence_part(repeat: int) -> tuple[str, str, float, float]:
+    """The entity sequence from DB15K-sized pieces: [ENT], structure, 8 visual tokens from 8,193
+    projected codebook rows and 4 text tokens from 30,523 rows, counter-mask dropout 0.3 and 0.1,
+    plus the slot bias; forward and backward."""
+    E, d = 12842, 256
+    g = torch.Generator().manual_seed(0)
+    token, structure = torch.randn(1, 1, d, requires_grad=True), torch.randn(E, 1, d, requires_grad=True)
+    visual, text = torch.randn(8193, d, requires_grad=True), torch.randn(30523, d, requires_grad=True)
+    visual_ids, text_ids = torch.randint(1, 8193, (E, 8), generator=g), torch.randint(1, 30523, (E, 4), generator=g)
+    slot_bias = torch.randn(1, 14, d, requires_grad=True)
+    drops = [CounterDropout(0.3).train(), CounterDropout(0.1).train()]
+    grad = torch.randn(E, 14, d, generator=g)
+
+    def run(build):
+        def once():
+            for leaf in (token, structure, visual, text, slot_bias):
+                leaf.grad = None
+            build([token.expand(E, 1, d), structure, Tokens(visual, visual_ids, drops[0]),
+                   Tokens(text, text_ids, drops[1])], slot_bias).backward(grad)
+        return once
+
+    return ("entity sequence: 12 gathered token slots with dropout, and the slot bias, forward and backward, "
+            "(12842, 14, 256)", "gathered, dropped out, concatenated, bias added (mygo.model.assemble)",
+            timed(run(assemble), repeat), timed(run(assemble_in_place), repeat))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="output path without extension (.md and .json are written)")
@@ -125,7 +153,8 @@ def main() -> None:
     reuse_freed_memory()                                # as training does on CPU: no page faults in the timings
     if counter.library() is None:
         sys.exit("the counter kernels did not build (see the warning above): nothing to measure")
-    rows = core_parts(args.repeat) + [dropout_part(args.repeat), adam_part(args.repeat), attention_part(args.repeat)]
+    rows = core_parts(args.repeat) + [dropout_part(args.repeat), adam_part(args.repeat), attention_part(args.repeat),
+                                      sequence_part(args.repeat)]
     command = "python bench/kernels.py " + " ".join(sys.argv[1:])
     lines = ["# The fast CPU kernels against their befores, each part timed alone", "",
              f"Command: `{command}`", "",

@@ -121,7 +121,8 @@ def test_kernel_parts_against_their_befores(tmp_path):
     """bench/kernels.py times each fast kernel and its before at DB15K shapes: one row each."""
     saved, text = run("kernels.py", "--repeat", "1", tmp_path=tmp_path)
     assert [row["part"].split(",")[0] for row in saved] == [
-        "core dropout mask", "core contraction's matrix gradient", "dropout p = 0.3", "Adam update", "[ENT] attention"]
+        "core dropout mask", "core contraction's matrix gradient", "dropout p = 0.3", "Adam update", "[ENT] attention",
+        "entity sequence: 12 gathered token slots with dropout"]
     assert all(row["before_seconds"] > 0 and row["fast_seconds"] > 0 for row in saved)
     assert text.count("\n| ") == 1 + len(saved) and "Command: `python bench/kernels.py --repeat 1 --out" in text
 

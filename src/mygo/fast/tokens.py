@@ -18,7 +18,7 @@ import torch
 from mygo.fast import counter
 from mygo.fast.counter import Counter
 from mygo.fast.dropout import kept_fraction
-from mygo.model import Tokens
+from mygo.model import Tokens, assemble
 
 KEEP_ALL = Counter(0, 2**16)
 
@@ -70,15 +70,18 @@ class _Assemble(torch.autograd.Function):
 
 def _fusable(piece: Tokens, slot_bias: torch.Tensor) -> bool:
     """Whether a Tokens piece is gathered in the sequence's pass: float32 on CPU, its dropout
-    inactive or with counter masks (mygo.fast.dropout.CounterDropout), outside torch.compile."""
+    inactive or with counter masks (mygo.fast.dropout.CounterDropout)."""
     dropout = piece.dropout
     active = dropout.training and dropout.p > 0
     return (piece.rows.device.type == "cpu" and piece.rows.dtype == slot_bias.dtype == torch.float32
-            and not torch.compiler.is_compiling() and (not active or getattr(dropout, "masks", None) == "counter"))
+            and (not active or getattr(dropout, "masks", None) == "counter"))
 
 
 def assemble_in_place(pieces: list[torch.Tensor | Tokens], slot_bias: torch.Tensor) -> torch.Tensor:
-    """mygo.model.assemble: pieces (E, L_i, d) or Tokens, slot_bias (1, L, d) -> (E, L, d)."""
+    """mygo.model.assemble: pieces (E, L_i, d) or Tokens, slot_bias (1, L, d) -> (E, L, d); under
+    torch.compile, assemble itself."""
+    if torch.compiler.is_compiling():
+        return assemble(pieces, slot_bias)
     layout, tensors = [], []
     for piece in pieces:
         if isinstance(piece, Tokens) and _fusable(piece, slot_bias):

@@ -189,6 +189,17 @@ def test_gather_into_c_and_torch_bit_equal():
     assert torch.equal(*results)
 
 
+@pytest.mark.parametrize("n", [1, 5, 4099, 300_001])
+def test_relu_grad_is_the_gradient_times_the_outputs_sign(implementation, n):
+    """relu_grad(g, y) = g * y.sign() for a ReLU's masked output y >= 0 (zeros among them), bit for
+    bit, with the C kernel and the torch version; other dtypes take the torch version."""
+    g = torch.Generator().manual_seed(n)
+    y = torch.relu(torch.randn(n, generator=g)) * (torch.rand(n, generator=g) < 0.7)
+    grad = torch.randn(n, generator=g)
+    assert torch.equal(counter.relu_grad(grad, y), grad * y.sign())
+    assert torch.equal(counter.relu_grad(grad.double(), y.double()), (grad * y.sign()).double())
+
+
 def test_other_dtypes_and_layouts_take_the_torch_version():
     x = torch.randn(40, 30, dtype=torch.float64)
     mask = Counter(1, round(0.5 * 2**16))

@@ -89,8 +89,10 @@ def build(directory: Path | None = None) -> Path:
     source = SOURCE.read_bytes()
     directory = cache_dir() if directory is None else directory
     errors = []
-    # fp-contract off: a * b + c rounded twice, as torch's separate multiply and add round it
-    for flags in (["-O3", "-march=native", "-ffp-contract=off"], ["-O3", "-ffp-contract=off"]):
+    # fp-contract off: a * b + c rounded twice, as torch's separate multiply and add round it;
+    # 512-bit vectors where the CPU has them (the mask's 64-bit products run ~15 % faster)
+    native = ["-O3", "-march=native", "-ffp-contract=off"]
+    for flags in (native + ["-mprefer-vector-width=512"], native, ["-O3", "-ffp-contract=off"]):
         key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
                                          _cpu_identity().encode()])).hexdigest()[:16]
         target = directory / f"counter_masks-{key}.so"
@@ -130,6 +132,7 @@ def library() -> ctypes.CDLL | None:
         signatures.update({f"mask_{dtype}": [p, i64, i64, u64, u32], f"relu_mask_{dtype}": [p, i64, i64, u64, u32],
                            f"scale_mask_{dtype}": [p, p, i64, i64, u64, u32, f32],
                            f"outer_mask_{dtype}": [p, p, p, i64, i64, i64, i64, u64, u32]})
+    signatures["relu_grad_f32"] = [p, p, p, i64, i64]
     signatures["gather_mask_bias_f32"] = [p, p, p, p, i64, i64, i64, i64, i64, i64, u64, u32, f32]
     signatures["scatter_mask_f32"] = [p, p, p, p, i64, i64, i64, i64, i64, i64, i64, u64, u32, f32]
     for name, argtypes in signatures.items():
@@ -256,6 +259,18 @@ def outer(a: torch.Tensor, c: torch.Tensor, mask: Counter) -> torch.Tensor:
     return out
 
 
+def relu_grad(grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """grad times (y > 0) as a 0 / 1 float, a new tensor: the backward of y = relu(h) times a mask,
+    from y alone (grad * y.sign() for y >= 0, in one pass)."""
+    grad, y = grad.contiguous(), y.contiguous()
+    lib = _native(grad, y) if grad.dtype == y.dtype == torch.float32 else None
+    if lib is None:
+        return grad * y.sign()
+    out = torch.empty_like(grad)
+    _split(grad.numel(), 1, lambda a, b: lib.relu_grad_f32(grad.data_ptr(), y.data_ptr(), out.data_ptr(), a, b))
+    return out
+
+
 def _factor(shape: tuple, mask: Counter, scale: float) -> torch.Tensor:
     """The mask as 0 / `scale` float32 entries of `shape`."""
     return _keep_torch(math.prod(shape), mask).view(shape).to(torch.float32).mul_(scale)
@@ -309,4 +324,4 @@ def scatter_from(grad: torch.Tensor, offset: int, ids: torch.Tensor, num_rows: i
     return rows, functools.reduce(torch.add, sums).to(grad.dtype)
 
 
-__all__ = ["Counter", "gather_into", "scatter_from", "keep_threshold", "keep", "mask_", "scaled", "outer", "lanes", "library", "build", "cache_dir"]
+__all__ = ["Counter", "gather_into", "scatter_from", "relu_grad", "keep_threshold", "keep", "mask_", "scaled", "outer", "lanes", "library", "build", "cache_dir"]

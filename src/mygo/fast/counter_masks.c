@@ -215,3 +215,9 @@ void scatter_mask_f32(const float *restrict grad, const int64_t *restrict ids, f
             });
         }
 }
+
+/* The feed-forward's ReLU-and-dropout backward (mygo.fast.dropout): out[i] = g[i] where y[i] > 0,
+ * else g[i] 0 (as g times y's 0 / 1 sign gives), in one pass for i in [start, end) */
+void relu_grad_f32(const float *restrict g, const float *restrict y, float *restrict out, int64_t start, int64_t end) {
+    for (int64_t i = start; i < end; i++) out[i] = g[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+}

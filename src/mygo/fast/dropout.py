@@ -101,7 +101,8 @@ class _ReluDropout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h: torch.Tensor, keep: torch.Tensor | Counter) -> torch.Tensor:
-        if isinstance(keep, Counter):
+        ctx.counter = isinstance(keep, Counter)
+        if ctx.counter:
             counter.mask_(h, keep, relu=True)
         else:
             h.relu_().mul_(_as_float(keep, h.dtype))
@@ -112,6 +113,8 @@ class _ReluDropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (out,) = ctx.saved_tensors
+        if ctx.counter:                                      # one pass (drawn masks: the pinned mode's two)
+            return counter.relu_grad(grad, out), None
         return grad * out.sign(), None
 
 

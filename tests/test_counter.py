@@ -197,6 +197,8 @@ def test_relu_grad_is_the_gradient_times_the_outputs_sign(implementation, n):
     y = torch.relu(torch.randn(n, generator=g)) * (torch.rand(n, generator=g) < 0.7)
     grad = torch.randn(n, generator=g)
     assert torch.equal(counter.relu_grad(grad, y), grad * y.sign())
+    g16, y16 = grad.bfloat16(), y.bfloat16()
+    assert torch.equal(counter.relu_grad(g16, y16), g16 * y16.sign())
     assert torch.equal(counter.relu_grad(grad.double(), y.double()), (grad * y.sign()).double())
 
 

@@ -428,6 +428,29 @@ def test_fused_slot0_attention_backward_equals_autograd(heads, p, dtype):
         assert not torch.equal(slot0_attention_fused(layer, x, padded)[0], results[1][0])
 
 
+def test_fused_slot0_attention_under_bf16_autocast_equals_autograd():
+    """Under CPU bf16 autocast the fused attention casts x once (not once per product): the same
+    output and gradients as autograd through the folded attention under autocast, x's gradient in
+    x's dtype."""
+    from mygo.fast.attention import slot0_attention_fused
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(32, 2, 64, dropout=0.2, batch_first=True).train()
+    padded = torch.rand(20, 6) < 0.3
+    padded[:, 0] = False
+    results = []
+    for attention in (folded_with_counter_dropout, slot0_attention_fused):
+        x = torch.randn(20, 6, 32, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        layer.zero_grad()
+        torch.manual_seed(5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, residual = with_residual(attention, layer, x, padded)
+        (out.float().sum() + 2 * residual.sum()).backward()
+        results.append([out.float().detach(), x.grad, layer.self_attn.in_proj_weight.grad])
+    assert results[1][1].dtype == torch.float32
+    for name, a, b in zip(["out", "x", "weight"], *results):
+        torch.testing.assert_close(b, a, rtol=2e-2, atol=2e-2, msg=name)
+
+
 def test_fused_slot0_attention_gradcheck():
     from mygo.fast.attention import slot0_attention_fused
     torch.manual_seed(0)

@@ -92,6 +92,11 @@ class _FoldedSlot0(torch.autograd.Function):
         E, L, d = x.shape
         c = d // heads
         x0 = x[:, 0]
+        residual = x[:, :1].clone()
+        if torch.is_autocast_enabled("cpu") and x.dtype == torch.float32:
+            # x in the autocast dtype once (autocast would cast it again for each of the four
+            # products below and in backward), and kept in it for backward
+            x = x.to(torch.get_autocast_dtype("cpu"))
         qs = F.linear(x0, w[:d], b[:d]).view(E, heads, c) * c ** -0.5                      # (E, h, c), scaled
         qk = torch.bmm(qs.transpose(0, 1), w[d:2 * d].view(heads, c, d)).transpose(0, 1)   # (E, h, d): W_k,h^T q_h
         a = torch.bmm(qk, x.transpose(1, 2)).masked_fill_(padded.view(E, 1, L), float("-inf")).softmax(-1)
@@ -102,8 +107,8 @@ class _FoldedSlot0(torch.autograd.Function):
         total = ad.sum(-1, keepdim=True) if mask is not None else None                    # sum_l a_l with dropout
         out = out + (total * bias if mask is not None else bias)
         ctx.save_for_backward(x, w, b, qs, qk, a, ad, mixed, *(() if total is None else (total,)))
-        ctx.heads, ctx.mask, ctx.scale = heads, mask, scale
-        return out.reshape(E, d), x[:, :1].clone()
+        ctx.heads, ctx.mask, ctx.scale, ctx.dtype = heads, mask, scale, residual.dtype
+        return out.reshape(E, d), residual
 
     @staticmethod
     @torch.amp.custom_bwd(device_type="cpu")              # under bf16 autocast when forward was
@@ -129,6 +134,7 @@ class _FoldedSlot0(torch.autograd.Function):
         grad_qk = torch.bmm(grad_scores, x)                                                 # (E, h, d)
         # both of x's products in one: scores^T qk + ad^T grad_mixed
         grad_x = torch.bmm(torch.cat([grad_scores, ad], 1).transpose(1, 2), torch.cat([qk, grad_mixed], 1))
+        grad_x = grad_x.to(ctx.dtype)                         # x's dtype: slot 0's sums below in it
         # qk_h = W_k,h^T q_h
         grad_qs = torch.bmm(grad_qk.transpose(0, 1), w[d:2 * d].view(h, c, d).transpose(1, 2))   # (h, E, c)
         grad_wk = torch.bmm(qs.transpose(0, 1).transpose(1, 2), grad_qk.transpose(0, 1))          # (h, c, d)

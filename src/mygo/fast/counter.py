@@ -132,7 +132,7 @@ def library() -> ctypes.CDLL | None:
         signatures.update({f"mask_{dtype}": [p, i64, i64, u64, u32], f"relu_mask_{dtype}": [p, i64, i64, u64, u32],
                            f"scale_mask_{dtype}": [p, p, i64, i64, u64, u32, f32],
                            f"outer_mask_{dtype}": [p, p, p, i64, i64, i64, i64, u64, u32]})
-    signatures["relu_grad_f32"] = [p, p, p, i64, i64]
+    signatures.update(relu_grad_f32=[p, p, p, i64, i64], relu_grad_bf16=[p, p, p, i64, i64])
     signatures["gather_mask_bias_f32"] = [p, p, p, p, i64, i64, i64, i64, i64, i64, u64, u32, f32]
     signatures["scatter_mask_f32"] = [p, p, p, p, i64, i64, i64, i64, i64, i64, i64, u64, u32, f32]
     for name, argtypes in signatures.items():
@@ -263,11 +263,12 @@ def relu_grad(grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """grad times (y > 0) as a 0 / 1 float, a new tensor: the backward of y = relu(h) times a mask,
     from y alone (grad * y.sign() for y >= 0, in one pass)."""
     grad, y = grad.contiguous(), y.contiguous()
-    lib = _native(grad, y) if grad.dtype == y.dtype == torch.float32 else None
+    lib = _native(grad, y) if grad.dtype == y.dtype else None
     if lib is None:
         return grad * y.sign()
     out = torch.empty_like(grad)
-    _split(grad.numel(), 1, lambda a, b: lib.relu_grad_f32(grad.data_ptr(), y.data_ptr(), out.data_ptr(), a, b))
+    fn = getattr(lib, f"relu_grad_{_suffix(grad)}")
+    _split(grad.numel(), 1, lambda a, b: fn(grad.data_ptr(), y.data_ptr(), out.data_ptr(), a, b))
     return out
 
 

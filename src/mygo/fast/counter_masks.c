@@ -70,27 +70,30 @@ static inline uint16_t float_to_bf16(float f) {
     return (uint16_t)(b >> 16);
 }
 
-/* dst[0 .. n) = src[0 .. n) with non-temporal stores where the CPU has them and dst is 64-byte
+/* dst[0 .. n) = src[0 .. n) (bytes) with non-temporal stores where the CPU has them and dst is
  * aligned: a large output written once goes to memory without first being read into the cache
  * (call store_fence() before returning) */
-static inline void stream_floats(float *restrict dst, const float *restrict src, int64_t n) {
+static inline void stream_bytes(void *restrict dst, const void *restrict src, int64_t n) {
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
 #if defined(__AVX512F__)
-    if (((uintptr_t)dst & 63) == 0 && n % 16 == 0) {
-        for (int64_t q = 0; q < n; q += 16) _mm512_stream_ps(dst + q, _mm512_loadu_ps(src + q));
+    if (((uintptr_t)d & 63) == 0 && n % 64 == 0) {
+        for (int64_t q = 0; q < n; q += 64) _mm512_stream_si512((void *)(d + q), _mm512_loadu_si512((const void *)(s + q)));
         return;
     }
 #elif defined(__AVX__)
-    if (((uintptr_t)dst & 31) == 0 && n % 8 == 0) {
-        for (int64_t q = 0; q < n; q += 8) _mm256_stream_ps(dst + q, _mm256_loadu_ps(src + q));
+    if (((uintptr_t)d & 31) == 0 && n % 32 == 0) {
+        for (int64_t q = 0; q < n; q += 32)
+            _mm256_stream_si256((__m256i *)(d + q), _mm256_loadu_si256((const __m256i *)(s + q)));
         return;
     }
-#elif defined(__SSE__)
-    if (((uintptr_t)dst & 15) == 0 && n % 4 == 0) {
-        for (int64_t q = 0; q < n; q += 4) _mm_stream_ps(dst + q, _mm_loadu_ps(src + q));
+#elif defined(__SSE2__)
+    if (((uintptr_t)d & 15) == 0 && n % 16 == 0) {
+        for (int64_t q = 0; q < n; q += 16) _mm_stream_si128((__m128i *)(d + q), _mm_loadu_si128((const __m128i *)(s + q)));
         return;
     }
 #endif
-    memcpy(dst, src, (size_t)n * sizeof(float));
+    memcpy(d, s, (size_t)n);
 }
 
 static inline void store_fence(void) {
@@ -157,7 +160,7 @@ void outer_mask_f32(const float *restrict a, const float *restrict c, float *res
                 int64_t p1 = p0 + ROW_BUFFER < (r + 1) * d2 ? p0 + ROW_BUFFER : (r + 1) * d2;
                 const float *cp = cb + (p0 - r * d2);
                 FOR_ENTRIES(p0, p1, seed, threshold, row[i - p0] = ar * cp[i - p0] * (kept ? 1.0f : 0.0f));
-                stream_floats(out + p0, row, p1 - p0);
+                stream_bytes(out + p0, row, (p1 - p0) * (int64_t)sizeof(float));
             }
         }
     store_fence();
@@ -165,14 +168,20 @@ void outer_mask_f32(const float *restrict a, const float *restrict c, float *res
 
 void outer_mask_bf16(const uint16_t *restrict a, const uint16_t *restrict c, uint16_t *restrict out, int64_t start,
                      int64_t end, int64_t d1, int64_t d2, uint64_t seed, uint32_t threshold) {
+    uint16_t row[ROW_BUFFER] __attribute__((aligned(64)));
     for (int64_t b = start; b < end; b++)
         for (int64_t r = b * d1; r < (b + 1) * d1; r++) {
             float ar = bf16_to_float(a[r]);
             const uint16_t *cb = c + b * d2;
-            int64_t base = r * d2;
-            FOR_ENTRIES(base, base + d2, seed, threshold,
-                        out[i] = float_to_bf16(ar * bf16_to_float(cb[i - base]) * (kept ? 1.0f : 0.0f)));
+            for (int64_t p0 = r * d2; p0 < (r + 1) * d2; p0 += ROW_BUFFER) {          /* as in outer_mask_f32 */
+                int64_t p1 = p0 + ROW_BUFFER < (r + 1) * d2 ? p0 + ROW_BUFFER : (r + 1) * d2;
+                const uint16_t *cp = cb + (p0 - r * d2);
+                FOR_ENTRIES(p0, p1, seed, threshold,
+                            row[i - p0] = float_to_bf16(ar * bf16_to_float(cp[i - p0]) * (kept ? 1.0f : 0.0f)));
+                stream_bytes(out + p0, row, (p1 - p0) * (int64_t)sizeof(uint16_t));
+            }
         }
+    store_fence();
 }
 
 /* Gathered token slots of a sequence, dropout and slot bias in one pass: for the entities e in
@@ -220,4 +229,10 @@ void scatter_mask_f32(const float *restrict grad, const int64_t *restrict ids, f
  * else g[i] 0 (as g times y's 0 / 1 sign gives), in one pass for i in [start, end) */
 void relu_grad_f32(const float *restrict g, const float *restrict y, float *restrict out, int64_t start, int64_t end) {
     for (int64_t i = start; i < end; i++) out[i] = g[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+}
+
+void relu_grad_bf16(const uint16_t *restrict g, const uint16_t *restrict y, uint16_t *restrict out, int64_t start,
+                    int64_t end) {
+    for (int64_t i = start; i < end; i++)
+        out[i] = float_to_bf16(bf16_to_float(g[i]) * (bf16_to_float(y[i]) > 0.0f ? 1.0f : 0.0f));
 }

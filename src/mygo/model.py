@@ -172,10 +172,10 @@ def first_slot(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch
     True = padded key -> (E, 1, d). Slot 0's query attends over every slot's keys and values; the
     other slots' queries, attention outputs and feed-forward passes, which slot 0's output does
     not depend on, are not computed. The layer's own parameters and dropout modules; `attention`
-    computes slot 0's attention output (slot0_attention, or an equivalent from Ops), `ffn` the
-    feed-forward block (feed_forward, or an equivalent); the attention may also
-    return slot 0's input x[:, :1] as a second output, the residual, so that its own backward adds
-    the residual's gradient into x's (no zero-filled (E, L, d) gradient for the slice)."""
+    computes slot 0's attention output (slot0_attention, or an equivalent from Ops) and `ffn` the
+    feed-forward block (feed_forward, or an equivalent). The attention may also return slot 0's
+    input x[:, :1] as a second output, the residual, so that its own backward adds the residual's
+    gradient into x's (no zero-filled (E, L, d) gradient for the slice)."""
     attn = layer.self_attn
     E, _, d = x.shape
     out = attention(layer, x, padded)                                                  # (E, d)
@@ -562,5 +562,5 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["ModelConfig", "Ops", "Losses", "MyGO", "CrossModalEntityEncoder", "ContextualTripleEncoder", "TuckER",
-           "contract", "feed_forward", "first_slot", "Tokens", "project_tokens", "project_table_rows", "assemble", "slot0_attention",
-           "slot0_attention_folded", "info_nce", "masked_mean", "count_parameters"]
+           "Tokens", "contract", "project_tokens", "project_table_rows", "assemble", "feed_forward", "first_slot",
+           "slot0_attention", "slot0_attention_folded", "info_nce", "masked_mean", "count_parameters"]

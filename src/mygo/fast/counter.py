@@ -325,4 +325,5 @@ def scatter_from(grad: torch.Tensor, offset: int, ids: torch.Tensor, num_rows: i
     return rows, functools.reduce(torch.add, sums).to(grad.dtype)
 
 
-__all__ = ["Counter", "gather_into", "scatter_from", "relu_grad", "keep_threshold", "keep", "mask_", "scaled", "outer", "lanes", "library", "build", "cache_dir"]
+__all__ = ["Counter", "keep_threshold", "keep", "mask_", "scaled", "outer", "gather_into", "scatter_from", "relu_grad",
+           "lanes", "library", "build", "cache_dir"]

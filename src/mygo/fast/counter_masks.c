@@ -78,7 +78,8 @@ static inline void stream_bytes(void *restrict dst, const void *restrict src, in
     const char *s = (const char *)src;
 #if defined(__AVX512F__)
     if (((uintptr_t)d & 63) == 0 && n % 64 == 0) {
-        for (int64_t q = 0; q < n; q += 64) _mm512_stream_si512((void *)(d + q), _mm512_loadu_si512((const void *)(s + q)));
+        for (int64_t q = 0; q < n; q += 64)
+            _mm512_stream_si512((void *)(d + q), _mm512_loadu_si512((const void *)(s + q)));
         return;
     }
 #elif defined(__AVX__)
@@ -89,7 +90,8 @@ static inline void stream_bytes(void *restrict dst, const void *restrict src, in
     }
 #elif defined(__SSE2__)
     if (((uintptr_t)d & 15) == 0 && n % 16 == 0) {
-        for (int64_t q = 0; q < n; q += 16) _mm_stream_si128((__m128i *)(d + q), _mm_loadu_si128((const __m128i *)(s + q)));
+        for (int64_t q = 0; q < n; q += 16)
+            _mm_stream_si128((__m128i *)(d + q), _mm_loadu_si128((const __m128i *)(s + q)));
         return;
     }
 #endif

@@ -183,6 +183,22 @@ def test_scatter_from_threads_agree():
     torch.testing.assert_close(one[1], two[1])
 
 
+def test_gather_and_scatter_take_the_torch_version_for_other_dtypes_and_ids():
+    """float64 rows, bf16 sequences and int32 ids go through torch operations, with the same result."""
+    out, offset, rows, ids, bias, mask, scale = gathered_sequence()
+    counter.gather_into(out, offset, rows, ids, bias, mask, scale)
+    out64 = torch.full(out.shape, 7.0, dtype=torch.float64)
+    counter.gather_into(out64, offset, rows.double(), ids.int(), bias.double(), mask, scale)
+    torch.testing.assert_close(out64.float(), out)
+    out16 = torch.full(out.shape, 7.0, dtype=torch.bfloat16)
+    counter.gather_into(out16, offset, rows.bfloat16(), ids, bias.bfloat16(), mask, scale)
+    torch.testing.assert_close(out16.float(), out, rtol=2e-2, atol=5e-2)
+    grad = torch.randn(out.shape)
+    expected = counter.scatter_from(grad, offset, ids, rows.shape[0], mask, scale)
+    for a, b in zip(counter.scatter_from(grad, offset, ids.int(), rows.shape[0], mask, scale), expected):
+        torch.testing.assert_close(a, b)
+
+
 def test_gather_into_c_and_torch_bit_equal():
     results = both(lambda: [counter.gather_into(*args) or args[0]
                             for args in [gathered_sequence(E=300, V=40, d=33, p=0.4)]][0])

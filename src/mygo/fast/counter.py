@@ -272,6 +272,11 @@ def relu_grad(grad: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _ids(ids: torch.Tensor) -> bool:
+    """Whether the C loops can read `ids` as they are: contiguous int64 on the CPU."""
+    return ids.device.type == "cpu" and ids.dtype == torch.int64 and ids.is_contiguous()
+
+
 def _factor(shape: tuple, mask: Counter, scale: float) -> torch.Tensor:
     """The mask as 0 / `scale` float32 entries of `shape`."""
     return _keep_torch(math.prod(shape), mask).view(shape).to(torch.float32).mul_(scale)
@@ -283,7 +288,7 @@ def gather_into(out: torch.Tensor, offset: int, rows: torch.Tensor, ids: torch.T
     pass: out (E, L, d), rows (V, d), ids (E, k) long, bias (k, d), all float32 but ids; the mask's
     entry (e k + j) d + c is token (e, j)'s c-th (as a dropout of rows[ids] (E, k, d) draws it)."""
     (E, L, d), k = out.shape, ids.shape[1]
-    lib = _native(out, rows, bias) if ids.is_contiguous() else None
+    lib = _native(out, rows, bias) if out.dtype == rows.dtype == bias.dtype == torch.float32 and _ids(ids) else None
     if lib is None:
         tokens = rows.index_select(0, ids.reshape(-1)).view(E, k, d)
         torch.add(tokens * _factor((E, k, d), mask, scale), bias, out=out[:, offset:offset + k])
@@ -300,7 +305,7 @@ def scatter_from(grad: torch.Tensor, offset: int, ids: torch.Tensor, num_rows: i
     the bias's (k, d), the gradient summed over the entities (in double)."""
     grad = grad.contiguous()
     (E, L, d), k = grad.shape, ids.shape[1]
-    lib = _native(grad) if grad.dtype == torch.float32 and ids.is_contiguous() else None
+    lib = _native(grad) if grad.dtype == torch.float32 and _ids(ids) else None
     if lib is None:
         part = grad[:, offset:offset + k]
         rows = grad.new_zeros(num_rows, d).index_add_(0, ids.reshape(-1),

@@ -283,12 +283,9 @@ def test_core_dropout_contract_without_dropout_is_the_plain_contraction(masks):
     assert not torch.allclose(y, F.dropout(expected, 0.0))
 
 
-@pytest.mark.parametrize("kind", [Dropout, CounterDropout])
-@pytest.mark.parametrize("p", [0.0, 0.01, 0.3])
-def test_folded_dropout_scales_equal_the_plain_layer(monkeypatch, p, kind):
-    """The CPU layer with its dropout scales folded into the linear layers and ReLU + dropout in one
-    masked pass: the same outputs and gradients as dropout applied to the activations, with the
-    same masks (the same draws in the same order)."""
+def training_layer(p: float, kind):
+    """A fast encoder layer in training with dropouts `kind`(p), an input x (5, 7, 16) and a key
+    padding mask (slot 0 never padded)."""
     from mygo.fast.attention import BatchFirstEncoderLayer
     torch.manual_seed(0)
     layer = BatchFirstEncoderLayer(16, 2, 32, dropout=p, batch_first=True)
@@ -297,15 +294,32 @@ def test_folded_dropout_scales_equal_the_plain_layer(monkeypatch, p, kind):
     x = torch.randn(5, 7, 16)
     padded = torch.rand(5, 7) < 0.3
     padded[:, 0] = False
+    return layer, x, padded
+
+
+def output_and_gradients(layer, x, run) -> list[torch.Tensor]:
+    """run(leaf) after torch.manual_seed(1), backward through a fixed weighting of its output:
+    the output, x's gradient and every parameter's."""
+    layer.zero_grad()
+    leaf = x.clone().requires_grad_()
+    torch.manual_seed(1)
+    out = run(leaf)
+    (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+    return [out.detach(), leaf.grad] + [q.grad.clone() for q in layer.parameters()]
+
+
+@pytest.mark.parametrize("kind", [Dropout, CounterDropout])
+@pytest.mark.parametrize("p", [0.0, 0.01, 0.3])
+def test_folded_dropout_scales_equal_the_plain_layer(monkeypatch, p, kind):
+    """The CPU layer with its dropout scales folded into the linear layers and ReLU + dropout in one
+    masked pass: the same outputs and gradients as dropout applied to the activations, with the
+    same masks (the same draws in the same order)."""
+    from mygo.fast.attention import BatchFirstEncoderLayer
+    layer, x, padded = training_layer(p, kind)
     results = []
     for folded in (True, False):
         monkeypatch.setattr(BatchFirstEncoderLayer, "folds_dropout", lambda self, x, folded=folded: folded)
-        layer.zero_grad()
-        leaf = x.clone().requires_grad_()
-        torch.manual_seed(1)
-        out = layer(leaf, src_key_padding_mask=padded)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
-        results.append([out.detach(), leaf.grad] + [q.grad.clone() for q in layer.parameters()])
+        results.append(output_and_gradients(layer, x, lambda leaf: layer(leaf, src_key_padding_mask=padded)))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -321,22 +335,13 @@ def test_the_ent_slot_feed_forward_folds_with_counter_masks_only(monkeypatch, p)
     from mygo.model import feed_forward, first_slot, slot0_attention
     assert fast.ops("fast").ent_feed_forward is folded_feed_forward
     assert all(fast.ops(k).ent_feed_forward is feed_forward for k in ("drawn-masks", "kv-attention", "plain"))
-    torch.manual_seed(0)
-    layer = BatchFirstEncoderLayer(16, 2, 32, dropout=p, batch_first=True)
-    layer.dropout, layer.dropout1, layer.dropout2 = (CounterDropout(p) for _ in range(3))
-    layer.train()
-    x = torch.randn(5, 7, 16)
-    padded = torch.rand(5, 7) < 0.3
-    padded[:, 0] = False
+    layer, x, padded = training_layer(p, CounterDropout)
     results, calls, folded_block = [], [], BatchFirstEncoderLayer.feed_forward
-    monkeypatch.setattr(BatchFirstEncoderLayer, "feed_forward", lambda self, x: calls.append(1) or folded_block(self, x))
+    monkeypatch.setattr(BatchFirstEncoderLayer, "feed_forward",
+                        lambda self, x: calls.append(1) or folded_block(self, x))
     for ffn in (folded_feed_forward, feed_forward):
-        layer.zero_grad()
-        leaf = x.clone().requires_grad_()
-        torch.manual_seed(1)
-        out = first_slot(layer, leaf, padded, slot0_attention, ffn)
-        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
-        results.append([out.detach(), leaf.grad] + [q.grad.clone() for q in layer.parameters()])
+        results.append(output_and_gradients(layer, x,
+                                            lambda leaf: first_slot(layer, leaf, padded, slot0_attention, ffn)))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert calls == [1]                                      # folded once, in the folded round

@@ -2,6 +2,9 @@
 # Every benchmark whose results are committed under bench/results (CPU; about two hours on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CPU_TAG=epyc bench/run_all.sh: the floor and kernel runs of a second CPU kind go to
+# bench/results/db15k_cpu_floor_epyc and db15k_cpu_kernels_epyc beside the first kind's
+tag=${CPU_TAG:+_$CPU_TAG}
 python bench/harness.py --dataset ../shared/data/DB15K --preset db15k \
   --scenarios step,step_no_contrastive,step_before,step_no_visual,step_no_visual_before,step_compiled,eval,eval_loop,breakdown \
   --out bench/results/db15k_cpu
@@ -12,9 +15,9 @@ python bench/harness.py --dataset ../shared/data/DB15K --preset db15k --scenario
 # befores of each CPU change and bf16, in one run
 python bench/harness.py --dataset ../shared/data/DB15K --preset db15k \
   --scenarios peak,step,floor,step_gathered_tokens,step_cat_sequence,step_drawn_masks,step_autograd_attention,step_per_op_adam,step_kv_attention,step_all_slots,step_unfolded,step_system_allocator,step_denormals,step_torch_dropout,step_amp,eval,eval_amp,profile \
-  --warmup 4 --steps 3 --out bench/results/db15k_cpu_floor
+  --warmup 4 --steps 3 --out bench/results/db15k_cpu_floor$tag
 # the fast CPU kernels against their befores, part by part
-python bench/kernels.py --out bench/results/db15k_cpu_kernels
+python bench/kernels.py --out bench/results/db15k_cpu_kernels$tag
 python bench/harness.py --dataset ../shared/data/MKG-W --preset mkgw \
   --scenarios step,step_no_contrastive,step_no_visual,eval,breakdown --out bench/results/mkgw_cpu
 # bf16 autocast and torch.compile on this CPU, and whole epochs against the step-based estimate

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-test repro test test-fast bench demo-data clean-venv
+.PHONY: setup setup-test repro test test-fast test-torch bench demo-data clean-venv
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,19 @@ test: setup-test
 # Unit tests only.
 test-fast: setup-test
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow"
+
+# The unit tests under another torch, e.g. the 2.11 of a GPU machine: make test-torch TORCH=2.11.0.
+# A second venv, .venv-torch$(TORCH), with the other pins kept; PyPI's Linux wheels of torch
+# bring their CUDA libraries (about 5 GB).
+TORCH ?= 2.11.0
+TORCH_VENV := .venv-torch$(TORCH)
+test-torch:
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install --quiet --upgrade pip
+	grep -hv '^torch==\|^-r' requirements.txt requirements-test.txt > $(TORCH_VENV)/requirements.txt
+	$(TORCH_VENV)/bin/pip install --quiet torch==$(TORCH) -r $(TORCH_VENV)/requirements.txt
+	$(TORCH_VENV)/bin/pip install --quiet --no-deps -e .
+	PATH="$(CURDIR)/$(TORCH_VENV)/bin:$$PATH" $(TORCH_VENV)/bin/python -m pytest -m "not slow" -p no:cacheprovider
 
 # Rebuild data/raw/demo from its generator (deterministic).
 demo-data: setup

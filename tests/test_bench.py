@@ -1,6 +1,7 @@
 """The benchmark scripts' own machinery: the floor's recorded products, and short real runs."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -159,7 +160,9 @@ def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
     assert proc.returncode == 1, log[-3000:]
     assert "5 skipped" in log and "== cuda-tests: exit 0" in log
     assert "FAILED: harness (exit 1) train-piece-1 (exit 1) train-piece-2 (exit 1)" in log
-    assert "Torch not compiled with CUDA enabled" in log and "CUDA is not available" in log
+    # the harness's reason: a CPU build of torch, or a CUDA build on a machine without a driver
+    assert re.search(r"Torch not compiled with CUDA enabled|Found no NVIDIA driver", log), log[-3000:]
+    assert "CUDA is not available" in log
     assert len(list(out.iterdir())) <= 8          # what a GPU machine's output folder brings back
 
 

@@ -9,8 +9,8 @@
 #   TRAIN_MINUTES="1 2.5" bench/gpu_check.sh --quick OUT    # ... with a longer training run
 #
 # The full run: the CUDA tests (pytest tests/test_cuda.py), the harness's CUDA scenarios on the
-# DB15K config (peak matrix rate, bf16 / fp32 / TF32 steps, the floor, full filtered evaluation,
-# per-part breakdown), a DB15K recipe training run in two time-boxed pieces (stopped, then resumed
+# DB15K config (peak matrix rate, bf16 / fp32 / TF32 steps, the befores of the model-side
+# changes, the floor, full filtered evaluation, per-part breakdown), a DB15K recipe training run in two time-boxed pieces (stopped, then resumed
 # from its state file) with its test metrics, and last the compiled step. Each part has its
 # own time limit; a failed part is reported and the rest still run. Without CUDA every part that
 # needs it fails with that reason, and the script exits 1 naming them.
@@ -78,7 +78,11 @@ rm -f "$STATE" "$OUT/run.json"
 if [ "$QUICK" = 1 ]; then
     part harness 150 "${HARNESS[@]}" --scenarios step,eval,breakdown --steps 10 --scenario-timeout 60 --out "$OUT/harness"
 else
-    part harness 260 "${HARNESS[@]}" --scenarios peak,step,step_fp32,step_tf32,step_no_visual,floor,eval,breakdown \
+    # with the befores of the model-side changes that act on any device: the [ENT]-only last
+    # layer (step_all_slots), its attention through the query (step_kv_attention) and the token
+    # tables projected before gathering (step_gathered_tokens)
+    part harness 320 "${HARNESS[@]}" \
+        --scenarios peak,step,step_fp32,step_tf32,step_no_visual,step_all_slots,step_kv_attention,step_gathered_tokens,floor,eval,breakdown \
         --steps 20 --scenario-timeout 60 --out "$OUT/harness"
 fi
 # the training run: two time-boxed pieces (minutes each; TRAIN_MINUTES="FIRST SECOND"), the second

@@ -1,6 +1,6 @@
 """A few training steps of a demo-sized MyGO in a fresh process, as a stage runs them: the CPU
-arithmetic is pinned (or not) before torch loads. Prints the SHA-256 of the trained weights and
-torch's CPU capability.
+arithmetic is pinned (or not) before torch loads. Prints the SHA-256 of the trained weights,
+torch's CPU capability, the thread count and the code branch MKL runs.
 
     python tests/repro_train.py pinned|fast
 """
@@ -31,7 +31,8 @@ def main() -> None:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode() + tensor.detach().contiguous().numpy().tobytes())
-    print(digest.hexdigest(), torch.backends.cpu.get_cpu_capability(), torch.get_num_threads())
+    branch = (reproducible.mkl_branch() or "none").replace(" ", "_")
+    print(digest.hexdigest(), torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(), branch)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,18 @@ Four things make a CPU's floating-point results differ from another's, and a tra
 amplifies the last-bit differences into different weights and metrics:
 
 - torch picks its vectorised kernels by the CPU (AVX2 or AVX-512 code paths);
-- MKL picks its BLAS code path by the CPU's vendor and instruction set;
+- MKL picks its BLAS code path by the CPU's vendor and instruction set, and honours a request
+  for an instruction set's path (MKL_CBWR=AVX2) on Intel processors only: on an AMD EPYC it runs
+  its AUTO path instead (read back from MKL, `mkl_branch`), whose results differ from an Intel
+  CPU's AVX2 path;
 - oneDNN picks its kernels by the instruction set;
 - reductions split their work by the intra-op thread count, which follows the core count.
 
 The pinned mode (param `reproducible: true`, the default) fixes all four before torch loads:
-AVX2 kernels, MKL's conditional numerical reproducibility on its AVX2 path (strict), oneDNN
-capped at AVX2, and one intra-op thread, whatever the machine and the user's shell say.
+AVX2 kernels, MKL's conditional numerical reproducibility on its COMPATIBLE path (strict: SSE2
+without the approximate reciprocal instructions, whose results differ between vendors; the one
+path MKL runs alike on Intel and AMD), oneDNN capped at AVX2, and one intra-op thread, whatever
+the machine and the user's shell say.
 `reproducible: false` lets each machine use its fastest kernels and all its cores (README,
 "What is reproducible" has the measured cost). CUDA arithmetic is not affected by either mode.
 
@@ -36,13 +41,15 @@ log = logging.getLogger("mygo.reproducible")
 THREADS = 1
 PINNED_ENV = {
     "ATEN_CPU_CAPABILITY": "avx2",          # torch's kernels
-    "MKL_CBWR": "AVX2,STRICT",              # MKL's BLAS code path (Intel and AMD alike)
+    "MKL_CBWR": "COMPATIBLE,STRICT",        # MKL's BLAS code path, the same on Intel and AMD
     "ONEDNN_MAX_CPU_ISA": "AVX2",           # oneDNN's kernels
     "DNNL_MAX_CPU_ISA": "AVX2",             # the same for older oneDNN builds
     "OMP_NUM_THREADS": str(THREADS),        # intra-op threads
     "MKL_NUM_THREADS": str(THREADS),
 }
 CAPABILITY = "AVX2"
+MKL_BRANCH = "COMPATIBLE"
+_MKL_BRANCHES = {2: "AUTO", 3: "COMPATIBLE"}        # mkl.h's MKL_CBWR_AUTO, MKL_CBWR_COMPATIBLE
 
 
 def wanted(params_path: str | Path) -> bool:
@@ -88,6 +95,21 @@ def flush_denormals() -> bool:
     return bool(torch.set_flush_denormal(True))
 
 
+def mkl_branch() -> str | None:
+    """The code branch MKL runs in this process (its CNR setting read back: 'AUTO', 'COMPATIBLE'
+    or 'branch N'); None where torch carries no MKL."""
+    import ctypes
+
+    import torch
+    try:
+        get = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so")).mkl_serv_cbwr_get
+    except (OSError, AttributeError):
+        return None
+    get.restype, get.argtypes = ctypes.c_int, [ctypes.c_int]
+    value = get(1)                                  # MKL_CBWR_BRANCH: the branch alone
+    return _MKL_BRANCHES.get(value, f"branch {value}")
+
+
 def check() -> str:
     """After torch loaded: flush denormals (`flush_denormals`), log the mode in one line; warn when
     the pinned kernels are not the ones in use (a CPU without AVX2 cannot give the committed
@@ -101,9 +123,13 @@ def check() -> str:
         return capability
     if pinned():
         torch.set_num_threads(THREADS)
+        branch = mkl_branch()
         if capability != CAPABILITY:
             log.warning("reproducible: true, but torch runs %s kernels here, not %s: results will not match "
                         "other machines' bytes", capability, CAPABILITY)
+        elif branch not in (None, MKL_BRANCH):
+            log.warning("reproducible: true, but MKL runs its %s path here, not %s: results will not match "
+                        "other machines' bytes", branch, MKL_BRANCH)
         else:
             log.info("reproducible: true: %s kernels, MKL CBWR %s, %d thread (`reproducible: false` for speed)",
                      capability, PINNED_ENV["MKL_CBWR"], THREADS)

@@ -10,8 +10,9 @@
 #
 # The full run: the CUDA tests (pytest tests/test_cuda.py), the harness's CUDA scenarios on the
 # DB15K config (peak matrix rate, bf16 / fp32 / TF32 steps, the befores of the model-side
-# changes, the floor, full filtered evaluation, per-part breakdown), a DB15K recipe training run in two time-boxed pieces (stopped, then resumed
-# from its state file) with its test metrics, and last the compiled step. Each part has its
+# changes, the floor, full filtered evaluation, per-part breakdown), a DB15K recipe training run
+# in two time-boxed pieces (stopped, then resumed from its state file) with its test metrics, and
+# last the compiled step. Each part has its
 # own time limit; a failed part is reported and the rest still run. Without CUDA every part that
 # needs it fails with that reason, and the script exits 1 naming them.
 #

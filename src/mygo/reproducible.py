@@ -48,7 +48,7 @@ PINNED_ENV = {
     "MKL_NUM_THREADS": str(THREADS),
 }
 CAPABILITY = "AVX2"
-MKL_BRANCH = "COMPATIBLE"
+MKL_BRANCH = PINNED_ENV["MKL_CBWR"].split(",")[0]     # the branch the pin asks MKL for
 _MKL_BRANCHES = {2: "AUTO", 3: "COMPATIBLE"}        # mkl.h's MKL_CBWR_AUTO, MKL_CBWR_COMPATIBLE
 
 

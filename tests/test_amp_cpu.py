@@ -17,14 +17,14 @@ NO_DROPOUT = dict(emb_dropout=0.0, vis_dropout=0.0, txt_dropout=0.0, attn_dropou
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("mode, units, expected", [
-    ("1", "AMX", False),              # pinned mode: never
-    ("0", "AMX", True),
-    ("0", "AVX512-BF16", True),
-    ("0", None, False),               # no native bf16: float32
+@pytest.mark.parametrize("capability, units, expected", [
+    ("AVX2", "AMX", False),           # AVX2 kernels (the pinned mode's) emulate bf16: never
+    ("AVX512", "AMX", True),
+    ("AVX512", "AVX512-BF16", True),
+    ("AVX512", None, False),          # no native bf16: float32
 ])
-def test_cpu_bf16_only_in_the_fast_mode_on_native_units(monkeypatch, caplog, mode, units, expected):
-    monkeypatch.setenv("MYGO_REPRODUCIBLE", mode)
+def test_cpu_bf16_only_where_the_kernels_reach_native_units(monkeypatch, caplog, capability, units, expected):
+    monkeypatch.setattr(device_mod, "kernel_capability", lambda: capability)
     monkeypatch.setattr(device_mod, "cpu_bf16_units", lambda: units)
     with caplog.at_level(logging.INFO, logger="mygo.device"):
         assert device_mod.use_bf16(True, CPU) is expected
@@ -85,10 +85,10 @@ def test_evaluation_under_amp_keeps_float32_scores_and_close_ranks():
     assert np.abs(fp32["realistic"] - bf16["realistic"]).max() <= 1.0
 
 
-def test_training_runs_under_cpu_bf16_in_the_fast_mode(monkeypatch):
-    """train.amp on a CPU with native bf16 in the fast mode: the steps run under autocast and the
+def test_training_runs_under_cpu_bf16_on_native_units(monkeypatch):
+    """train.amp on a CPU with native bf16 that torch's kernels reach: the steps run under autocast and the
     run trains (finite losses, a best model kept)."""
-    monkeypatch.setenv("MYGO_REPRODUCIBLE", "0")
+    monkeypatch.setattr(device_mod, "kernel_capability", lambda: "AVX512")
     monkeypatch.setattr(device_mod, "cpu_bf16_units", lambda: "AMX")
     seen = []
     original = torch.autocast.__init__

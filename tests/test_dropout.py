@@ -118,33 +118,22 @@ def test_unknown_kernels_are_refused():
         fast.ops("turbo")
 
 
-def test_the_pinned_mode_keeps_the_keys_and_values_attention(monkeypatch):
-    """The stages build `fast.ops()` (train) and `inference_ops()` (evaluate, predict): in the
-    pinned CPU mode the [ENT] attention goes through keys and values (the committed bytes' order
-    of operations), otherwise it is folded."""
+@pytest.mark.parametrize("mode", ["1", "0"])
+def test_both_modes_build_the_same_operations(monkeypatch, mode):
+    """The stages build `fast.ops()` (train) and `inference_ops()` (evaluate, predict) alike in
+    the pinned and the fast CPU mode: the folded [ENT] attention and the token tables projected
+    before gathering; the pinned mode differs in its environment only. The kernel sets kept as
+    the benchmarks' befores gather tokens first and attend through keys and values."""
     from mygo import fast
     from mygo.checkpoint import inference_ops
     from mygo.fast.attention import slot0_attention_fused
-    from mygo.model import slot0_attention, slot0_attention_folded
-    monkeypatch.setenv("MYGO_REPRODUCIBLE", "1")
-    assert fast.default_kernels() == "kv-attention" and fast.ops().ent_attention is slot0_attention
-    assert inference_ops().ent_attention is slot0_attention
-    monkeypatch.setenv("MYGO_REPRODUCIBLE", "0")
+    from mygo.model import project_table_rows, project_tokens, slot0_attention, slot0_attention_folded
+    monkeypatch.setenv("MYGO_REPRODUCIBLE", mode)
     assert fast.default_kernels() == "fast" and fast.ops().ent_attention is slot0_attention_fused
     assert inference_ops().ent_attention is slot0_attention_folded          # the same forward, no mygo.fast
-    assert fast.ops("plain").ent_attention is slot0_attention
-
-
-def test_the_pinned_mode_gathers_tokens_before_projecting(monkeypatch):
-    """Token tables: projected row by row before gathering in the fast kernels and in inference,
-    gathered first (the committed bytes' order) in the pinned mode and its kernel sets."""
-    from mygo import fast
-    from mygo.checkpoint import inference_ops
-    from mygo.model import project_table_rows, project_tokens
-    monkeypatch.setenv("MYGO_REPRODUCIBLE", "1")
-    assert fast.ops().tokens is project_tokens and inference_ops().tokens is project_tokens
-    monkeypatch.setenv("MYGO_REPRODUCIBLE", "0")
     assert fast.ops().tokens is project_table_rows and inference_ops().tokens is project_table_rows
+    assert fast.ops("plain").ent_attention is slot0_attention
+    assert fast.ops("kv-attention").ent_attention is slot0_attention
     for kernels in ("drawn-masks", "kv-attention", "plain"):
         assert fast.ops(kernels).tokens is project_tokens
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from mygo import reproducible
 from mygo.folders import KGFolder
 from mygo.io import first_line, load_torch, save_torch
 from mygo.model import ModelConfig, Ops, project_table_rows, slot0_attention_folded
@@ -33,11 +32,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, extra: dict | None
 def inference_ops() -> Ops:
     """What evaluate and predict build models from: torch's own operations, with the [ENT]
     attention folded (mygo.model.slot0_attention_folded) and the token tables projected before
-    gathering (mygo.model.project_table_rows), except in the pinned CPU mode, whose committed
-    bytes were made through keys and values and gathered tokens (as mygo.fast.default_kernels
-    chooses for training)."""
-    if reproducible.pinned():
-        return Ops()
+    gathering (mygo.model.project_table_rows), the same functions training's fast kernels
+    compute (in eval mode, where no dropout acts), in both CPU modes."""
     return Ops(ent_attention=slot0_attention_folded, tokens=project_table_rows)
 
 

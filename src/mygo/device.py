@@ -2,17 +2,15 @@
 
 `auto` takes CUDA when present (under torchrun, the rank's own GPU, set by
 mygo.distributed.init_from_env). bf16 autocast (`train.amp`, `evaluate.amp`) runs on CUDA and
-on CPUs that compute bf16 natively (AVX512-BF16 or AMX), in the fast CPU mode only: the pinned
-mode (`reproducible: true`) runs AVX2 kernels, where bf16 is emulated and slower than float32,
-and its bytes must not depend on the CPU's bf16 units.
+on CPUs that compute bf16 natively (AVX512-BF16 or AMX) when torch's kernels reach those units:
+under AVX2 kernels (what the pinned mode, `reproducible: true`, sets) bf16 is emulated and
+slower than float32, so those runs stay in float32.
 """
 from __future__ import annotations
 
 import logging
 
 import torch
-
-from mygo import reproducible
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +36,11 @@ def cpu_bf16_units() -> str | None:
     return None
 
 
+def kernel_capability() -> str:
+    """The instruction set of torch's CPU kernels in this process ('AVX2' under the pinned mode)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
 def use_bf16(requested: bool, device: torch.device, what: str = "train.amp") -> bool:
     """Whether `what` (an amp param set to `requested`) runs under bf16 autocast on `device`;
     logs the decision on CPU."""
@@ -48,9 +51,10 @@ def use_bf16(requested: bool, device: torch.device, what: str = "train.amp") -> 
     if device.type != "cpu":
         return False
     units = cpu_bf16_units()
-    if reproducible.pinned():
-        log.info("%s: float32 (reproducible: true pins AVX2 kernels; `reproducible: false` allows bf16%s)",
-                 what, f" on this CPU's {units}" if units else "")
+    capability = kernel_capability()
+    if units is not None and not capability.startswith("AVX512"):
+        log.info("%s: float32 (torch runs %s kernels here, which emulate bf16; reproducible: true pins "
+                 "them, `reproducible: false` allows bf16 on this CPU's %s)", what, capability, units)
         return False
     if units is None:
         log.info("%s: float32 (this CPU has no native bf16 instructions)", what)

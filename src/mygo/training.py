@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mygo import distributed, reproducible
+from mygo import distributed
 from mygo.config import is_out_of_memory
 from mygo.device import pick_device, use_bf16
 from mygo.evaluation import KnownAnswers, compute_ranks, metrics_from_ranks
@@ -89,18 +89,17 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam over the model's parameters. Outside the pinned CPU mode it is torch's fused Adam (one
-    kernel per parameter; on CPU about 5x faster than the per-operation update, which rounds
-    differently in the last bit): the pinned mode keeps the update its committed bytes were made
-    with."""
-    fused = not reproducible.pinned() and all(p.device.type in ("cpu", "cuda") for p in model.parameters())
+    """Adam over the model's parameters: torch's fused Adam (one kernel per parameter; on CPU about
+    5x faster than the per-operation update). Its square root is the CPU's own instruction, exact
+    on every vendor; the per-operation update's `sqrt` goes through MKL's vector maths, whose
+    results differ between Intel and AMD CPUs whatever MKL_CBWR asks (mygo.reproducible)."""
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True if fused else None)
 
 
 def clip_gradients(model: torch.nn.Module, max_norm: float) -> None:
-    """Clip the gradients' global norm to max_norm; outside the pinned mode with torch's multi-tensor
-    norms (the same norm, rounded differently)."""
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm, foreach=None if reproducible.pinned() else True)
+    """Clip the gradients' global norm to max_norm, with torch's multi-tensor norms."""
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm, foreach=True)
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainParams, batch: tuple,

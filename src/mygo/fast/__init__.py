@@ -15,8 +15,7 @@
                       (mygo.fast.dropout.keep_mask), the folded attention through autograd and the
                       tokens projected after gathering: the counter masks' "before"
     kv-attention      drawn-masks, and the [ENT] attention through every slot's keys and values, in
-                      torch's order of operations: what the pinned CPU mode (`reproducible: true`)
-                      trains and evaluates with, so that its bytes stay those it was committed with
+                      torch's order of operations (the folded attention's "before")
     plain             torch's own operations (what mygo.model builds by default)
     torch-dropout     fast, but torch's dropout (the cheap masks' "before")
     torch-attention   fast, but nn.MultiheadAttention's self-attention (the batch-first "before")
@@ -24,7 +23,9 @@
 Each fast operation computes the same function as the plain one (tests compare them to float
 tolerance); the dropout masks come from another random stream, so a run with dropout is
 reproducible per switch, not across switches; the folded attention rounds differently from the
-keys-and-values order (equal to float tolerance). `ops()` without kernels builds `default_kernels()`, as the stages do. With `distributed=True` (under torchrun) the
+keys-and-values order (equal to float tolerance). `ops()` without kernels builds `default_kernels()`,
+as the stages do, in both CPU modes (the pinned mode differs in its environment only: mygo.reproducible).
+With `distributed=True` (under torchrun) the
 all-entity pass is sharded across ranks and TuckER's batch norms use the whole batch's statistics
 (mygo.distributed). Evaluation needs none of this: in eval mode every variant computes the same.
 """
@@ -35,7 +36,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from mygo import distributed, reproducible
+from mygo import distributed
 from mygo.fast.attention import BatchFirstEncoderLayer, folded_feed_forward, slot0_attention_fused
 from mygo.fast.dropout import CounterDropout, Dropout, core_dropout_contract, counter_core_dropout_contract
 from mygo.fast.tokens import assemble_in_place
@@ -57,10 +58,9 @@ def _sharded_entities(encode, n: int, device: torch.device) -> torch.Tensor:
 
 
 def default_kernels() -> str:
-    """The kernels the stages build their models with: `kv-attention` in the pinned CPU mode
-    (mygo.reproducible sets MYGO_REPRODUCIBLE=1), whose committed bytes the folded attention's
-    rounding would change; `fast` otherwise."""
-    return "kv-attention" if reproducible.pinned() else "fast"
+    """The kernels the stages build their models with, in every mode and on every device: `fast`.
+    The others are the benchmarks' befores (bench/harness.py)."""
+    return "fast"
 
 
 def ops(kernels: str | None = None, *, distributed_step: bool = False) -> Ops:

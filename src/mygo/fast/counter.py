@@ -83,16 +83,22 @@ def _cpu_identity() -> str:
 
 
 def build(directory: Path | None = None) -> Path:
-    """Compile counter_masks.c (once per source, compiler and CPU) and return the library's path;
-    raises OSError / subprocess.CalledProcessError / subprocess.TimeoutExpired when it cannot."""
+    """Compile counter_masks.c (once per source, compiler, flags and CPU) and return the library's
+    path; raises OSError / subprocess.CalledProcessError / subprocess.TimeoutExpired when it cannot.
+
+    MYGO_KERNEL_MARCH (set by the pinned mode, mygo.reproducible) compiles for that fixed
+    instruction set instead of this CPU's own (-march=native)."""
     cc = os.environ.get("CC", "cc")
     source = SOURCE.read_bytes()
     directory = cache_dir() if directory is None else directory
     errors = []
     # fp-contract off: a * b + c rounded twice, as torch's separate multiply and add round it;
     # 512-bit vectors where the CPU has them (the mask's 64-bit products run ~15 % faster)
+    march = os.environ.get("MYGO_KERNEL_MARCH")
     native = ["-O3", "-march=native", "-ffp-contract=off"]
-    for flags in (native + ["-mprefer-vector-width=512"], native, ["-O3", "-ffp-contract=off"]):
+    candidates = ([["-O3", f"-march={march}", "-mtune=generic", "-ffp-contract=off"]] if march
+                  else [native + ["-mprefer-vector-width=512"], native])
+    for flags in (*candidates, ["-O3", "-ffp-contract=off"]):
         key = hashlib.sha256(b"\0".join([source, cc.encode(), " ".join(flags).encode(),
                                          _cpu_identity().encode()])).hexdigest()[:16]
         target = directory / f"counter_masks-{key}.so"

@@ -40,6 +40,7 @@ class Job:
     trained: bool = True
     train: tuple = ()                # (key, value) overrides of train params (e.g. ("mu", 0.01), ("amp", True))
     curve: bool = False              # also the test metrics at every validation (bench/demo_curves.py)
+    split: str = "test"              # the split the row reports: "valid" where a choice is made on it
 
 
 def _worker_init() -> None:
@@ -77,12 +78,12 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
                         tokens, seed=job.seed, ops=fast.ops())
     splits = kg.splits()
 
-    def test_row(tails=TAILS) -> dict:
-        """Filtered test MRR (realistic ranks) on all test triples, per relation, and in the tail
+    def test_row(tails=TAILS, split="test") -> dict:
+        """Filtered MRR (realistic ranks) on all triples of `split`, per relation, and in the tail
         direction for the relations in `tails`."""
-        ranks = compute_ranks(model, splits["test"], list(splits.values()), progress=False)
+        ranks = compute_ranks(model, splits[split], list(splits.values()), progress=False)
         reciprocal = 1.0 / ranks["realistic"]
-        row = {"test MRR": float(reciprocal.mean())}
+        row = {f"{split} MRR": float(reciprocal.mean())}
         for relation in RELATIONS:
             of_relation = ranks["relation"] == relations.index(relation)
             row[f"{relation} MRR"] = float(reciprocal[of_relation].mean())
@@ -109,7 +110,7 @@ def run_job(job: Job, args: argparse.Namespace) -> dict:
     curve = Curve() if job.curve else None
     if job.trained:
         train(model, config, splits["train"], splits["valid"], progress=False, live=curve)
-    row = test_row()
+    row = test_row(split=job.split)
     print(f"{job.label} (m = {job.m}, seed {job.seed}): "
           + ", ".join(f"{k} {v:.3f}" for k, v in row.items()) + f" [{time.perf_counter() - started:.0f} s]",
           file=sys.stderr, flush=True)

@@ -114,7 +114,7 @@ SCENARIOS = {
     "step_unfolded": "training step with the FFN's ReLU, dropout and scales as separate passes: the before of folding",
     "step_drawn_masks": "training step with dropout masks drawn from torch's generator and kept for backward "
                         "(kernels drawn-masks): the before of counter masks",
-    "step_kv_attention": "training step with the pinned mode's kernels (kv-attention): drawn masks, and the last "
+    "step_kv_attention": "training step with the kernels kv-attention: drawn masks, and the last "
                          "layer's [ENT] attention through every slot's keys and values (the before of folding "
                          "the query into them, against step_drawn_masks)",
     "step_autograd_attention": "training step with the folded [ENT] attention's backward through autograd: the "

@@ -105,3 +105,15 @@ def test_training_runs_under_cpu_bf16_on_native_units(monkeypatch):
     assert ("cpu", True) in seen
     assert len(trainer.state.losses) == 2 and all(np.isfinite(row["loss"]) for row in trainer.state.losses)
     assert trainer.state.best_model is not None
+
+
+@pytest.mark.parametrize("count, name, message", [
+    (1, "cuda:7", "device is 'cuda:7' but this machine has 1 CUDA device (cuda:0)"),
+    (2, "cuda:2", "device is 'cuda:2' but this machine has 2 CUDA devices (cuda:0 to cuda:1)"),
+])
+def test_a_cuda_index_beyond_the_devices_present_is_refused(monkeypatch, count, name, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        device_mod.pick_device(name)
+    assert device_mod.pick_device(f"cuda:{count - 1}") == torch.device("cuda", count - 1)

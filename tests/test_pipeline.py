@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from conftest import ROOT
-from helpers import dvc, make_clone, ran, run_queue, sh
+from helpers import BIN, dvc, make_clone, ran, run_queue, sh
 
 pytestmark = pytest.mark.slow
 def lock_outs(clone: Path) -> dict:
@@ -104,8 +104,9 @@ def test_a_bad_param_leaves_every_output_in_place(repro_clone, override, message
     before = outputs(repro_clone)
     result = dvc(repro_clone, "exp", "run", "-S", override, check=False)
     assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert "`git checkout params.yaml` restores the committed params" in result.stdout + result.stderr
     assert ran(result) == ["check_params"]
-    sh(repro_clone, "git", "checkout", "-q", "--", "params.yaml")
+    sh(repro_clone, "git", "checkout", "params.yaml")                # the way back the error names
     assert outputs(repro_clone) == before
 
 
@@ -246,3 +247,42 @@ def test_a_fresh_clone_reproduces_the_committed_results(tmp_path):
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     dvc(clone, "repro")
     assert sh(clone, "git", "status", "--porcelain").stdout.strip() == ""
+
+
+def test_a_sweep_split_over_machines_is_collected_in_a_third_clone(repro_clone, tmp_path):
+    """docs/experiments.md, "A sweep over several machines": two clones of a shared git remote each
+    run two seeds of one variant from a queue and `dvc exp push` them (experiments to git, outputs
+    to the DVC remote); a third clone `dvc exp pull`s them and `mygo compare` shows one row of 4
+    seeds without running anything."""
+    store, origin = tmp_path / "store", tmp_path / "origin.git"
+    dvc(repro_clone, "remote", "add", "-f", "-d", "shared", str(store))
+    try:
+        sh(repro_clone, "git", "commit", "-qam", "the shared DVC remote")
+        dvc(repro_clone, "push")
+        subprocess.run(["git", "clone", "-q", "--bare", str(repro_clone), str(origin)], check=True)
+        seeds = {"machine-a": (1, 2), "machine-b": (3, 4)}
+        for machine, pair in seeds.items():
+            clone = tmp_path / machine
+            subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+            dvc(clone, "pull")
+            for seed in pair:
+                dvc(clone, "exp", "run", "--queue", "-n", f"{machine}-s{seed}", "-S", "max_vis_token=4",
+                    "-S", f"train.seed={seed}")
+            status = run_queue(clone, timeout=900)
+            assert status.count("Success") == 2, status
+            dvc(clone, "exp", "push", "origin", *(f"{machine}-s{seed}" for seed in pair))
+        third = tmp_path / "collector"
+        subprocess.run(["git", "clone", "-q", str(origin), str(third)], check=True)
+        for machine, pair in seeds.items():
+            dvc(third, "exp", "pull", "origin", *(f"{machine}-s{seed}" for seed in pair))
+        compared = sh(third, str(BIN / "mygo"), "compare").stdout
+        rows = [line for line in compared.splitlines() if "machine-a-s1" in line]
+        assert len(rows) == 1, compared
+        cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+        assert all(f"{m}-s{s}" in cells[0] for m, pair in seeds.items() for s in pair), compared
+        assert cells[1:3] == ["4", "4"], compared                          # max_vis_token 4, 4 seeds
+        assert not (third / "models").exists()                             # nothing ran here
+        verdicts = sh(third, str(BIN / "mygo"), "compare", "--baseline", "main", "--per-relation").stdout
+        assert "has_color" in verdicts and "4 vs 1" in verdicts             # per-relation files came with them
+    finally:
+        dvc(repro_clone, "remote", "remove", "shared", check=False)

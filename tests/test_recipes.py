@@ -1,5 +1,6 @@
 """Recipes (conf/, DVC's Hydra composition), param validation, and the paper's runs set up as the
 README says: benchmark folders tracked by DVC, queued sweeps, released token files."""
+import argparse
 import csv
 import io
 import json
@@ -283,3 +284,22 @@ def test_config_and_params_doc_are_rendered_from_the_declarations():
     result = subprocess.run([sys.executable, str(ROOT / "scripts/params_doc.py")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load((ROOT / "params.yaml").read_text()) == defaults()
+
+
+def test_a_refused_value_names_the_way_back(tmp_path):
+    """When the params file differs from git's last commit (what a refused `-S` leaves behind),
+    the check's error says how to restore it; a committed file gets no such advice."""
+    import subprocess
+    from mygo.cli import check_params
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    params = tmp_path / "params.yaml"
+    params.write_text((ROOT / "params.yaml").read_text())
+    for command in (["git", "init", "-q"], ["git", "add", "params.yaml"], ["git", "commit", "-qm", "p"]):
+        subprocess.run(command, cwd=tmp_path, env=env, check=True)
+    assert check_params.way_back(str(params)) == ""
+    params.write_text(params.read_text().replace("max_vis_token: 8", "max_vis_token: -3"))
+    args = argparse.Namespace(params=str(params), raw_dir=str(tmp_path / "raw"), marker=None)
+    with pytest.raises(ValueError, match=r"max_vis_token = -3: must be >= 0.*`git checkout .*params.yaml` restores"):
+        check_params.run(args)
+

@@ -90,6 +90,26 @@ def test_time_limited_pieces_reach_the_same_weights(tmp_path):
         assert (tmp_path / "pieces" / name).read_text() == (tmp_path / "full" / name).read_text()
 
 
+def test_a_resumed_run_reports_the_whole_runs_time_and_the_pieces(tmp_path, caplog):
+    """The last line of a resumed run gives the time of the whole run (every piece, kept in the
+    resume state) and of the piece this process trained."""
+    import logging
+    import re
+    state_path = tmp_path / "state.pt"
+    train(tiny_model(), config(epochs=3), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False,
+          time_limit=0.0)
+    first = torch.load(state_path, weights_only=False)["state"]["seconds"]
+    assert first > 0
+    with caplog.at_level(logging.INFO, logger="mygo.training"):
+        train(tiny_model(), config(epochs=3), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False)
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("trained "))
+    match = re.match(r"trained 3 epochs in ([\d.]+)s \(this piece: epochs 2-3 in ([\d.]+)s, resumed after epoch 1\)",
+                     line)
+    assert match, line
+    whole, piece = map(float, match.groups())
+    assert whole == pytest.approx(first + piece, abs=0.11)
+
+
 def test_resume_state_of_another_run_is_ignored(tmp_path):
     state_path = tmp_path / "state.pt"
     train(tiny_model(), config(epochs=2), TRAIN, VALID, resume_path=state_path, run_id="a", progress=False)

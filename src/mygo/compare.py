@@ -1,19 +1,35 @@
 """A compact comparison of experiments from `dvc exp show --json`: the params that differ and the
-headline metrics, with runs that differ only in `train.seed` averaged as mean ± std.
+headline metrics, with runs that differ only in `train.seed` averaged as mean ± std, and, against
+a baseline, each difference with a verdict on whether it stands above the seed noise.
 
-    python scripts/compare.py                     # every experiment, Markdown
-    python scripts/compare.py --percent           # metrics as the paper's percentages
-    python scripts/compare.py --csv > runs.csv
-    python scripts/compare.py --json show.json    # a saved `dvc exp show --json`
+    mygo compare                                    # every run, Markdown
+    mygo compare --baseline main                    # differences against main's group, with verdicts
+    mygo compare --baseline main --per-relation     # the same per relation (test MRR)
+    mygo compare --csv > runs.csv
+
+Rows are committed revisions (named by branch, else by short hash), experiments (by name), and
+the workspace whenever its params or metrics differ from the commit it sits on (after a
+`dvc repro` whose bytes differ from the committed ones, say). A run still training shows
+"(training)" and none of the previous run's test metrics; a queued or failed one says so.
+
+The verdict (`verdict`) is Welch's t-test over seeds, two-sided, at ALPHA: "above the noise"
+when the groups' means differ with p < ALPHA, "within the noise" otherwise, and "one seed only
+(cannot tell)" when either side has a single seed, whatever the difference. It suits 3 to 10
+seeds a side; with many metrics or relations compared at once, some "above" verdicts are
+expected by chance alone (1 in 20 where nothing differs).
 """
 from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 import statistics
-from dataclasses import dataclass
+import subprocess
+from dataclasses import dataclass, field
 
 SEED = "train.seed"
+ALPHA = 0.05
 # (column, metrics file, key path) of the headline metrics
 METRICS = [
     ("valid MRR", "metrics/train/metrics.json", ("best", "mrr")),
@@ -23,6 +39,9 @@ METRICS = [
     ("Hits@10", "metrics/eval.json", ("hits@10",)),
     ("best epoch", "metrics/train/metrics.json", ("best_epoch",)),
 ]
+TEST_COLUMNS = {column for column, file, _ in METRICS if file == "metrics/eval.json"}
+PER_RELATION = "metrics/per_relation.json"
+ABOVE, WITHIN, ONE_SEED = "above the noise", "within the noise", "one seed only (cannot tell)"
 
 
 @dataclass
@@ -30,6 +49,15 @@ class Run:
     name: str
     params: dict[str, object]       # flattened: "train.model.dim" -> 64
     metrics: dict[str, float]       # by METRICS column
+    kind: str = "experiment"        # "workspace", "commit" or "experiment"
+    rev: str = ""                   # the git revision holding its outputs ("workspace": the folder)
+    baseline: str = ""              # an experiment's commit
+    state: str = "done"             # "done", "training", "queued" or "failed"
+    relations: dict[str, float] | None = field(default=None, repr=False)   # test MRR per relation
+
+    @property
+    def label(self) -> str:
+        return self.name if self.state == "done" else f"{self.name} ({self.state})"
 
 
 def _flatten(values: dict, prefix: str = "") -> dict[str, object]:
@@ -50,64 +78,259 @@ def _dig(values, path):
     return values
 
 
+def _check_shape(show) -> None:
+    """`show` must be what `dvc exp show --json` prints: a list of revision objects."""
+    if not isinstance(show, list) or not all(isinstance(entry, dict) and "rev" in entry for entry in show):
+        found = type(show).__name__ if not isinstance(show, list) else "a list of other things"
+        raise ValueError(f"not the output of `dvc exp show --json` (a list of revisions, each with a 'rev'); "
+                         f"found {found}")
+
+
+def _run(entry: dict, kind: str, baseline: str = "", executor: dict | None = None) -> Run | None:
+    data = entry.get("data") or {}
+    state = (executor or {}).get("state") or ""
+    if not entry.get("rev") or ("params" not in data and state not in ("queued", "running", "failed")):
+        return None
+    params = _flatten((data.get("params") or {}).get("params.yaml", {}).get("data") or {})
+    files = data.get("metrics") or {}
+    train = (files.get("metrics/train/metrics.json") or {}).get("data") or {}
+    if state == "running" or (isinstance(train, dict) and "step" in train and "epochs" not in train):
+        state = "training"          # the training log is live; eval.json is still an earlier run's
+    elif state not in ("queued", "failed"):
+        state = "done"
+    metrics = {}
+    for column, file, path in METRICS:
+        value = _dig((files.get(file) or {}).get("data"), path)
+        if isinstance(value, (int, float)) and not (state == "training" and column in TEST_COLUMNS):
+            metrics[column] = float(value)
+    if kind == "workspace":
+        name = "workspace"
+    else:
+        name = entry.get("name") or entry["rev"][:7]
+    return Run(name, params, metrics, kind, entry["rev"], baseline, state)
+
+
 def runs_from_exp_show(show: list) -> list[Run]:
-    """Every committed revision and experiment of `dvc exp show --json` (the workspace only when
-    it is the only row), in the order DVC lists them."""
-    found = []
-
-    def visit(entry: dict) -> None:
-        data = entry.get("data") or {}
-        if entry.get("rev") and "params" in data:
-            params = _flatten((data.get("params") or {}).get("params.yaml", {}).get("data") or {})
-            files = data.get("metrics") or {}
-            metrics = {}
-            for column, file, path in METRICS:
-                value = _dig((files.get(file) or {}).get("data"), path)
-                if isinstance(value, (int, float)):
-                    metrics[column] = float(value)
-            name = entry.get("name") or ("workspace" if entry["rev"] == "workspace" else entry["rev"][:7])
-            found.append(Run(name, params, metrics))
-        for group in entry.get("experiments") or []:
-            for rev in group.get("revs") or []:
-                visit(rev)
-
+    """Every committed revision and experiment of `dvc exp show --json`, in DVC's order, and the
+    workspace when it is the only row or its params or metrics differ from its commit's."""
+    _check_shape(show)
+    found: list[Run] = []
     for entry in show:
-        visit(entry)
-    rest = [r for r in found if r.name != "workspace"]
-    return rest or found
+        kind = "workspace" if entry["rev"] == "workspace" else "commit"
+        run = _run(entry, kind)
+        if run is not None:
+            found.append(run)
+        for group in entry.get("experiments") or []:
+            for rev in (group or {}).get("revs") or []:
+                exp = _run(rev, "experiment", baseline=entry["rev"], executor=group.get("executor"))
+                if exp is not None:
+                    found.append(exp)
+    workspace = [r for r in found if r.kind == "workspace"]
+    commits = [r for r in found if r.kind == "commit"]
+    rest = [r for r in found if r.kind != "workspace"]
+    if not rest:
+        return found
+    if workspace and commits and (workspace[0].params, workspace[0].metrics) != (commits[0].params,
+                                                                                  commits[0].metrics):
+        workspace[0].baseline = commits[0].rev
+        return found
+    return rest
 
 
 def differing(runs: list[Run]) -> list[str]:
-    """The params whose values are not the same in every run, in params.yaml order."""
+    """The params whose values are not the same in every run, in params.yaml order (a queued run
+    whose params DVC does not show yet counts for none)."""
+    runs = [run for run in runs if run.params]
     keys = list(dict.fromkeys(k for run in runs for k in run.params))
     return [k for k in keys if len({repr(run.params.get(k)) for run in runs}) > 1]
 
 
-def table(runs: list[Run], percent: bool = False) -> tuple[list[str], list[list[str]]]:
-    """Rows of the comparison: one per group of runs that differ only in train.seed."""
+def groups(runs: list[Run]) -> tuple[list[str], list[list[Run]]]:
+    """The params that differ (but the seed) and the runs grouped by them, in order of first run.
+    The workspace is a group of its own: it is its commit's run made again, not another seed."""
     keys = [k for k in differing(runs) if k != SEED]
-    groups: dict[tuple, list[Run]] = {}
+    found: dict[tuple, list[Run]] = {}
     for run in runs:
-        groups.setdefault(tuple(repr(run.params.get(k)) for k in keys), []).append(run)
+        key = (*(repr(run.params.get(k)) for k in keys), run.kind == "workspace")
+        found.setdefault(key, []).append(run)
+    return keys, list(found.values())
+
+
+def _fmt(values: list[float], column: str, percent: bool) -> str:
+    scale = 100.0 if percent and column != "best epoch" else 1.0
+    digits = 0 if column == "best epoch" else (2 if percent else 4)
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0] * scale:.{digits}f}"
+    return f"{statistics.mean(values) * scale:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+def table(runs: list[Run], percent: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Rows of the comparison: one per group of runs that differ only in train.seed; `seeds`
+    counts the finished runs, whose metrics the row averages."""
+    keys, found = groups(runs)
     header = ["runs", *keys, "seeds", *(column for column, _, _ in METRICS)]
     rows = []
-    for members in groups.values():
-        first = members[0]
-        row = [", ".join(run.name for run in members), *(str(first.params.get(k, "")) for k in keys),
-               str(len(members))]
+    for members in found:
+        done = [run for run in members if run.state == "done"]
+        shown = done or members          # a group with no finished run shows what its runs have so far
+        row = [", ".join(run.label for run in members), *(str(members[0].params.get(k, "")) for k in keys),
+               str(len(done))]
         for column, _, _ in METRICS:
-            values = [run.metrics[column] for run in members if column in run.metrics]
-            scale = 100.0 if percent and column not in ("best epoch",) else 1.0
-            digits = 0 if column == "best epoch" else (2 if percent else 4)
-            if not values:
-                row.append("")
-            elif len(values) == 1:
-                row.append(f"{values[0] * scale:.{digits}f}")
-            else:
-                row.append(f"{statistics.mean(values) * scale:.{digits}f} ± "
-                           f"{statistics.stdev(values) * scale:.{digits}f}")
+            row.append(_fmt([run.metrics[column] for run in shown if column in run.metrics], column, percent))
         rows.append(row)
     return header, rows
+
+
+def legend(runs: list[Run]) -> str:
+    """Which row is which commit or experiment, in one line each kind."""
+    commits = {run.rev: run.name for run in runs if run.kind == "commit"}
+    parts = []
+    for run in runs:
+        if run.kind == "commit":
+            parts.append(f"`{run.name}` is commit {run.rev[:7]}")
+    experiments = [run for run in runs if run.kind == "experiment"]
+    by_base: dict[str, list[str]] = {}
+    for run in experiments:
+        by_base.setdefault(commits.get(run.baseline, run.baseline[:7]), []).append(f"`{run.name}`")
+    for base, names in by_base.items():
+        parts.append(f"{', '.join(names)} {'is an experiment' if len(names) == 1 else 'are experiments'} on {base}")
+    if any(run.kind == "workspace" for run in runs):
+        base = next((commits.get(r.baseline, r.baseline[:7]) for r in runs if r.kind == "workspace"), "")
+        parts.append(f"`workspace` is this folder's results, which differ from {base or 'the commit'}'s "
+                     "(not committed)")
+    if any(run.state == "training" for run in runs):
+        parts.append("(training): still training; its test metrics come when it ends")
+    return "Rows: " + "; ".join(parts) + ".\n" if parts else ""
+
+
+# ---------------------------------------------------------------------------- verdicts
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float | None]:
+    """mean(b) - mean(a) and Welch's two-sided p-value (None with fewer than 2 values a side)."""
+    diff = statistics.mean(b) - statistics.mean(a)
+    if len(a) < 2 or len(b) < 2:
+        return diff, None
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    if va + vb == 0:
+        return diff, (1.0 if diff == 0 else 0.0)
+    t = diff / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    from scipy.stats import t as student
+    return diff, float(2 * student.sf(abs(t), df))
+
+
+def verdict(a: list[float], b: list[float]) -> tuple[float, float, float | None, str]:
+    """The difference of b's mean over a's, its standard error, the p-value and the verdict."""
+    diff, p = welch(a, b)
+    se = math.sqrt(sum(statistics.variance(x) / len(x) for x in (a, b) if len(x) > 1)) if p is not None else 0.0
+    if p is None:
+        return diff, se, None, ONE_SEED
+    return diff, se, p, ABOVE if p < ALPHA else WITHIN
+
+
+def _find_baseline(found: list[list[Run]], name: str) -> list[Run]:
+    for members in found:
+        if name in [run.name for run in members] or name == ", ".join(run.name for run in members):
+            return members
+    names = sorted({run.name for members in found for run in members})
+    raise ValueError(f"--baseline {name!r}: no run of that name; runs: {', '.join(names)}")
+
+
+def against_baseline(runs: list[Run], baseline: str, metrics: list[str] | None = None,
+                     percent: bool = False) -> tuple[list[str], list[list[str]]]:
+    """For every group but the baseline's, each headline metric's difference against the
+    baseline group's (mean over seeds ± its standard error), Welch's p-value and the verdict."""
+    keys, found = groups([run for run in runs if run.state == "done"])
+    base = _find_baseline(found, baseline)
+    columns = metrics or [column for column, _, _ in METRICS if column != "best epoch"]
+    scale, digits = (100.0, 2) if percent else (1.0, 4)
+    header = ["runs", *keys, "seeds", "metric", "baseline", "this", "difference", "p (Welch)", "verdict"]
+    rows = []
+    for members in found:
+        if members is base:
+            continue
+        for column in columns:
+            a = [run.metrics[column] for run in base if column in run.metrics]
+            b = [run.metrics[column] for run in members if column in run.metrics]
+            if not a or not b:
+                continue
+            diff, se, p, said = verdict(a, b)
+            rows.append([", ".join(run.name for run in members), *(str(members[0].params.get(k, "")) for k in keys),
+                         f"{len(b)} vs {len(a)}", column, _fmt(a, column, percent), _fmt(b, column, percent),
+                         f"{diff * scale:+.{digits}f} ± {se * scale:.{digits}f}",
+                         "" if p is None else f"{p:.3f}", said])
+    return header, rows
+
+
+def read_relations(run: Run, reader=None) -> dict[str, float]:
+    """Test MRR per relation of `run`, from the evaluate stage's per-relation file: the folder's
+    for the workspace, `git show REV:...` for a commit or an experiment."""
+    if run.relations is not None:
+        return run.relations
+    if reader is None:
+        reader = _git_reader
+    text = reader(run)
+    try:
+        rows = json.loads(text)
+        run.relations = {str(row["name"]): float(row["mrr"]) for row in rows}
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError) as err:
+        raise ValueError(f"{PER_RELATION} of run {run.name!r}: not the evaluate stage's per-relation list "
+                         f"({err})") from None
+    return run.relations
+
+
+def _git_reader(run: Run) -> str:
+    from pathlib import Path
+    if run.kind == "workspace":
+        try:
+            return Path(PER_RELATION).read_text()
+        except OSError as err:
+            raise ValueError(f"{PER_RELATION}: {err.strerror} (run `dvc repro` first)") from None
+    result = subprocess.run(["git", "show", f"{run.rev}:{PER_RELATION}"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ValueError(f"{PER_RELATION} of run {run.name!r} ({run.rev[:7]}): {result.stderr.strip()} "
+                         "(`dvc exp pull` brings another machine's experiments)")
+    return result.stdout
+
+
+def per_relation(runs: list[Run], baseline: str, relations: list[str] | None = None, reader=None,
+                 percent: bool = False) -> tuple[list[str], list[list[str]]]:
+    """For each relation and each group but the baseline's: test MRR of the baseline and of the
+    group, the difference, Welch's p-value and the verdict, the largest changes first."""
+    keys, found = groups([run for run in runs if run.state == "done"])
+    base = _find_baseline(found, baseline)
+    scale, digits = (100.0, 2) if percent else (1.0, 4)
+    names = list(dict.fromkeys(name for run in base for name in read_relations(run, reader)))
+    if relations:
+        unknown = [r for r in relations if r not in names]
+        if unknown:
+            raise ValueError(f"--relations: {', '.join(unknown)}: not a relation of the test split; relations: "
+                             f"{', '.join(names)}")
+        names = [n for n in names if n in relations]
+    header = ["relation", "runs", *keys, "seeds", "baseline MRR", "this MRR", "difference", "p (Welch)", "verdict"]
+    rows = []
+    for members in found:
+        if members is base:
+            continue
+        for name in names:
+            a = [read_relations(run, reader)[name] for run in base if name in read_relations(run, reader)]
+            b = [read_relations(run, reader)[name] for run in members if name in read_relations(run, reader)]
+            if not a or not b:
+                continue
+            diff, se, p, said = verdict(a, b)
+            rows.append((abs(diff), [name, ", ".join(run.name for run in members),
+                                     *(str(members[0].params.get(k, "")) for k in keys), f"{len(b)} vs {len(a)}",
+                                     _fmt(a, "MRR", percent), _fmt(b, "MRR", percent),
+                                     f"{diff * scale:+.{digits}f} ± {se * scale:.{digits}f}",
+                                     "" if p is None else f"{p:.3f}", said]))
+    rows.sort(key=lambda item: -item[0])
+    return header, [row for _, row in rows]
+
+
+# ---------------------------------------------------------------------------- output
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -124,4 +347,9 @@ def as_csv(header: list[str], rows: list[list[str]]) -> str:
     return out.getvalue()
 
 
-__all__ = ["Run", "runs_from_exp_show", "differing", "table", "markdown", "as_csv"]
+def as_json(header: list[str], rows: list[list[str]]) -> str:
+    return json.dumps([dict(zip(header, row)) for row in rows], indent=1) + "\n"
+
+
+__all__ = ["Run", "runs_from_exp_show", "differing", "groups", "table", "legend", "welch", "verdict",
+           "against_baseline", "per_relation", "read_relations", "markdown", "as_csv", "as_json"]

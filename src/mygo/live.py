@@ -12,7 +12,10 @@ run's, whatever the last run wrote before it was killed.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+log = logging.getLogger("mygo.live")
 
 LOSS_KEYS = ("loss", "kgc_loss", "contrastive_loss", "lr")
 VALID_KEYS = ("mrr", "hits@1", "hits@3", "hits@10")
@@ -22,9 +25,8 @@ class LiveLog:
     """The DVCLive log of one training run in `directory`."""
 
     def __init__(self, directory: str | Path):
-        from dvclive import Live
-        self.live = Live(str(directory), resume=False, report=None, save_dvc_exp=False, dvcyaml=False,
-                         monitor_system=False)
+        self.live = _live_class()(str(directory), resume=False, report=None, save_dvc_exp=False, dvcyaml=False,
+                                  monitor_system=False)
         self.epochs_logged = 0
         self.validations_logged = 0
 
@@ -63,3 +65,27 @@ class LiveLog:
         live.step = summary["epochs"]
         self._set_best(summary["valid"], **{k: v for k, v in summary.items() if k != "valid"})
         live.make_summary()
+
+
+def _live_class():
+    """dvclive.Live whose git integration is optional: in a repository without a commit (a
+    project just made by `git init`) or a broken one, it logs a warning and goes on without git,
+    where DVCLive itself raises."""
+    from dvclive import Live
+    from dvclive.dvc import get_exp_name
+    from scmrepo.exceptions import SCMError
+
+    class OptionalGitLive(Live):
+        def _init_dvc(self):
+            try:
+                super()._init_dvc()
+            except SCMError as error:
+                log.warning("DVCLive runs without git here (%s): the metrics are logged all the same; commit "
+                            "the project (`git add -A && git commit -m 'MyGO project'`) for `dvc exp` to "
+                            "track experiments", error)
+                self._dvc_repo = None
+                self._exp_name = get_exp_name(self._exp_name, None, self._baseline_rev)
+                self._dvc_file = self._init_dvc_file()
+
+    return OptionalGitLive
+

@@ -1,23 +1,31 @@
 """Byte-reproducible CPU arithmetic: the same params give the same bytes on any x86-64 CPU with AVX2.
 
-Four things make a CPU's floating-point results differ from another's, and a training run
-amplifies the last-bit differences into different weights and metrics:
+What makes a CPU's floating-point results differ from another's, and a training run amplifies
+the last-bit differences into different weights and metrics:
 
 - torch picks its vectorised kernels by the CPU (AVX2 or AVX-512 code paths);
 - MKL picks its BLAS code path by the CPU's vendor and instruction set, and honours a request
   for an instruction set's path (MKL_CBWR=AVX2) on Intel processors only: on an AMD EPYC it runs
-  its AUTO path instead (read back from MKL, `mkl_branch`), whose results differ from an Intel
-  CPU's AVX2 path;
+  its AUTO path instead (read back from MKL, `mkl_branch`); its COMPATIBLE path is the one it
+  runs alike on both vendors;
+- MKL's vector maths (VML), through which torch computes sqrt, exp, log, tanh and the other
+  functions of tests/vendor_ops.py's VML_OPS on float CPU tensors, ignores MKL_CBWR altogether
+  and rounds differently on Intel and on AMD: no environment pins it, so no training or
+  evaluation operation may use it (Adam is torch's fused update, whose square root is the CPU's
+  exact instruction; tests/test_vendor_ops.py checks the operations both run);
 - oneDNN picks its kernels by the instruction set;
+- the project's C kernels (mygo.fast.counter) are compiled for the CPU at hand;
 - reductions split their work by the intra-op thread count, which follows the core count.
 
-The pinned mode (param `reproducible: true`, the default) fixes all four before torch loads:
-AVX2 kernels, MKL's conditional numerical reproducibility on its COMPATIBLE path (strict: SSE2
-without the approximate reciprocal instructions, whose results differ between vendors; the one
-path MKL runs alike on Intel and AMD), oneDNN capped at AVX2, and one intra-op thread, whatever
-the machine and the user's shell say.
-`reproducible: false` lets each machine use its fastest kernels and all its cores (README,
-"What is reproducible" has the measured cost). CUDA arithmetic is not affected by either mode.
+The pinned mode (param `reproducible: true`, the default) fixes the environment before torch
+loads: AVX2 kernels, MKL's conditional numerical reproducibility on its COMPATIBLE path (strict:
+SSE2 without the approximate reciprocal instructions, whose results differ between vendors),
+oneDNN capped at AVX2, the C kernels compiled for x86-64-v3 (MYGO_KERNEL_MARCH) instead of
+-march=native, and one intra-op thread, whatever the machine and the user's shell say. It is a
+property of the environment only: the model, training and checkpoint code build the same
+operations in both modes. `reproducible: false` lets each machine use its fastest kernels and
+all its cores (docs/reproducibility.md has the measured cost). CUDA arithmetic is not affected by
+either mode.
 
 `apply()` must run before torch is imported: the stage commands (`mygo.cli`) call it right after
 parsing their arguments.

@@ -145,6 +145,7 @@ class RunState:
     losses: list = field(default_factory=list)   # per epoch: loss, kgc_loss, contrastive_loss, lr
     valid: list = field(default_factory=list)    # per validation: epoch, mrr, hits@k
     position: dict | None = None            # a save inside an epoch: the batch to go on from, sums, generator
+    seconds: float = 0.0                    # training time of the whole run so far, every piece of it
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}   # no copies of the tensors
@@ -189,6 +190,8 @@ class Trainer:
         self.last_save = time.monotonic()
         self.stop_signal: int | None = None     # SIGINT / SIGTERM received: stop after the current step
         self.epoch_seconds: list[float] = []    # this process's epochs, for the ETA
+        self.started: float | None = None        # this process's training start (perf_counter)
+        self.earlier_seconds = 0.0              # the run's training time before this process
         self.steps_timed = 0
 
     def restore(self) -> None:
@@ -210,12 +213,18 @@ class Trainer:
     def save_resume(self, position: dict | None = None) -> None:
         """Save everything a resume needs; `position` marks a save in the middle of an epoch."""
         self.last_save = time.monotonic()
+        self._clock()
         if self.resume_path is None or distributed.rank() != 0:
             return
         save_torch(self.resume_path, {"run_id": self.run_id, "model": self.model.state_dict(),
                                       "optimizer": self.optimizer.state_dict(),
                                       "scheduler": self.scheduler.state_dict(), "rng": _rng_state(self.device),
                                       "state": {**self.state.as_dict(), "position": position}})
+
+    def _clock(self) -> None:
+        """The run's training time so far into the state: earlier pieces' and this process's."""
+        if self.started is not None:
+            self.state.seconds = self.earlier_seconds + time.perf_counter() - self.started
 
     def write_curves(self) -> None:
         """The history so far: to the DVCLive log, and as loss.csv / valid.csv in `plots_dir`."""
@@ -345,7 +354,8 @@ class Trainer:
         bar = progress_bar(range(state.epoch, config.epochs), desc="train", unit="epoch", enabled=self.progress,
                            initial=state.epoch, total=config.epochs)
         self.write_curves()             # a resumed run's history first
-        started = time.perf_counter()
+        self.started = started = time.perf_counter()
+        self.earlier_seconds, resumed_from = state.seconds, state.epoch
         stopped = False
         for epoch in bar:
             if config.patience and state.evals_since_best >= config.patience:
@@ -373,8 +383,14 @@ class Trainer:
         self.write_curves()
         if state.best_model is not None:
             self.model.load_state_dict(state.best_model)
-        log.info("trained %d epochs in %.1fs; best valid MRR %.4f at epoch %d", state.epoch,
-                 time.perf_counter() - started, state.best_mrr, state.best_epoch)
+        self._clock()
+        if resumed_from:
+            log.info("trained %d epochs in %.1fs (this piece: epochs %d-%d in %.1fs, resumed after epoch %d); best "
+                     "valid MRR %.4f at epoch %d", state.epoch, state.seconds, resumed_from + 1, state.epoch,
+                     time.perf_counter() - started, resumed_from, state.best_mrr, state.best_epoch)
+        else:
+            log.info("trained %d epochs in %.1fs; best valid MRR %.4f at epoch %d", state.epoch,
+                     time.perf_counter() - started, state.best_mrr, state.best_epoch)
         summary = {"epochs": state.epoch, "best_epoch": state.best_epoch, "valid": state.best_metrics,
                    "valid_triples_used": len(self.select_triples), "valid_triples_dropped": self.dropped,
                    "final_loss": state.losses[-1]["loss"] if state.losses else None,

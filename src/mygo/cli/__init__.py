@@ -34,21 +34,32 @@ COMMANDS = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every option's help ends with its default, where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
 def _summary(module: ModuleType) -> str:
-    first = (module.__doc__ or "").strip().splitlines()[0]
-    return first.split(": ", 1)[-1]
+    """The module docstring's first paragraph, whole (after "command: "), for `mygo --help`."""
+    paragraph = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())
+    return paragraph.split(": ", 1)[-1]
 
 
 def build_parser() -> argparse.ArgumentParser:
     from mygo import __version__
     parser = argparse.ArgumentParser(prog="mygo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"mygo {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"mygo.cli.{module_name}")
         sub = commands.add_parser(name, help=_summary(module), description=module.__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+                                  formatter_class=HelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(command=module, parser=sub)
     return parser
@@ -86,6 +97,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def stage_main(module: ModuleType) -> None:
     """A stage script (`python stages/NAME.py ...`): the same command as `mygo NAME`."""
-    parser = argparse.ArgumentParser(description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=module.__doc__, formatter_class=HelpFormatter)
     module.add_arguments(parser)
     execute(module, parser.parse_args(), parser)

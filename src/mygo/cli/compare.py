@@ -1,11 +1,19 @@
-"""compare: experiments side by side: the params that differ and the headline metrics (valid and
-test MRR, Hits@1/3/10, best epoch), runs that differ only in train.seed as mean ± std.
+"""compare: experiments side by side, and which differences stand above the seed noise.
 
-    mygo compare                     # from `dvc exp show --json`, Markdown
-    mygo compare --percent           # metrics in %, as papers report them
-    mygo compare --csv > runs.csv
-    mygo compare --json show.json    # a saved `dvc exp show --json`
-    mygo compare -- -A               # arguments after -- go to `dvc exp show`
+    mygo compare                                    # the params that differ, headline metrics over seeds
+    mygo compare --baseline main                    # each difference against main's group, with a verdict
+    mygo compare --baseline main --per-relation     # test MRR per relation, the largest changes first
+    mygo compare --baseline main --per-relation --relations has_color,made_of
+    mygo compare --percent --format csv > runs.csv  # also --format json; Markdown by default
+    mygo compare --json show.json                   # a saved `dvc exp show --json` instead of running it
+    mygo compare -- -A                              # arguments after -- go to `dvc exp show`
+
+Runs that differ only in train.seed form one group (mean ± std over its seeds). The workspace is
+a row whenever its results differ from its commit's; a run still training shows "(training)"
+without test metrics. The verdict is Welch's t-test over seeds (two-sided, p < 0.05: "above the
+noise", else "within the noise"); a side with one seed gets "one seed only (cannot tell)",
+whatever the difference. Per-relation metrics come from each run's metrics/per_relation.json
+(`git show` for commits and experiments).
 """
 from __future__ import annotations
 
@@ -17,27 +25,66 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--json", help="a saved `dvc exp show --json` (default: run it here)")
-    parser.add_argument("--csv", action="store_true", help="CSV instead of Markdown")
-    parser.add_argument("--percent", action="store_true", help="metrics in percent (best epoch as is)")
+    parser.add_argument("--baseline", metavar="NAME",
+                        help="a run (experiment, branch, short hash or `workspace`) whose seed group the others are "
+                             "compared against, with verdicts (default: none, the plain table)")
+    parser.add_argument("--per-relation", action="store_true",
+                        help="with --baseline: test MRR per relation instead of the headline metrics")
+    parser.add_argument("--relations", metavar="A,B",
+                        help="with --per-relation: only these relations (comma-separated; default: all)")
+    parser.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown",
+                        help="output format (default: markdown)")
+    parser.add_argument("--csv", action="store_true", help="the same as --format csv")
+    parser.add_argument("--percent", action="store_true", help="metrics in percent, as papers report them "
+                                                               "(best epoch as is; default: fractions)")
+    parser.add_argument("--json", metavar="FILE",
+                        help="a saved `dvc exp show --json` (default: run `dvc exp show --json` here)")
     parser.add_argument("show_args", nargs="*", help="extra arguments for `dvc exp show` (after --)")
 
 
-def run(args) -> None:
-    from mygo.compare import as_csv, markdown, runs_from_exp_show, table
+def _load(args) -> list:
     if args.json:
         try:
-            show = json.loads(Path(args.json).read_text())
+            return json.loads(Path(args.json).read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{args.json}: line {err.lineno}: not JSON ({err.msg})") from None
-    else:
-        dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
-        result = subprocess.run([dvc, "exp", "show", "--json", *args.show_args], capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ValueError(f"`dvc exp show --json` failed: {result.stderr.strip().splitlines()[-1:]}")
-        show = json.loads(result.stdout)
-    runs = runs_from_exp_show(show)
+        except OSError as err:
+            raise ValueError(f"{args.json}: {err.strerror}") from None
+    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    result = subprocess.run([dvc, "exp", "show", "--json", *args.show_args], capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise ValueError(f"`dvc exp show --json` failed: {last}")
+    return json.loads(result.stdout)
+
+
+def run(args) -> None:
+    from mygo.compare import against_baseline, as_csv, as_json, legend, markdown, per_relation, runs_from_exp_show, table
+    if (args.per_relation or args.relations) and not args.baseline:
+        raise ValueError("--per-relation and --relations compare against a baseline: add --baseline NAME")
+    if args.relations and not args.per_relation:
+        raise ValueError("--relations restricts --per-relation: add --per-relation")
+    show = _load(args)
+    try:
+        runs = runs_from_exp_show(show)
+    except ValueError as err:
+        raise ValueError(f"{args.json or '`dvc exp show --json`'}: {err}") from None
     if not runs:
         raise ValueError("no experiments to compare (run `dvc exp run -n NAME ...` first)")
-    header, rows = table(runs, percent=args.percent)
-    sys.stdout.write(as_csv(header, rows) if args.csv else markdown(header, rows))
+    if args.per_relation:
+        relations = [r.strip() for r in args.relations.split(",") if r.strip()] if args.relations else None
+        header, rows = per_relation(runs, args.baseline, relations, percent=args.percent)
+    elif args.baseline:
+        header, rows = against_baseline(runs, args.baseline, percent=args.percent)
+    else:
+        header, rows = table(runs, percent=args.percent)
+    fmt = "csv" if args.csv else args.format
+    if fmt == "csv":
+        sys.stdout.write(as_csv(header, rows))
+    elif fmt == "json":
+        sys.stdout.write(as_json(header, rows))
+    else:
+        sys.stdout.write(markdown(header, rows))
+        note = legend(runs)
+        if note:
+            sys.stdout.write("\n" + note)

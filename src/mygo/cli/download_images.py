@@ -12,12 +12,12 @@ log = logging.getLogger("mygo.download_images")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("kg_dir")
+    parser.add_argument("kg_dir", help="prepare's KG folder")
     parser.add_argument("images_dir", help="persistent store of downloaded images")
     parser.add_argument("manifest", help="Parquet manifest to write, one row per URL")
     parser.add_argument("--base-dir", default=".", help="directory that relative image paths start from")
     parser.add_argument("--summary", help="summary JSON to write (a DVC metric)")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
 
 
 def run(args) -> None:

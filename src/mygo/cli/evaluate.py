@@ -9,12 +9,13 @@ USES_TORCH = True
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("kg_dir")
-    parser.add_argument("model_path")
+    parser.add_argument("kg_dir", help="prepare's KG folder")
+    parser.add_argument("model_path", help="the checkpoint train wrote")
     parser.add_argument("metrics", help="eval.json to write")
     parser.add_argument("per_relation", help="per-relation metrics JSON to write")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--split", default="test", choices=("train", "valid", "test"),
+                        help="the split to rank (default: %(default)s)")
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
 
 
 def run(args) -> None:

@@ -4,8 +4,9 @@
     dvc exp run -n m16 -S max_vis_token=16                     # then experiments, as in this README
 
 The folder must be new or empty. It becomes a git repository (when git is installed) with DVC
-initialised and Hydra composition on, so `dvc exp run -S ...` works at once; commit it before
-your first experiment (`git add -A && git commit -m "MyGO project"`).
+initialised, Hydra composition on and everything committed, so `dvc repro` and
+`dvc exp run -S ...` work at once. Where git has no identity to commit with (no user.name and
+user.email), the printed command sets one and commits first.
 """
 from __future__ import annotations
 
@@ -19,6 +20,6 @@ def add_arguments(parser) -> None:
 
 def run(args) -> None:
     from mygo.project import init
-    root = init(args.directory, git=not args.no_git)
-    logging.getLogger("mygo.init").info("wrote a MyGO pipeline project in %s: `cd %s && dvc repro` runs the demo",
-                                        root, root)
+    root, command = init(args.directory, git=not args.no_git)
+    logging.getLogger("mygo.init").info("wrote a MyGO pipeline project in %s; run the demo with:\n    %s",
+                                        root, command)

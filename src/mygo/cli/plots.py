@@ -61,7 +61,7 @@ def bars_from_zero(spec: dict) -> dict:
 def add_arguments(parser) -> None:
     parser.add_argument("revisions", nargs="*", help="git revisions or experiment names to compare")
     parser.add_argument("--out", default="dvc_plots", help="directory for the images and index.html")
-    parser.add_argument("--format", choices=("png", "svg"), default="png")
+    parser.add_argument("--format", choices=("png", "svg"), default="png", help="image format (default: %(default)s)")
     parser.add_argument("--scale", type=float, default=2.0, help="PNG pixel scale")
 
 

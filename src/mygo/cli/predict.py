@@ -1,6 +1,6 @@
 """predict: the top-k entities for (head, relation, ?) or (?, relation, tail) queries, by name.
 
-    mygo predict --head chair_003 --relation made_of
+    mygo predict --head chair_000 --relation made_of
     mygo predict --relation has_color --tail red --k 5 --filter
     mygo predict --queries queries.tsv      # lines: head<TAB>relation<TAB>?  or  ?<TAB>relation<TAB>tail
 """
@@ -8,15 +8,15 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", default="models/model.pt")
-    parser.add_argument("--kg", default="data/processed/kg")
-    parser.add_argument("--head")
-    parser.add_argument("--relation")
-    parser.add_argument("--tail")
-    parser.add_argument("--queries", help="TSV file of queries")
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--model", default="models/model.pt", help="the checkpoint (default: %(default)s)")
+    parser.add_argument("--kg", default="data/processed/kg", help="prepare's KG folder, for the names (default: %(default)s)")
+    parser.add_argument("--head", help="the known head entity, by name: (head, relation, ?)")
+    parser.add_argument("--relation", help="the relation, by name")
+    parser.add_argument("--tail", help="the known tail entity, by name: (?, relation, tail)")
+    parser.add_argument("--queries", help="a TSV file of queries, one a line (instead of --head / --tail)")
+    parser.add_argument("--k", type=int, default=10, help="answers per query (default: %(default)s)")
     parser.add_argument("--filter", action="store_true", help="skip answers already known (train/valid/test)")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: %(default)s)")
 
 
 def check(args) -> str | None:

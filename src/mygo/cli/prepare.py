@@ -7,10 +7,10 @@ log = logging.getLogger("mygo.prepare")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("raw_dir")
-    parser.add_argument("out_dir")
+    parser.add_argument("raw_dir", help="the raw dataset folder (docs/formats.md), e.g. data/raw/demo")
+    parser.add_argument("out_dir", help="the KG folder to write (Parquet tables), e.g. data/processed/kg")
     parser.add_argument("--summary", help="also write the summary JSON here (tracked, not a DVC metric)")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
 
 
 def run(args) -> None:

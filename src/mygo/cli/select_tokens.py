@@ -14,14 +14,14 @@ log = logging.getLogger("mygo.select_tokens")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("kg_dir")
-    parser.add_argument("out_dir")
+    parser.add_argument("kg_dir", help="prepare's KG folder")
+    parser.add_argument("out_dir", help="the entity-token folder to write")
     parser.add_argument("--text-dir", help="tokenize_text output (text_tokens.parquet, text_embeddings.pt)")
     parser.add_argument("--image-dir", help="tokenize_images output (image_tokens.parquet, codebook.pt); "
                         "absent or missing means no visual tokens")
     parser.add_argument("--released-dir", default=".",
                         help="folder that select_tokens.*_json / *_table paths are relative to")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
 
 
 def run(args) -> None:

@@ -10,9 +10,9 @@ USES_TORCH = True
 
 def add_arguments(parser) -> None:
     parser.add_argument("manifest", help="download_images manifest")
-    parser.add_argument("images_dir")
-    parser.add_argument("out_dir")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("images_dir", help="download_images' image store")
+    parser.add_argument("out_dir", help="the image-token folder to write")
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
 
 
 def run(args) -> None:

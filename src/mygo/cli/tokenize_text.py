@@ -8,9 +8,9 @@ USES_TORCH = True
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("kg_dir")
-    parser.add_argument("out_dir")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("kg_dir", help="prepare's KG folder")
+    parser.add_argument("out_dir", help="the text-token folder to write")
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
 
 
 def run(args) -> None:

@@ -15,15 +15,15 @@ USES_TORCH = True
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("kg_dir")
-    parser.add_argument("tokens_dir")
+    parser.add_argument("kg_dir", help="prepare's KG folder")
+    parser.add_argument("tokens_dir", help="select_tokens' entity-token folder")
     parser.add_argument("model_path", help="best checkpoint to write")
     parser.add_argument("--resume", help="file holding the resumable training state")
     parser.add_argument("--keep-resume", action="store_true", help="keep the state file after training")
     parser.add_argument("--live", help="DVCLive directory: metrics.json (the summary, updated every epoch) and "
                         "plots/metrics/ (the per-epoch history)")
     parser.add_argument("--curves", help="also write the history as loss.csv and valid.csv into this directory")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
 
 
 def run(args) -> None:

@@ -9,6 +9,7 @@ data/raw/demo, and git and DVC set up with Hydra composition on.
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,8 +45,10 @@ def _run(command: list[str], cwd: Path) -> None:
         raise ValueError(f"`{' '.join(command)}` in {cwd} failed: {result.stderr.strip() or result.stdout.strip()}")
 
 
-def init(directory: str | Path, git: bool = True) -> Path:
-    """Write a ready pipeline project into `directory` (new or empty); returns its path."""
+def init(directory: str | Path, git: bool = True) -> tuple[Path, str]:
+    """Write a ready pipeline project into `directory` (new or empty) and, with git, make its first
+    commit; returns its path and the command that runs the demo there (which commits first where
+    git has no identity to commit with)."""
     from mygo import demo
     from mygo.params import defaults
     import yaml
@@ -60,10 +63,18 @@ def init(directory: str | Path, git: bool = True) -> Path:
     demo.build(root / "data" / "raw" / "demo")
     (root / ".gitignore").write_text("/models/resume/\n/dvc_plots/\n")
     dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    command = f"cd {shlex.quote(str(root))} && dvc repro"
     if git and shutil.which("git"):
         _run(["git", "init", "-q"], root)
         _run([dvc, "init", "-q"], root)
+        _run([dvc, "config", "hydra.enabled", "true"], root)
+        _run(["git", "add", "-A"], root)
+        committed = subprocess.run(["git", "commit", "-q", "-m", "MyGO project (mygo init)"], cwd=root,
+                                   capture_output=True, text=True)
+        if committed.returncode != 0:              # no user.name / user.email: the user commits
+            command = (f"cd {shlex.quote(str(root))} && git config user.name 'Your Name' && "
+                       "git config user.email you@example.com && git commit -qm 'MyGO project' && dvc repro")
     else:
         _run([dvc, "init", "-q", "--no-scm"], root)
-    _run([dvc, "config", "hydra.enabled", "true"], root)
-    return root
+        _run([dvc, "config", "hydra.enabled", "true"], root)
+    return root, command

@@ -138,28 +138,34 @@ def table(rows: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def lift(rows: dict, better: str, base: str, metric: str) -> tuple[float, float, bool]:
-    """Mean difference, twice the larger of the two standard deviations, and whether it clears it."""
+def lift(rows: dict, better: str, base: str, metric: str, seeds: int) -> tuple[float, float | None, str]:
+    """Mean difference, Welch's p-value over the seeds and the verdict of `mygo compare --baseline`
+    (mygo.compare: Welch's two-sided t-test, p < 0.05 above the noise; one seed: cannot tell)."""
+    from mygo.compare import said, welch_summary
     (m1, s1), (m0, s0) = rows[better][metric], rows[base][metric]
-    margin = 2 * max(s1, s0)
-    return m1 - m0, margin, m1 - m0 > margin
+    diff, p = welch_summary(m0, s0, seeds, m1, s1, seeds)
+    return diff, p, said(p)
 
 
-def findings(modalities: dict, sweep: dict) -> str:
+def findings(modalities: dict, sweep: dict, seeds: int) -> str:
+    def line(what: str, better: str, base: str, metric: str, table: dict) -> str:
+        diff, p, verdict = lift(table, better, base, metric, seeds)
+        shown = "" if p is None else ("p < 0.001: " if p < 0.001 else f"p = {p:.3f}: ")
+        return (f"- {what}: {metric} {diff:+.3f} ({better} against {base}); Welch's t over {seeds} seeds a side: "
+                f"{shown}{verdict}")
+
     lines = []
     for better, base, relation, what in (("structure + text", "structure only", "made_of", "the text"),
                                          ("structure + visual", "structure only", "has_color", "the images")):
         for metric in (f"{relation} MRR", f"{relation} tail MRR"):
-            diff, margin, clears = lift(modalities, better, base, metric)
-            lines.append(f"- {what} lift {metric} by {diff:+.3f} ({better} over {base}); twice the larger "
-                         f"standard deviation: {margin:.3f}: {'above' if clears else 'NOT above'} the seed noise")
+            lines.append(line(what, better, base, metric, modalities))
     best_subset = max((k for k in MODALITIES if k != "all modalities"), key=lambda k: modalities[k]["test MRR"][0])
-    all_mean, best = modalities["all modalities"]["test MRR"][0], modalities[best_subset]["test MRR"][0]
-    lines.append(f"- all modalities: test MRR {all_mean:.3f}; the best subset ({best_subset}): {best:.3f}: "
-                 f"{'at least as good' if all_mean >= best else 'WORSE'}")
+    lines.append(line("all modalities", "all modalities", best_subset, "test MRR", modalities))
     for metric in ("test MRR", "has_color MRR", "has_color tail MRR"):
-        values = [sweep[f"m = {m}"][metric][0] for m in M_SWEEP]
+        values = [sweep[f"m = {k}"][metric][0] for k in M_SWEEP]
         lines.append(f"- m = {' / '.join(map(str, M_SWEEP))}: {metric} {' / '.join(f'{v:.3f}' for v in values)}")
+    for a, b in zip(M_SWEEP, M_SWEEP[1:]):
+        lines.append(line("m", f"m = {b}", f"m = {a}", "has_color MRR", sweep))
     return "\n".join(lines) + "\n"
 
 
@@ -212,7 +218,8 @@ def main() -> None:
             f"Modalities (m = {m}), test set, filtered, realistic ranks, mean ± standard deviation over seeds "
             f"{seeds}:\n\n" + table(modalities)
             + "\nm = max_vis_token, all modalities, same seeds:\n\n" + table(sweep)
-            + "\nFindings (computed from the tables above):\n\n" + findings(modalities, sweep))
+            + "\nFindings (computed from the tables above, with `mygo compare`'s test):\n\n"
+            + findings(modalities, sweep, len(seeds)))
     write(args.out, text)
 
 

@@ -167,25 +167,31 @@ def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
 
 
 def test_gpu_run_summary_is_made_from_its_committed_files():
-    """The GPU run's summary.md (quoted in the README) is what bench/gpu_report.py makes from the
+    """The GPU run's summary.md (quoted in docs/paper.md) is what bench/gpu_report.py makes from the
     committed run.json and curves."""
     from gpu_report import read_csv, summary
     folder = ROOT / "bench/results/db15k_h200_run"
     run = json.loads((folder / "run.json").read_text())
     assert summary(run, read_csv(folder / "valid.csv"), "DB15K") == (folder / "summary.md").read_text()
     assert run["summary"]["epochs"] == run["pieces"][-1]["epochs_after"] and run["gpu"].startswith("NVIDIA")
-    readme = (ROOT / "README.md").read_text()
-    assert f"| {100 * run['test']['mrr']:.2f} | {100 * run['test']['hits@1']:.2f} |" in readme
+    page = (ROOT / "docs/paper.md").read_text()
+    assert f"| {100 * run['test']['mrr']:.2f} | {100 * run['test']['hits@1']:.2f} |" in page
 
 
-def test_the_demo_findings_clear_twice_the_larger_standard_deviation_or_say_not():
+def test_the_demo_findings_are_mygo_compares_verdicts():
+    """Each finding is Welch's t over the seeds, as `mygo compare --baseline` judges, from the
+    tables' means and standard deviations: the all-modalities line too."""
     from demo_ablation import M_SWEEP, MODALITIES, findings, lift, summarise
+    from mygo.compare import ABOVE, ONE_SEED, WITHIN, welch
     assert summarise([{"a": 1.0}, {"a": 3.0}]) == {"a": (2.0, pytest.approx(2 ** 0.5))}
     assert summarise([{"a": 1.0}]) == {"a": (1.0, 0.0)}
-    rows = {"better": {"m": (0.6, 0.05)}, "base": {"m": (0.3, 0.1)}}
-    assert lift(rows, "better", "base", "m") == (pytest.approx(0.3), pytest.approx(0.2), True)
-    rows["better"]["m"] = (0.45, 0.05)                       # +0.15 against 0.2
-    assert lift(rows, "better", "base", "m")[2] is False
+    a, b = [0.2, 0.3, 0.4], [0.6, 0.65, 0.7]
+    rows = {"better": summarise([{"m": x} for x in b]), "base": summarise([{"m": x} for x in a])}
+    diff, p, verdict = lift(rows, "better", "base", "m", 3)
+    assert (diff, p) == (pytest.approx(welch(a, b)[0]), pytest.approx(welch(a, b)[1])) and verdict == ABOVE
+    rows["better"]["m"] = (0.35, 0.05)
+    assert lift(rows, "better", "base", "m", 3)[2] == WITHIN
+    assert lift(rows, "better", "base", "m", 1)[2] == ONE_SEED
 
     def row(text, colour, test):
         return {"test MRR": (test, 0.01), "made_of MRR": (text, 0.02), "made_of tail MRR": (text, 0.02),
@@ -193,8 +199,9 @@ def test_the_demo_findings_clear_twice_the_larger_standard_deviation_or_say_not(
     modalities = {"structure only": row(0.2, 0.2, 0.2), "structure + text": row(0.6, 0.2, 0.35),
                   "structure + visual": row(0.2, 0.5, 0.3), "all modalities": row(0.6, 0.5, 0.34)}
     sweep = {f"m = {m}": row(0.6, 0.5, 0.3 + m / 100) for m in M_SWEEP}
-    lines = findings(modalities, sweep).splitlines()
-    assert set(MODALITIES) == set(modalities) and len(lines) == 8
-    assert lines[0].endswith(": above the seed noise") and lines[2].endswith(": NOT above the seed noise")
-    assert lines[4].endswith("the best subset (structure + text): 0.350: WORSE")
+    lines = findings(modalities, sweep, 3).splitlines()
+    assert set(MODALITIES) == set(modalities) and len(lines) == 10
+    assert lines[0].endswith(": above the noise") and lines[2].endswith(": within the noise")
+    assert lines[4].startswith("- all modalities: test MRR -0.010 (all modalities against structure + text)")
     assert lines[5] == "- m = 4 / 8 / 16: test MRR 0.340 / 0.380 / 0.460"
+    assert all(line.endswith(ONE_SEED) for line in findings(modalities, sweep, 1).splitlines() if "Welch" in line)

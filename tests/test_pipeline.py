@@ -281,7 +281,7 @@ def test_a_sweep_split_over_machines_is_collected_in_a_third_clone(repro_clone, 
         cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
         assert all(f"{m}-s{s}" in cells[0] for m, pair in seeds.items() for s in pair), compared
         assert cells[1:3] == ["4", "4"], compared                          # max_vis_token 4, 4 seeds
-        assert not (third / "models").exists()                             # nothing ran here
+        assert not (third / "models" / "model.pt").exists()                # nothing ran here
         verdicts = sh(third, str(BIN / "mygo"), "compare", "--baseline", "main", "--per-relation").stdout
         assert "has_color" in verdicts and "4 vs 1" in verdicts             # per-relation files came with them
     finally:

@@ -208,27 +208,38 @@ def legend(runs: list[Run]) -> str:
 # ---------------------------------------------------------------------------- verdicts
 
 
-def welch(a: list[float], b: list[float]) -> tuple[float, float | None]:
-    """mean(b) - mean(a) and Welch's two-sided p-value (None with fewer than 2 values a side)."""
-    diff = statistics.mean(b) - statistics.mean(a)
-    if len(a) < 2 or len(b) < 2:
+def welch_summary(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float,
+                  n_b: int) -> tuple[float, float | None]:
+    """mean_b - mean_a and Welch's two-sided p-value from each side's mean, sample standard
+    deviation and count (None with fewer than 2 values a side)."""
+    diff = mean_b - mean_a
+    if n_a < 2 or n_b < 2:
         return diff, None
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    va, vb = sd_a ** 2 / n_a, sd_b ** 2 / n_b
     if va + vb == 0:
         return diff, (1.0 if diff == 0 else 0.0)
     t = diff / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
     from scipy.stats import t as student
     return diff, float(2 * student.sf(abs(t), df))
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float | None]:
+    """mean(b) - mean(a) and Welch's two-sided p-value (None with fewer than 2 values a side)."""
+    sd = [statistics.stdev(x) if len(x) > 1 else 0.0 for x in (a, b)]
+    return welch_summary(statistics.mean(a), sd[0], len(a), statistics.mean(b), sd[1], len(b))
+
+
+def said(p: float | None) -> str:
+    """The verdict for Welch's p-value `p` (None: a side with one seed)."""
+    return ONE_SEED if p is None else (ABOVE if p < ALPHA else WITHIN)
 
 
 def verdict(a: list[float], b: list[float]) -> tuple[float, float, float | None, str]:
     """The difference of b's mean over a's, its standard error, the p-value and the verdict."""
     diff, p = welch(a, b)
     se = math.sqrt(sum(statistics.variance(x) / len(x) for x in (a, b) if len(x) > 1)) if p is not None else 0.0
-    if p is None:
-        return diff, se, None, ONE_SEED
-    return diff, se, p, ABOVE if p < ALPHA else WITHIN
+    return diff, se, p, said(p)
 
 
 def _find_baseline(found: list[list[Run]], name: str) -> list[Run]:
@@ -351,5 +362,6 @@ def as_json(header: list[str], rows: list[list[str]]) -> str:
     return json.dumps([dict(zip(header, row)) for row in rows], indent=1) + "\n"
 
 
-__all__ = ["Run", "runs_from_exp_show", "differing", "groups", "table", "legend", "welch", "verdict",
+__all__ = ["Run", "runs_from_exp_show", "differing", "groups", "table", "legend", "welch", "welch_summary", "said",
+           "verdict",
            "against_baseline", "per_relation", "read_relations", "markdown", "as_csv", "as_json"]

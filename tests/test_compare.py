@@ -67,6 +67,8 @@ def test_the_workspace_is_a_row_when_its_results_differ_from_its_commit():
     assert [run.name for run in runs][:2] == ["workspace", "main"]
     rows = {row[0]: row for row in table(runs)[1]}
     assert rows["workspace"][4] == "0.1900" and rows["main"][4] == "0.1700"
+    show[0] = entry("workspace", None, 2024, 16, 0.15)                              # m16's results, left there
+    assert "workspace" not in {run.name for run in runs_from_exp_show(show)}
     note = legend(runs)
     assert "`main` is commit aaaaaaa" in note and "`workspace` is this folder's results, which differ from main's" in note
     assert "`m4-s1`, `m4-s2`, `m4-s3`, `m16` are experiments on main" in note

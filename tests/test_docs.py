@@ -86,3 +86,53 @@ def test_the_demo_description_counts_the_demo():
     expected = (f"({entities:,} entities, {len(relations)} relations, {lines['train']:,} / {lines['valid']:,} / "
                 f"{lines['test']:,} triples)")
     assert expected in text, expected
+
+
+# ---- every figure traced: a number in prose sits beside the result file that holds it ----------
+
+TRACED = ["README.md", "docs/demo.md", "docs/reproducibility.md"]
+FIGURE = re.compile(r"(?<![\w.\-/])(\d+(?:,\d{3})+(?:\.\d+)?|\d+\.\d+)(?=\s*(?:s\b|x\b|%|[\s,;:)]|$))")
+SOURCE = re.compile(r"(?:bench/results|tests/golden|metrics|conf)/[\w./@-]+\.(?:md|json|csv|yaml)")
+NOT_FIGURES = re.compile(r"(?:torch|Zen|python|version|arXiv|p <)\s*$")   # versions, ids, the test's level
+
+
+def prose(text: str) -> list[str]:
+    """The paragraphs of a Markdown text that are prose: no tables, code blocks or indented code."""
+    paragraphs, fenced = [], False
+    for block in re.split(r"\n\s*\n", text):
+        lines = block.splitlines()
+        if any(line.startswith("```") for line in lines):
+            fenced = fenced != (sum(line.startswith("```") for line in lines) % 2 == 1)
+            continue
+        if fenced or not lines or lines[0].startswith(("|", "    ", "#", "![")):
+            continue
+        paragraphs.append(" ".join(lines))
+    return paragraphs
+
+
+def untraced(paragraph: str, read=lambda path: (ROOT / path).read_text()) -> list[str]:
+    """The figures of a paragraph that none of the result files it names holds, as written."""
+    sources = " ".join(read(path) for path in dict.fromkeys(SOURCE.findall(paragraph)))
+    return [m.group(1) for m in FIGURE.finditer(paragraph)
+            if not NOT_FIGURES.search(paragraph[:m.start()]) and m.group(1) not in sources]
+
+
+@pytest.mark.parametrize("path", TRACED)
+def test_every_figure_in_prose_is_in_a_result_file_it_names(path):
+    """A list carries the result files of the paragraph that introduces it."""
+    missing, sources = [], ""
+    for paragraph in prose((ROOT / path).read_text()):
+        if not paragraph.startswith("- "):
+            sources = " ".join(SOURCE.findall(paragraph))
+        if figures := untraced(f"{paragraph} {sources}" if paragraph.startswith("- ") else paragraph):
+            missing.append((figures, paragraph[:100]))
+    assert not missing, f"{path}: figures without a result file beside them that holds them: {missing}"
+
+
+def test_a_figure_changed_by_hand_is_caught():
+    files = {"bench/results/x.md": "step 1.90 s, 1.34x its products, 12,842 entities"}
+    good = "The step takes 1.90 s, 1.34x its products, on 12,842 entities (`bench/results/x.md`)."
+    assert untraced(good, files.get) == []
+    assert untraced(good.replace("1.90", "1.80"), files.get) == ["1.80"]
+    assert untraced("It takes 1.90 s.", files.get) == ["1.90"]                  # no file named
+    assert untraced("Under torch 2.11 it differs.", files.get) == []           # a version, not a figure

@@ -286,3 +286,31 @@ def test_a_sweep_split_over_machines_is_collected_in_a_third_clone(repro_clone, 
         assert "has_color" in verdicts and "4 vs 1" in verdicts             # per-relation files came with them
     finally:
         dvc(repro_clone, "remote", "remove", "shared", check=False)
+
+
+def test_the_readmes_own_data_commands_run_as_printed(repro_clone):
+    """README "Your own data": the four files in the layout it shows, then its command, exactly."""
+    import re as regex
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Your own data")[1].split("\n## ")[0]
+    layout, command = regex.findall(r"```(?:bash)?\n(.*?)```", section, flags=regex.S)[:2]
+    files = [line.split()[0] for line in layout.splitlines() if line.strip()]
+    assert sorted(Path(f).name for f in files) == ["entities.tsv", "test.tsv", "train.tsv", "valid.tsv"]
+    folder = repro_clone / Path(files[0]).parent
+    folder.mkdir(parents=True)
+    names = [f"thing_{i}" for i in range(30)]
+    (folder / "entities.tsv").write_text("".join(f"{n}\ta thing number {i}\n" for i, n in enumerate(names)))
+    triples = [(names[i], "near" if i % 2 else "like", names[(i * 7 + 3) % 30]) for i in range(30)]
+    triples += [(names[i], "near", names[(i + 1) % 30]) for i in range(30)]
+    split = {"train.tsv": triples[:48], "valid.tsv": triples[48:54], "test.tsv": triples[54:]}
+    for name, rows in split.items():
+        (folder / name).write_text("".join("\t".join(t) + "\n" for t in rows))
+    try:
+        result = sh(repro_clone, "bash", "-c", f"PATH={BIN}:$PATH; " + command.strip())
+        assert "train" in ran(result) and "evaluate" in ran(result)
+        metrics = json.loads((repro_clone / "metrics/eval.json").read_text())
+        assert metrics["count"] == 2 * len(split["test.tsv"])
+    finally:
+        sh(repro_clone, "git", "checkout", "-q", "--", ".")
+        shutil.rmtree(folder, ignore_errors=True)
+        dvc(repro_clone, "checkout", "-f", check=False)

@@ -130,8 +130,11 @@ def runs_from_exp_show(show: list) -> list[Run]:
     rest = [r for r in found if r.kind != "workspace"]
     if not rest:
         return found
-    if workspace and commits and (workspace[0].params, workspace[0].metrics) != (commits[0].params,
-                                                                                  commits[0].metrics):
+    # the workspace holds its commit's results, or the last experiment's (`dvc exp run` leaves
+    # them there): a row only when it holds results of its own
+    if workspace and commits and all((workspace[0].params, workspace[0].metrics) != (r.params, r.metrics)
+                                     for r in rest if r.kind == "commit" and r.rev == commits[0].rev
+                                     or r.kind == "experiment" and r.baseline == commits[0].rev):
         workspace[0].baseline = commits[0].rev
         return found
     return rest

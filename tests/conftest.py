@@ -106,3 +106,12 @@ def demo_processed(tmp_path_factory):
     run_stage(ROOT / "stages/select_tokens.py", root / "kg", root / "tokens", "--text-dir", root / "text",
               "--params", params)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained(demo_processed, tmp_path_factory):
+    """A model trained on `demo_processed` by the train stage (TINY_TRAIN_PARAMS)."""
+    model = tmp_path_factory.mktemp("model") / "model.pt"
+    run_stage(ROOT / "stages/train.py", demo_processed / "kg", demo_processed / "tokens", model,
+              "--params", demo_processed / "params.yaml")
+    return model

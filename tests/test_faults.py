@@ -68,14 +68,6 @@ def stage_commands(processed: Path, out: Path, model: Path) -> dict[str, list]:
     }
 
 
-@pytest.fixture(scope="module")
-def trained(demo_processed, tmp_path_factory):
-    model = tmp_path_factory.mktemp("model") / "model.pt"
-    run_stage(ROOT / "stages/train.py", demo_processed / "kg", demo_processed / "tokens", model,
-              "--params", demo_processed / "params.yaml")
-    return model
-
-
 def previous_outputs(out: Path) -> None:
     """What an earlier run left at the output paths (folders and files)."""
     for folder in ("kg", "images", "text", "tokens", "train", "resume"):

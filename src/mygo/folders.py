@@ -93,15 +93,15 @@ class ImageTokensFolder(_Located):
     def codebook(self) -> Path:
         return self.path / self.CODEBOOK
 
-    def write(self, entities: list[int], images: list[str], ids: list[list[int]], codebook, tokenizer: str,
-              checkpoint: str) -> None:
+    def write(self, entities: list[int], images: list[str], ids: list[list[int]], codebook, source: dict) -> None:
+        """`source`: the tokenizer and the params that made the ids (TokenizeImagesParams.provenance)."""
         with atomic_dir(self.path) as tmp:
             tables.write_image_tokens(tmp / self.TOKENS, pa.table({
                 "entity": pa.array(entities, pa.int32()),
                 "image": images,
                 "tokens": pa.array(ids, type=pa.list_(pa.int32())),
             }))
-            save_torch(tmp / self.CODEBOOK, {"weight": codebook, "tokenizer": tokenizer, "checkpoint": checkpoint})
+            save_torch(tmp / self.CODEBOOK, {"weight": codebook, "source": source})
 
 
 class TextTokensFolder(_Located):

@@ -101,6 +101,58 @@ class Section:
     def __post_init__(self):
         validate(self)
 
+    def ignored(self) -> dict[str, tuple[str, ...]]:
+        """The params of this section that the values chosen leave unused, by the reason (a param
+        and its value): {"image_tokenizer: 'palette'": ("image_checkpoint", ...)}. A section whose
+        params are all used in every case keeps this default."""
+        return {}
+
+    def because(self, name: str) -> str:
+        return f"{self.SECTION}.{name} = {getattr(self, name)!r}"
+
+
+def unused(section: Section) -> dict[str, list[str]]:
+    """Every param of `section` and its nested sections that the values chosen leave unused, by
+    full name, grouped by the reason."""
+    out: dict[str, list[str]] = {}
+    for reason, names in section.ignored().items():
+        out.setdefault(reason, []).extend(f"{section.SECTION}.{name}" for name in names)
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, Section):
+            for reason, names in unused(value).items():
+                out.setdefault(reason, []).extend(names)
+    return out
+
+
+def log_ignored(section: Section, log) -> None:
+    """Say once, at a stage's start, which params of its section the values chosen leave unused:
+    a warning naming the ones set away from their defaults (they change nothing), else one info
+    line."""
+    defaults = {}
+
+    def collect(cls, prefix):
+        for f in dataclasses.fields(cls):
+            default = getattr(cls(), f.name)
+            if isinstance(default, Section):
+                collect(type(default), f"{prefix}{f.name}.")
+            else:
+                defaults[f"{prefix}{f.name}"] = default
+
+    def current(name):
+        value = section
+        for part in name.split(".")[len(section.SECTION.split(".")):]:
+            value = getattr(value, part)
+        return value
+
+    collect(type(section), f"{section.SECTION}.")
+    for reason, names in unused(section).items():
+        changed = [f"{name} = {current(name)!r}" for name in names if current(name) != defaults[name]]
+        if changed:
+            log.warning("ignored with %s: %s (they change nothing here)", reason, ", ".join(changed))
+        else:
+            log.info("ignored with %s: %s", reason, ", ".join(names))
+
 
 @dataclass(frozen=True)
 class PrepareParams(Section):
@@ -125,6 +177,9 @@ class DownloadImagesParams(Section):
     user_agent: str = param("mygo-pipeline/0.1 (multi-modal KG research; image download stage)",
                             "the User-Agent header sent", check=bool, allowed="a non-empty string")
 
+    def ignored(self):
+        return {self.because("retries"): ("backoff", "max_retry_after")} if self.retries == 0 else {}
+
 
 @dataclass(frozen=True)
 class TokenizeImagesParams(Section):
@@ -140,6 +195,25 @@ class TokenizeImagesParams(Section):
     seed: int = param(0, "seed of the random weights")
     batch_size: int = param(16, "images per batch", ge=1)
     device: str = param("auto", "where the tokenizer runs", check=is_device, allowed=DEVICE_HELP)
+
+    def ignored(self):
+        if self.image_tokenizer == "palette":      # no weights: a fixed grid of colours, 64 px
+            return {self.because("image_tokenizer"): ("image_checkpoint", "image_config", "image_size",
+                                                       "random_preset", "seed")}
+        out = {}
+        if self.image_checkpoint:
+            out[f"{self.SECTION}.image_checkpoint set"] = ("random_preset", "seed")
+        if self.image_tokenizer == "beit":          # its size is the architecture's, 224 px
+            out[self.because("image_tokenizer")] = ("image_config", "image_size")
+        elif not self.image_checkpoint:
+            out[f"no {self.SECTION}.image_checkpoint"] = ("image_config",) + (
+                ("image_size",) if self.random_preset == "small" else ())
+        return out
+
+    def provenance(self) -> dict:
+        """What made the tokens: the tokenizer and the params it used (not batch size or device)."""
+        skipped = {name for names in self.ignored().values() for name in names} | {"batch_size", "device"}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skipped}
 
 
 @dataclass(frozen=True)
@@ -168,6 +242,10 @@ class SelectTokensParams(Section):
             if bool(json_path) != bool(table):
                 raise ValueError(f"select_tokens.{kind}_json = {json_path!r} and select_tokens.{kind}_table = "
                                  f"{table!r}: give both (released token ids and the table they index) or neither")
+
+    def ignored(self):
+        return {f"no {self.SECTION}.{kind}_json": (f"{kind}_pad_row",)
+                for kind in ("visual", "text") if not getattr(self, f"{kind}_json")}
 
 
 @dataclass(frozen=True)
@@ -199,6 +277,14 @@ class ModelParams(Section):
         validate(self)
         if self.dim % self.num_head:
             raise ValueError(f"train.model.num_head = {self.num_head}: must divide train.model.dim = {self.dim}")
+
+    def ignored(self):
+        if self.name == "tucker":                  # entity and relation tables into the decoder
+            return {self.because("name"): ("hidden_dim", "num_head", "num_layer_enc", "num_layer_dec", "emb_dropout",
+                                           "vis_dropout", "txt_dropout", "attn_dropout", "use_structure",
+                                           "use_visual", "use_text", "encoder_chunk")}
+        return {self.because(f"use_{kind}"): (f"{short}_dropout",)
+                for kind, short in (("visual", "vis"), ("text", "txt")) if not getattr(self, f"use_{kind}")}
 
 
 @dataclass(frozen=True)
@@ -236,6 +322,16 @@ class TrainParams(Section):
                                     "encoder chunk that fits (mygo.memory); 0 = no budget", ge=0)
     model: ModelParams = field(default_factory=ModelParams, metadata={"help": "the model (below)"})
 
+    def ignored(self):
+        out = {}
+        if self.model.name == "tucker":            # no contrastive loss, no encoder to chunk
+            out[self.model.because("name")] = ("mu", "tau", "contrastive_size", "memory_budget_gb")
+        elif self.mu == 0:
+            out[self.because("mu")] = ("tau", "contrastive_size")
+        if self.model.encoder_chunk and self.model.name == "mygo":
+            out[self.model.because("encoder_chunk")] = ("memory_budget_gb", "reuse_memory")
+        return out
+
 
 @dataclass(frozen=True)
 class EvaluateParams(Section):
@@ -271,10 +367,6 @@ class Params:
     def __post_init__(self):
         validate(self)
 
-
-SECTIONS = {f.name: f.type for f in dataclasses.fields(Params) if f.name not in ("recipe", "dataset",
-                                                                                     "max_vis_token", "max_txt_token",
-                                                                                     "reproducible")}
 
 
 def _sections(cls) -> dict[str, type]:
@@ -325,6 +417,14 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     return parse_params(raw, path)
 
 
+def load_section(path: str | Path, name: str, log) -> Section:
+    """A stage's section of the validated params file, after saying which of its params the values
+    chosen leave unused (`log_ignored`): how every stage reads its params."""
+    section = getattr(load_params(path), name)
+    log_ignored(section, log)
+    return section
+
+
 def defaults() -> dict:
     """The default params as params.yaml spells them."""
     return dataclasses.asdict(Params())
@@ -364,7 +464,12 @@ def render_markdown() -> str:
     lines = ["# Params", "", "Every key of params.yaml, its default (the demo's, which is also the generic setting for a",
              "dataset without a recipe), what it allows and what it means. Rendered from",
              "`src/mygo/params.py` by `python scripts/params_doc.py --write`; recipes (`conf/recipe/`)",
-             "override some of them (README, \"Reproducing the paper\").", ""]
+             "override some of them (README, \"Reproducing the paper\").", "",
+             "Some params only matter with others: the palette tokenizer loads no checkpoint, the TuckER",
+             "baseline has no transformer or contrastive loss, `train.mu: 0` needs no temperature. Each stage",
+             "names, at its start, the params of its section that the values chosen leave unused (a warning",
+             "with their values when they were set away from their defaults: they change nothing), and what",
+             "it records as provenance holds only the params it used.", ""]
 
     def table(cls, prefix: str) -> list[str]:
         rows = ["| param | default | allowed | meaning |", "|---|---|---|---|"]

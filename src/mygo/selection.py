@@ -208,7 +208,10 @@ def select_entity_tokens(names: list[str], config, m: int, n: int, text: TextTok
     if config.visual_json:
         visual_tokens, visual_source, visual_pad, sources["visual"] = load_released(config, "visual", released_dir,
                                                                                   names)
-    elif images is not None and images.exists():
+    elif images is not None:
+        if not images.exists():
+            raise ValueError(f"{images.path}: not an image-token folder (no {images.TOKENS}); tokenize_images writes "
+                             f"one, or leave --image-dir out for no visual tokens")
         image_tokens = images.tokens()
         visual_tokens = pooled_tokens(num, image_tokens["entity"].to_numpy(), image_tokens["tokens"].to_pylist())
         visual_source = load_embedding_tensor(images.codebook)

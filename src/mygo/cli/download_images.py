@@ -24,8 +24,8 @@ def run(args) -> None:
     from mygo.download import download_images
     from mygo.folders import ImageManifest, KGFolder
     from mygo.io import write_json
-    from mygo.params import load_params
-    config = load_params(args.params).download_images
+    from mygo.params import load_section
+    config = load_section(args.params, "download_images", log)
     urls = KGFolder(args.kg_dir).entities()["image_urls"].to_pylist()
     manifest, summary = download_images(urls, args.images_dir, args.base_dir, config)
     ImageManifest(args.manifest).write(manifest)

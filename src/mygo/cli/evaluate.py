@@ -25,12 +25,13 @@ def run(args) -> None:
     from mygo.evaluation import compute_ranks, metrics_from_ranks
     from mygo.folders import KGFolder
     from mygo.io import first_line, write_json
-    from mygo.params import load_params
+    from mygo.params import load_params, log_ignored
 
     from mygo.memory import reuse_memory_if
 
     params = load_params(args.params)
     config = params.evaluate
+    log_ignored(config, log)
     device = pick_device(config.device)
     kg = KGFolder(args.kg_dir)
     model, checkpoint = load_checkpoint(args.model_path, device)

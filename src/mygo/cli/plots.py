@@ -65,6 +65,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale", type=float, default=2.0, help="PNG pixel scale")
 
 
+def check(args) -> str | None:
+    """A usage error in the arguments, or None."""
+    if not args.scale > 0:
+        return f"--scale {args.scale}: must be > 0"
+    return None
+
+
 def run(args) -> None:
     import vl_convert
 

@@ -16,8 +16,8 @@ def add_arguments(parser) -> None:
 def run(args) -> None:
     from mygo.graph import load_raw, write_processed
     from mygo.io import write_json
-    from mygo.params import load_params
-    config = load_params(args.params).prepare
+    from mygo.params import load_section
+    config = load_section(args.params, "prepare", log)
     graph = load_raw(args.raw_dir, config.triple_order)
     write_processed(graph, args.out_dir)
     if args.summary:

@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("out_dir", help="the entity-token folder to write")
     parser.add_argument("--text-dir", help="tokenize_text output (text_tokens.parquet, text_embeddings.pt)")
     parser.add_argument("--image-dir", help="tokenize_images output (image_tokens.parquet, codebook.pt); "
-                        "absent or missing means no visual tokens")
+                        "left out: no visual tokens")
     parser.add_argument("--released-dir", default=".",
                         help="folder that select_tokens.*_json / *_table paths are relative to")
     parser.add_argument("--params", default="params.yaml", help="the params file (default: %(default)s)")
@@ -26,9 +26,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> None:
     from mygo.folders import EntityTokensFolder, ImageTokensFolder, KGFolder, TextTokensFolder
-    from mygo.params import load_params
+    from mygo.params import load_params, log_ignored
     from mygo.selection import select_entity_tokens
     params = load_params(args.params)
+    log_ignored(params.select_tokens, log)
     selection = select_entity_tokens(KGFolder(args.kg_dir).entity_names(), params.select_tokens,
                                      params.max_vis_token, params.max_txt_token,
                                      text=TextTokensFolder(args.text_dir) if args.text_dir else None,

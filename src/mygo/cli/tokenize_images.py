@@ -18,9 +18,9 @@ def add_arguments(parser) -> None:
 def run(args) -> None:
     from mygo.device import pick_device
     from mygo.folders import ImageManifest, ImageTokensFolder
-    from mygo.params import load_params
+    from mygo.params import load_section
     from mygo.vision import build_tokenizer, tokenize_images
-    config = load_params(args.params).tokenize_images
+    config = load_section(args.params, "tokenize_images", log)
     manifest = ImageManifest(args.manifest).read().to_pylist()
     rows = [r for r in manifest if r["status"] == "ok"]
     paths = [Path(args.images_dir) / r["path"] for r in rows]
@@ -31,6 +31,6 @@ def run(args) -> None:
     tokenizer, size = build_tokenizer(config, quiet=not rows)
     ids = tokenize_images(tokenizer, paths, size, config.batch_size, pick_device(config.device))
     ImageTokensFolder(args.out_dir).write([r["entity"] for r in rows], [r["path"] for r in rows], ids,
-                                          tokenizer.codebook().cpu(), config.image_tokenizer, config.image_checkpoint)
+                                          tokenizer.codebook().cpu(), config.provenance())
     log.info("tokenized %d images of %d entities into %d ids each (%s, %d px) -> %s", len(rows),
              len({r["entity"] for r in rows}), len(ids[0]) if ids else 0, config.image_tokenizer, size, args.out_dir)

@@ -17,9 +17,9 @@ def run(args) -> None:
     import numpy as np
 
     from mygo.folders import KGFolder, TextTokensFolder
-    from mygo.params import load_params
+    from mygo.params import load_section
     from mygo.text import load_tokenizer, load_word_embeddings, tokenize_texts
-    config = load_params(args.params).tokenize_text
+    config = load_section(args.params, "tokenize_text", log)
     entities = KGFolder(args.kg_dir).entities()
     texts = entities["text"].to_pylist()
     tokens = tokenize_texts(texts, load_tokenizer(config.text_model), config.batch_size)

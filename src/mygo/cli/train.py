@@ -35,11 +35,12 @@ def run(args) -> None:
     from mygo.folders import EntityTokensFolder, KGFolder
     from mygo.model import count_parameters
     from mygo.models import build_model
-    from mygo.params import load_params
+    from mygo.params import load_params, log_ignored
     from mygo.training import fingerprint, train
 
     params = load_params(args.params)
     config = params.train
+    log_ignored(config, log)
     model_params = dataclasses.asdict(config.model)
     distributed.init_from_env(config.device)
 

@@ -20,7 +20,7 @@ dvc exp run -n m4 -S max_vis_token=4 > "$work/m4.log" 2>&1
 dvc exp run -n m16 -S max_vis_token=16 > "$work/m16.log" 2>&1
 dvc exp run -n fast -S reproducible=false > "$work/fast.log" 2>&1
 trained() { grep -o "trained [0-9]* epochs in [0-9.]*s" "$work/$1.log" | head -1; }
-table=$(python -m mygo compare)
+table=$(python -m mygo compare --format markdown)
 python -m mygo plots HEAD m4 --out "$work/plots" > /dev/null      # docs/experiments.md shows three of them
 cp "$work/plots/loss.png" "$work/plots/kgc_loss.png" "$work/plots/per_relation_mrr.png" "$root/docs/plots/"
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
@@ -34,7 +34,7 @@ Made by \`bench/demo_compare.sh\` ($cpu, $(nproc) cores; one seed each): in a fr
 dvc exp run -n m4 -S max_vis_token=4
 dvc exp run -n m16 -S max_vis_token=16
 dvc exp run -n fast -S reproducible=false
-mygo compare
+mygo compare --format markdown
 \`\`\`
 
 $table

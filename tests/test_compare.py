@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from mygo.compare import (ABOVE, ONE_SEED, WITHIN, against_baseline, legend, per_relation, runs_from_exp_show,
-                          table, verdict, welch)
+                          short_headers, table, text, verdict, welch)
 
 
 def entry(rev, name, seed, m, mrr, best_epoch=10):
@@ -47,8 +47,8 @@ def test_seeds_are_averaged_and_only_differing_params_shown():
 def test_the_script_prints_markdown_or_csv(tmp_path):
     path = tmp_path / "show.json"
     path.write_text(json.dumps(exp_show()))
-    out = subprocess.run([sys.executable, str(ROOT / "scripts/compare.py"), "--json", str(path)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/compare.py"), "--json", str(path), "--format",
+                          "markdown"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("| runs | max_vis_token | seeds | valid MRR |") and "| m16 | 16 | 1 |" in out
     out = subprocess.run([sys.executable, str(ROOT / "scripts/compare.py"), "--json", str(path), "--csv", "--percent"],
                          capture_output=True, text=True, check=True).stdout
@@ -173,3 +173,61 @@ def test_the_command_prints_verdicts_and_json(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "add --baseline NAME" in bad.stderr
 
+
+
+def grid():
+    """`dvc exp show --json` after the 9-run grid of docs/experiments.md (m 4 / 8 / 16, seeds 1 to
+    3, DVC's generated names) on a commit whose own run has seed 2024."""
+    names = ["tidal-mule", "lumpy-bark", "sappy-ruts", "dusty-trap", "brave-fern", "quiet-lamp", "shiny-crab",
+             "rusty-moth", "sunny-kite"]
+    runs = [entry(f"{i:040x}", names[i], seed, m, 0.2 + 0.01 * m + 0.003 * seed, best_epoch=40 + i)
+            for i, (m, seed) in enumerate((m, seed) for m in (4, 8, 16) for seed in (1, 2, 3))]
+    main = entry("a" * 40, "main", 2024, 8, 0.17)
+    main["experiments"] = [{"revs": [run], "executor": None, "name": run["name"]} for run in runs]
+    return [entry("workspace", None, 2024, 8, 0.17), main]
+
+
+@pytest.mark.parametrize("extra", [[], ["--percent"], ["--baseline", "tidal-mule"],
+                                   ["--baseline", "tidal-mule", "--percent"]])
+def test_the_default_table_fits_a_120_column_terminal(tmp_path, extra):
+    path = tmp_path / "show.json"
+    path.write_text(json.dumps(grid()))
+    out = subprocess.run([sys.executable, "-m", "mygo", "compare", "--json", str(path), *extra], capture_output=True,
+                         text=True, check=True).stdout
+    assert max(len(line) for line in out.splitlines()) <= 120, out
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["runs", "max_vis_token", "seeds"] and set(lines[1]) == {"-", " "}
+    named = any(line.startswith("tidal-mule +2 ") for line in lines)       # a group of 3: its first name +2
+    assert named == ("--baseline" not in extra)                           # (the baseline is no row)
+    assert all(name in out for name in ("lumpy-bark", "sunny-kite"))           # the legend names every run
+
+
+def test_a_group_of_many_runs_is_named_by_their_prefix():
+    show = exp_show()
+    for i, seed in enumerate((4, 5, 6)):
+        extra = entry(f"{i + 20:040x}", f"m4-s{seed}", seed, 4, 0.21)
+        show[1]["experiments"].append({"revs": [extra], "executor": None, "name": extra["name"]})
+    header, rows = table(runs_from_exp_show(show), compact=True)
+    by_runs = {row[0]: row for row in rows}
+    assert by_runs["m4-*"][1:4] == ["4", "6", "0.225±0.014"]
+    assert table(runs_from_exp_show(show))[1][1][0] == "m4-s1, m4-s2, m4-s3, m4-s4, m4-s5, m4-s6"   # Markdown: all
+
+
+def test_short_headers_keep_columns_apart():
+    assert short_headers(["runs", "train.model.use_visual", "train.model.use_text", "seeds"]) == [
+        "runs", "use_visual", "use_text", "seeds"]
+    assert short_headers(["train.seed", "select_tokens.seed", "max_vis_token"]) == [
+        "train.seed", "select_tokens.seed", "max_vis_token"]
+    assert text(["a.b", "n"], [["x", "1.5"], ["yy", "+10"]]).splitlines() == ["b     n", "--  ---", "x   1.5",
+                                                                               "yy  +10"]
+
+
+def test_the_baseline_may_be_the_prefix_of_a_seed_groups_names():
+    show = exp_show()
+    runs = runs_from_exp_show(show)
+    header, rows = against_baseline(runs, "m4")                        # m4-s1, m4-s2, m4-s3
+    assert {row[0] for row in rows} == {"main", "m16"}
+    show[1]["experiments"].append({"revs": [entry("e" * 40, "m4-big", 1, 64, 0.3)], "executor": None,
+                                   "name": "m4-big"})
+    with pytest.raises(ValueError, match="2 groups of runs are named m4-"):
+        against_baseline(runs_from_exp_show(show), "m4")

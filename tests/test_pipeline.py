@@ -235,8 +235,10 @@ def test_offline_plot_images(repro_clone, tmp_path):
 
 def test_compare_lists_the_experiments_run_here(repro_clone):
     """scripts/compare.py on the real `dvc exp show --json` of this clone's experiments."""
-    out = sh(repro_clone, sys.executable, "scripts/compare.py").stdout
+    out = sh(repro_clone, sys.executable, "scripts/compare.py", "--format", "markdown").stdout
     assert out.startswith("| runs |") and "train.model.name" in out and "| tucker |" in out
+    terminal = sh(repro_clone, sys.executable, "scripts/compare.py").stdout
+    assert terminal.split()[0] == "runs" and " name " in terminal.splitlines()[0] and "tucker" in terminal
     assert "test MRR" in out.splitlines()[0]
 
 
@@ -280,7 +282,7 @@ def test_a_sweep_split_over_machines_is_collected_in_a_third_clone(repro_clone, 
         subprocess.run(["git", "clone", "-q", str(origin), str(third)], check=True)
         for machine, pair in seeds.items():
             dvc(third, "exp", "pull", "origin", *(f"{machine}-s{seed}" for seed in pair))
-        compared = sh(third, str(BIN / "mygo"), "compare").stdout
+        compared = sh(third, str(BIN / "mygo"), "compare", "--format", "markdown").stdout
         table = [line for line in compared.splitlines() if line.startswith("|")]
         header = [cell.strip() for cell in table[0].strip("|").split("|")]
         rows = [line for line in table if "machine-a-s1" in line]

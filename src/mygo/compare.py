@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import math
+import os
 import statistics
 import subprocess
 from dataclasses import dataclass, field
@@ -159,17 +160,45 @@ def groups(runs: list[Run]) -> tuple[list[str], list[list[Run]]]:
     return keys, list(found.values())
 
 
-def _fmt(values: list[float], column: str, percent: bool) -> str:
+def _digits(percent: bool, compact: bool) -> int:
+    return (1 if percent else 3) if compact else (2 if percent else 4)
+
+
+def _fmt(values: list[float], column: str, percent: bool, compact: bool = False) -> str:
+    """Mean ± sample standard deviation (one value: itself); `compact`: fewer digits, no spaces."""
     scale = 100.0 if percent and column != "best epoch" else 1.0
-    digits = 0 if column == "best epoch" else (2 if percent else 4)
+    digits = 0 if column == "best epoch" else _digits(percent, compact)
     if not values:
         return ""
     if len(values) == 1:
         return f"{values[0] * scale:.{digits}f}"
-    return f"{statistics.mean(values) * scale:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+    sep = "±" if compact else " ± "
+    return f"{statistics.mean(values) * scale:.{digits}f}{sep}{statistics.stdev(values) * scale:.{digits}f}"
 
 
-def table(runs: list[Run], percent: bool = False) -> tuple[list[str], list[list[str]]]:
+def _difference(diff: float, se: float, percent: bool, compact: bool) -> str:
+    scale, digits = (100.0 if percent else 1.0), _digits(percent, compact)
+    return f"{diff * scale:+.{digits}f}{'±' if compact else ' ± '}{se * scale:.{digits}f}"
+
+
+RUNS_WIDTH = 24     # a compact row's runs cell: longer lists become "prefix-*" or "first +N"
+
+
+def _names(members: list[Run], compact: bool = False, states: bool = True) -> str:
+    """A group's runs: every name, or (`compact`, too long to show) the names' common prefix
+    ("m16-*", the seeds column counts them) or the first name and how many more."""
+    names = [run.label if states else run.name for run in members]
+    full = ", ".join(names)
+    if not compact or len(names) == 1 or len(full) <= RUNS_WIDTH:
+        return full
+    prefix = os.path.commonprefix([run.name for run in members])
+    cut = max(prefix.rfind("-"), prefix.rfind("_"))
+    busy = [run.state for run in members if run.state != "done"]
+    note = f" ({len(busy)} {busy[0]})" if states and busy and len(set(busy)) == 1 else ""
+    return (f"{prefix[:cut + 1]}*" if cut > 0 else f"{names[0]} +{len(names) - 1}") + note
+
+
+def table(runs: list[Run], percent: bool = False, compact: bool = False) -> tuple[list[str], list[list[str]]]:
     """Rows of the comparison: one per group of runs that differ only in train.seed; `seeds`
     counts the finished runs, whose metrics the row averages."""
     keys, found = groups(runs)
@@ -178,10 +207,10 @@ def table(runs: list[Run], percent: bool = False) -> tuple[list[str], list[list[
     for members in found:
         done = [run for run in members if run.state == "done"]
         shown = done or members          # a group with no finished run shows what its runs have so far
-        row = [", ".join(run.label for run in members), *(str(members[0].params.get(k, "")) for k in keys),
+        row = [_names(members, compact), *(str(members[0].params.get(k, "")) for k in keys),
                str(len(done))]
         for column, _, _ in METRICS:
-            row.append(_fmt([run.metrics[column] for run in shown if column in run.metrics], column, percent))
+            row.append(_fmt([run.metrics[column] for run in shown if column in run.metrics], column, percent, compact))
         rows.append(row)
     return header, rows
 
@@ -238,6 +267,10 @@ def said(p: float | None) -> str:
     return ONE_SEED if p is None else (ABOVE if p < ALPHA else WITHIN)
 
 
+def _p(p: float | None) -> str:
+    return "" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
 def verdict(a: list[float], b: list[float]) -> tuple[float, float, float | None, str]:
     """The difference of b's mean over a's, its standard error, the p-value and the verdict."""
     diff, p = welch(a, b)
@@ -246,21 +279,28 @@ def verdict(a: list[float], b: list[float]) -> tuple[float, float, float | None,
 
 
 def _find_baseline(found: list[list[Run]], name: str) -> list[Run]:
+    """The group holding the run `name`, or the one group whose every run is named `name-...`
+    (`structure-only` for structure-only-s1, structure-only-s2, ...)."""
     for members in found:
         if name in [run.name for run in members] or name == ", ".join(run.name for run in members):
             return members
+    named = [members for members in found if all(run.name.startswith(f"{name}-") for run in members)]
+    if len(named) == 1:
+        return named[0]
     names = sorted({run.name for members in found for run in members})
-    raise ValueError(f"--baseline {name!r}: no run of that name; runs: {', '.join(names)}")
+    if named:
+        raise ValueError(f"--baseline {name!r}: {len(named)} groups of runs are named {name}-...: "
+                         f"{'; '.join(_names(m) for m in named)}; name one of their runs")
+    raise ValueError(f"--baseline {name!r}: no run of that name or prefix; runs: {', '.join(names)}")
 
 
 def against_baseline(runs: list[Run], baseline: str, metrics: list[str] | None = None,
-                     percent: bool = False) -> tuple[list[str], list[list[str]]]:
+                     percent: bool = False, compact: bool = False) -> tuple[list[str], list[list[str]]]:
     """For every group but the baseline's, each headline metric's difference against the
     baseline group's (mean over seeds ± its standard error), Welch's p-value and the verdict."""
     keys, found = groups([run for run in runs if run.state == "done"])
     base = _find_baseline(found, baseline)
     columns = metrics or [column for column, _, _ in METRICS if column != "best epoch"]
-    scale, digits = (100.0, 2) if percent else (1.0, 4)
     header = ["runs", *keys, "seeds", "metric", "baseline", "this", "difference", "p (Welch)", "verdict"]
     rows = []
     for members in found:
@@ -272,10 +312,10 @@ def against_baseline(runs: list[Run], baseline: str, metrics: list[str] | None =
             if not a or not b:
                 continue
             diff, se, p, said = verdict(a, b)
-            rows.append([", ".join(run.name for run in members), *(str(members[0].params.get(k, "")) for k in keys),
-                         f"{len(b)} vs {len(a)}", column, _fmt(a, column, percent), _fmt(b, column, percent),
-                         f"{diff * scale:+.{digits}f} ± {se * scale:.{digits}f}",
-                         "" if p is None else f"{p:.3f}", said])
+            rows.append([_names(members, compact, states=False), *(str(members[0].params.get(k, "")) for k in keys),
+                         f"{len(b)} vs {len(a)}", column, _fmt(a, column, percent, compact),
+                         _fmt(b, column, percent, compact), _difference(diff, se, percent, compact),
+                         _p(p), said])
     return header, rows
 
 
@@ -311,12 +351,11 @@ def _git_reader(run: Run) -> str:
 
 
 def per_relation(runs: list[Run], baseline: str, relations: list[str] | None = None, reader=None,
-                 percent: bool = False) -> tuple[list[str], list[list[str]]]:
+                 percent: bool = False, compact: bool = False) -> tuple[list[str], list[list[str]]]:
     """For each relation and each group but the baseline's: test MRR of the baseline and of the
     group, the difference, Welch's p-value and the verdict, the largest changes first."""
     keys, found = groups([run for run in runs if run.state == "done"])
     base = _find_baseline(found, baseline)
-    scale, digits = (100.0, 2) if percent else (1.0, 4)
     names = list(dict.fromkeys(name for run in base for name in read_relations(run, reader)))
     if relations:
         unknown = [r for r in relations if r not in names]
@@ -335,16 +374,45 @@ def per_relation(runs: list[Run], baseline: str, relations: list[str] | None = N
             if not a or not b:
                 continue
             diff, se, p, said = verdict(a, b)
-            rows.append((abs(diff), [name, ", ".join(run.name for run in members),
+            rows.append((abs(diff), [name, _names(members, compact, states=False),
                                      *(str(members[0].params.get(k, "")) for k in keys), f"{len(b)} vs {len(a)}",
-                                     _fmt(a, "MRR", percent), _fmt(b, "MRR", percent),
-                                     f"{diff * scale:+.{digits}f} ± {se * scale:.{digits}f}",
-                                     "" if p is None else f"{p:.3f}", said]))
+                                     _fmt(a, "MRR", percent, compact), _fmt(b, "MRR", percent, compact),
+                                     _difference(diff, se, percent, compact),
+                                     _p(p), said]))
     rows.sort(key=lambda item: -item[0])
     return header, [row for _, row in rows]
 
 
 # ---------------------------------------------------------------------------- output
+
+
+def short_headers(header: list[str]) -> list[str]:
+    """Each dotted param name cut to its shortest suffix that no other column shares
+    (train.model.use_visual -> use_visual)."""
+    out = []
+    for name in header:
+        parts, short = name.split("."), name
+        for size in range(1, len(parts)):
+            candidate = ".".join(parts[-size:])
+            others = [h for h in header if h != name]
+            if all(candidate != h and not h.endswith(f".{candidate}") for h in others):
+                short = candidate
+                break
+        out.append(short)
+    return out
+
+
+def text(header: list[str], rows: list[list[str]]) -> str:
+    """An aligned table for a terminal: short param names, two spaces between columns, numbers
+    right-aligned."""
+    shown = short_headers(header)
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(shown)]
+    numeric = [all(not row[i] or row[i][0] in "+-0123456789" for row in rows) and any(row[i] for row in rows)
+               for i in range(len(shown))]
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()
+    return "\n".join([line(shown), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]) + "\n"
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -367,4 +435,4 @@ def as_json(header: list[str], rows: list[list[str]]) -> str:
 
 __all__ = ["Run", "runs_from_exp_show", "differing", "groups", "table", "legend", "welch", "welch_summary", "said",
            "verdict",
-           "against_baseline", "per_relation", "read_relations", "markdown", "as_csv", "as_json"]
+           "against_baseline", "per_relation", "read_relations", "short_headers", "text", "markdown", "as_csv", "as_json"]

@@ -30,6 +30,9 @@ def run_main(main) -> None:
     setup_logging()
     try:
         main()
+    except BrokenPipeError:                 # `mygo compare | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except ValueError as err:
         logging.getLogger("mygo").error("%s", err)
         sys.exit(1)

@@ -4,9 +4,13 @@
     mygo compare --baseline main                    # each difference against main's group, with a verdict
     mygo compare --baseline main --per-relation     # test MRR per relation, the largest changes first
     mygo compare --baseline main --per-relation --relations has_color,made_of
-    mygo compare --percent --format csv > runs.csv  # also --format json; Markdown by default
+    mygo compare --format markdown > runs.md        # for reports: also --format csv / json
     mygo compare --json show.json                   # a saved `dvc exp show --json` instead of running it
     mygo compare -- -A                              # arguments after -- go to `dvc exp show`
+
+The default table is for a terminal: param names cut to their last part, three decimals, a group
+of many runs named by their common prefix ("m16-*"; the legend below lists them); Markdown, CSV
+and JSON give every name and four decimals.
 
 Runs that differ only in train.seed form one group (mean ± std over its seeds). The workspace is
 a row whenever its results differ from its commit's; a run still training shows "(training)"
@@ -26,14 +30,16 @@ from pathlib import Path
 
 def add_arguments(parser) -> None:
     parser.add_argument("--baseline", metavar="NAME",
-                        help="a run (experiment, branch, short hash or `workspace`) whose seed group the others are "
-                             "compared against, with verdicts (default: none, the plain table)")
+                        help="a run (experiment, branch, short hash or `workspace`), or the prefix that names one "
+                             "seed group's runs (structure-only for structure-only-s1, -s2, ...), whose group the "
+                             "others are compared against, with verdicts (default: none, the plain table)")
     parser.add_argument("--per-relation", action="store_true",
                         help="with --baseline: test MRR per relation instead of the headline metrics")
     parser.add_argument("--relations", metavar="A,B",
                         help="with --per-relation: only these relations (comma-separated; default: all)")
-    parser.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown",
-                        help="output format (default: markdown)")
+    parser.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table",
+                        help="table: aligned for a terminal (120 columns for a typical sweep); markdown, csv, json: "
+                             "for reports, every name and digit (default: table)")
     parser.add_argument("--csv", action="store_true", help="the same as --format csv")
     parser.add_argument("--percent", action="store_true", help="metrics in percent, as papers report them "
                                                                "(best epoch as is; default: fractions)")
@@ -59,7 +65,10 @@ def _load(args) -> list:
 
 
 def run(args) -> None:
-    from mygo.compare import against_baseline, as_csv, as_json, legend, markdown, per_relation, runs_from_exp_show, table
+    import textwrap
+
+    from mygo.compare import (against_baseline, as_csv, as_json, legend, markdown, per_relation, runs_from_exp_show,
+                              table, text)
     if (args.per_relation or args.relations) and not args.baseline:
         raise ValueError("--per-relation and --relations compare against a baseline: add --baseline NAME")
     if args.relations and not args.per_relation:
@@ -71,15 +80,21 @@ def run(args) -> None:
         raise ValueError(f"{args.json or '`dvc exp show --json`'}: {err}") from None
     if not runs:
         raise ValueError("no experiments to compare (run `dvc exp run -n NAME ...` first)")
+    fmt = "csv" if args.csv else args.format
+    style = {"percent": args.percent, "compact": fmt == "table"}
     if args.per_relation:
         relations = [r.strip() for r in args.relations.split(",") if r.strip()] if args.relations else None
-        header, rows = per_relation(runs, args.baseline, relations, percent=args.percent)
+        header, rows = per_relation(runs, args.baseline, relations, **style)
     elif args.baseline:
-        header, rows = against_baseline(runs, args.baseline, percent=args.percent)
+        header, rows = against_baseline(runs, args.baseline, **style)
     else:
-        header, rows = table(runs, percent=args.percent)
-    fmt = "csv" if args.csv else args.format
-    if fmt == "csv":
+        header, rows = table(runs, **style)
+    if fmt == "table":
+        sys.stdout.write(text(header, rows))
+        note = legend(runs)
+        if note:
+            sys.stdout.write("\n" + textwrap.fill(note, 120, break_on_hyphens=False) + "\n")
+    elif fmt == "csv":
         sys.stdout.write(as_csv(header, rows))
     elif fmt == "json":
         sys.stdout.write(as_json(header, rows))

@@ -2,6 +2,8 @@
 committed result files', every relative link in the README, docs/ and conf/ resolves, the README
 stays a landing page, and the demo's description in docs/formats.md counts what data/raw/demo has."""
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -77,56 +79,108 @@ def test_every_relative_link_resolves(path):
         assert file.exists(), f"{path.relative_to(ROOT)}: link {target} leads nowhere"
 
 
-def test_the_demo_description_counts_the_demo():
+def demo_description() -> str:
+    """How docs/formats.md counts the demo, from data/raw/demo itself."""
     demo = ROOT / "data/raw/demo"
     lines = {split: len((demo / f"{split}.tsv").read_text().splitlines()) for split in ("train", "valid", "test")}
     entities = len((demo / "entities.tsv").read_text().splitlines())
     relations = {line.split("\t")[1] for split in lines for line in (demo / f"{split}.tsv").read_text().splitlines()}
-    text = " ".join((ROOT / "docs/formats.md").read_text().split())
-    expected = (f"({entities:,} entities, {len(relations)} relations, {lines['train']:,} / {lines['valid']:,} / "
-                f"{lines['test']:,} triples)")
-    assert expected in text, expected
+    return (f"({entities:,} entities, {len(relations)} relations, {lines['train']:,} / {lines['valid']:,} / "
+            f"{lines['test']:,} triples)")
+
+
+def test_the_demo_description_counts_the_demo():
+    expected = demo_description()
+    assert expected in " ".join((ROOT / "docs/formats.md").read_text().split()), expected
 
 
 # ---- every figure traced: a number in prose sits beside the result file that holds it ----------
 
-TRACED = ["README.md", "docs/demo.md", "docs/reproducibility.md"]
+# every page but docs/params.md, which scripts/params_doc.py renders from the params' declarations
+# (test_recipes.py checks it is that rendering)
+TRACED = ["README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")) if p.name != "params.md")]
+# figures a test computes from the data itself: the text it checks is taken out before the search
+VERIFIED = {"docs/formats.md": [demo_description]}
 FIGURE = re.compile(r"(?<![\w.\-/])(\d+(?:,\d{3})+(?:\.\d+)?|\d+\.\d+)(?=\s*(?:s\b|x\b|%|[\s,;:)]|$))")
 SOURCE = re.compile(r"(?:bench/results|tests/golden|metrics|conf)/[\w./@-]+\.(?:md|json|csv|yaml)")
 NOT_FIGURES = re.compile(r"(?:torch|Zen|python|version|arXiv|p <)\s*$")   # versions, ids, the test's level
 
 
-def prose(text: str) -> list[str]:
-    """The paragraphs of a Markdown text that are prose: no tables, code blocks or indented code."""
-    paragraphs, fenced = [], False
+def blocks(text: str) -> list[tuple[str, str]]:
+    """A Markdown text's blocks as (kind, text): "heading", "table", "list" or "prose" (lines
+    joined); code blocks, indented code and images left out."""
+    out, fenced = [], False
     for block in re.split(r"\n\s*\n", text):
         lines = block.splitlines()
         if any(line.startswith("```") for line in lines):
             fenced = fenced != (sum(line.startswith("```") for line in lines) % 2 == 1)
             continue
-        if fenced or not lines or lines[0].startswith(("|", "    ", "#", "![")):
+        if fenced or not lines or lines[0].startswith(("    ", "![")):
             continue
-        paragraphs.append(" ".join(lines))
-    return paragraphs
+        kind = ("heading" if lines[0].startswith("#") else "table" if lines[0].startswith("|")
+                else "list" if lines[0].startswith("- ") else "prose")
+        out.append((kind, " ".join(lines)))
+    return out
+
+
+def prose(text: str) -> list[str]:
+    """The paragraphs of a Markdown text that are prose (lists included): no headings, tables or code."""
+    return [block for kind, block in blocks(text) if kind in ("prose", "list")]
+
+
+def with_sources(text: str) -> list[tuple[str, str]]:
+    """Each paragraph, list and table with the result files it is checked against: those it names,
+    those of the heading it sits under (a heading naming a file holds for its section, deeper
+    headings included) and, for a list or a table, those of the paragraph that introduces it."""
+    out, heading, level, paragraph = [], "", 0, ""
+    for kind, block in blocks(text):
+        if kind == "heading":
+            depth = len(block) - len(block.lstrip("#"))
+            if SOURCE.search(block) or depth <= level:
+                heading, level = " ".join(SOURCE.findall(block)), depth if SOURCE.search(block) else 0
+            paragraph = ""
+            continue
+        if kind == "prose":
+            paragraph = " ".join(SOURCE.findall(block))
+        out.append((block, f"{heading} {paragraph if kind != 'prose' else ''}"))
+    return out
+
+
+CODE = re.compile(r"`[^`]*`")
 
 
 def untraced(paragraph: str, read=lambda path: (ROOT / path).read_text()) -> list[str]:
-    """The figures of a paragraph that none of the result files it names holds, as written."""
+    """The figures of a paragraph that none of the result files it names holds, as written (or
+    without its thousands commas: 12,842 for a file's 12842). Inline code (commands, example log
+    lines, names) holds no figures."""
     sources = " ".join(read(path) for path in dict.fromkeys(SOURCE.findall(paragraph)))
-    return [m.group(1) for m in FIGURE.finditer(paragraph)
-            if not NOT_FIGURES.search(paragraph[:m.start()]) and m.group(1) not in sources]
+    words = CODE.sub(" ", paragraph)
+
+    def held(figure: str) -> bool:          # a whole number there: 1.8 is not held by 1.85
+        return any(re.search(rf"(?<![\d.,]){re.escape(f)}(?![\d]|[.,]\d)", sources)
+                   for f in (figure, figure.replace(",", "")))
+    return [m.group(1) for m in FIGURE.finditer(words)
+            if not NOT_FIGURES.search(words[:m.start()]) and not held(m.group(1))]
 
 
 @pytest.mark.parametrize("path", TRACED)
-def test_every_figure_in_prose_is_in_a_result_file_it_names(path):
-    """A list carries the result files of the paragraph that introduces it."""
-    missing, sources = [], ""
-    for paragraph in prose((ROOT / path).read_text()):
-        if not paragraph.startswith("- "):
-            sources = " ".join(SOURCE.findall(paragraph))
-        if figures := untraced(f"{paragraph} {sources}" if paragraph.startswith("- ") else paragraph):
-            missing.append((figures, paragraph[:100]))
+def test_every_figure_is_in_a_result_file_it_names(path):
+    """Prose, lists and tables: each figure is in a result file named beside it (or by its
+    heading, or by the paragraph that introduces the list or table)."""
+    missing = []
+    for block, sources in with_sources((ROOT / path).read_text()):
+        block = " ".join(block.split())
+        for verified in VERIFIED.get(path, []):
+            block = block.replace(verified(), "")
+        if figures := untraced(f"{block} {sources}"):
+            missing.append((figures, block[:100]))
     assert not missing, f"{path}: figures without a result file beside them that holds them: {missing}"
+
+
+def test_benchmarks_page_is_rendered_from_the_result_files():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts/benchmarks_doc.py"), "--check"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_figure_changed_by_hand_is_caught():
@@ -134,5 +188,10 @@ def test_a_figure_changed_by_hand_is_caught():
     good = "The step takes 1.90 s, 1.34x its products, on 12,842 entities (`bench/results/x.md`)."
     assert untraced(good, files.get) == []
     assert untraced(good.replace("1.90", "1.80"), files.get) == ["1.80"]
+    assert untraced(good.replace("1.90", "1.9"), files.get) == ["1.9"]        # a part of 1.90 is not it
+    assert untraced(good.replace("12,842", "2,842"), files.get) == ["2,842"]
     assert untraced("It takes 1.90 s.", files.get) == ["1.90"]                  # no file named
     assert untraced("Under torch 2.11 it differs.", files.get) == []           # a version, not a figure
+    page = "## `bench/results/x.md`\n\n| step | 1.90 |\n\n### Details\n\nIt took 1.34x.\n\n## Other\n\nIt took 1.34x.\n"
+    found = [untraced(f"{block} {sources}", files.get) for block, sources in with_sources(page)]
+    assert found == [[], [], ["1.34"]]             # a heading's file holds for its section, deeper headings too

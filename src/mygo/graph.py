@@ -274,7 +274,7 @@ def load_raw(raw_dir: str | Path, triple_order: str = "auto") -> KnowledgeGraph:
     `triple_order` applies to integer-id triples: hrt, htr, or auto (by layout)."""
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
-        raise ValueError(f"{raw_dir}: dataset folder not found (README, 'Reproducing the paper', shows how to bring a benchmark in)")
+        raise ValueError(f"{raw_dir}: dataset folder not found (docs/paper.md shows how to bring a benchmark in)")
     if (raw_dir / "entities.tsv").exists():
         if any((raw_dir / f).exists() for f in ("entity2id.txt", "entities.txt", "train.txt")):
             raise ValueError(f"{raw_dir}: mixes the named layout (entities.tsv) with an integer-id layout "

@@ -305,7 +305,7 @@ class TrainParams(Section):
     directions: str = param("random", "random: one direction per triple per epoch (reference code); both: "
                             "L_head + L_tail (paper)", choices=("random", "both"))
     mu: float = param(1.0, "weight of the fine-grained contrastive loss; 0 turns it off (the paper: 0.01 DB15K, "
-                      "0.001 MKG-W; the demo's 1.0 is measured in README, \"How the demo trains\")", ge=0)
+                      "0.001 MKG-W; the demo's 1.0 is chosen in docs/demo.md, \"How the demo trains\")", ge=0)
     tau: float = param(0.5, "temperature of the contrastive loss", gt=0)
     contrastive_size: int = param(512, "entities sampled per step for the contrastive loss (B_c)", ge=2)
     label_smoothing: float = param(0.0, "label smoothing of the KGC cross-entropy", ge=0, lt=1)
@@ -464,7 +464,7 @@ def render_markdown() -> str:
     lines = ["# Params", "", "Every key of params.yaml, its default (the demo's, which is also the generic setting for a",
              "dataset without a recipe), what it allows and what it means. Rendered from",
              "`src/mygo/params.py` by `python scripts/params_doc.py --write`; recipes (`conf/recipe/`)",
-             "override some of them (README, \"Reproducing the paper\").", "",
+             "override some of them (docs/paper.md).", "",
              "Some params only matter with others: the palette tokenizer loads no checkpoint, the TuckER",
              "baseline has no transformer or contrastive loss, `train.mu: 0` needs no temperature. Each stage",
              "names, at its start, the params of its section that the values chosen leave unused (a warning",

@@ -80,6 +80,12 @@ def run_queue(clone: Path, timeout: float) -> str:
         started = subprocess.run([str(BIN / "dvc"), "queue", "start", "-j", "1"], cwd=clone, env=env_for(clone),
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     assert started.returncode == 0, log.read_text()[-4000:]
+    return wait_for_queue(clone, timeout, log)
+
+
+def wait_for_queue(clone: Path, timeout: float, log: Path) -> str:
+    """Wait until no task of a started queue is queued or running, stop its worker (also when the
+    wait fails) and return the last `dvc queue status`; `log` holds the worker's output."""
     deadline = time.monotonic() + timeout
     try:
         while re.search(r"\b(Queued|Running)\b", status := dvc(clone, "queue", "status").stdout):

@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from conftest import ROOT
-from helpers import BIN, dvc, make_clone, ran, run_queue, sh
+from helpers import BIN, dvc, make_clone, ran, run_queue, sh, wait_for_queue
 
 pytestmark = pytest.mark.slow
 def lock_outs(clone: Path) -> dict:
@@ -185,33 +185,37 @@ def test_share_through_an_s3_remote(repro_clone, tmp_path, monkeypatch):
 
 
 def test_experiment_workflow(repro_clone, tmp_path):
-    """The README's experiment commands: a queued seed sweep, exp show, the diffs, plots diff,
-    exp branch and exp apply."""
-    for seed in (1, 2):
-        dvc(repro_clone, "exp", "run", "--queue", "-n", f"seed-{seed}", "-S", f"train.seed={seed}")
-    status = run_queue(repro_clone, timeout=900)
-    assert status.count("Success") == 2, status
+    """The README's experiment commands: its queued seed sweep exactly as printed (one line that
+    queues and starts a worker), exp show, the diffs, plots diff, exp branch and exp apply."""
+    readme = (ROOT / "README.md").read_text().split("## Experiments and comparing them")[1]
+    sweep = next(line.split("   #")[0].strip() for line in readme.splitlines() if "--queue" in line)
+    assert sweep == "dvc exp run --queue -S 'train.seed=range(1,4)' && dvc queue start -j 1", sweep
+    log = tmp_path / "worker.log"                  # the worker outlives the line: its output to a file
+    sh(repro_clone, "bash", "-c", f"PATH={BIN}:$PATH; {{ {sweep} ; }} > {log} 2>&1 < /dev/null")
+    status = wait_for_queue(repro_clone, 900, log)
+    assert status.count("Success") == 3, status
 
     rows = list(csv.DictReader(io.StringIO(dvc(repro_clone, "exp", "show", "--csv").stdout)))
-    runs = {row["Experiment"]: row for row in rows if row["Experiment"]}
-    assert {"seed-1", "seed-2"} <= set(runs)
-    for name, seed in (("seed-1", "1"), ("seed-2", "2")):
-        assert runs[name]["train.seed"] == seed
-        assert all(0.0 <= float(runs[name][key]) <= 1.0 for key in ("mrr", "hits@1", "hits@3", "hits@10"))
+    by_seed = {row["train.seed"]: row for row in rows if row["Experiment"]}
+    assert {"1", "2", "3"} <= set(by_seed), rows
+    runs = {f"seed-{seed}": by_seed[seed] for seed in ("1", "2")}
+    for name, row in runs.items():
+        assert all(0.0 <= float(row[key]) <= 1.0 for key in ("mrr", "hits@1", "hits@3", "hits@10"))
+    names = {name: row["Experiment"] for name, row in runs.items()}
 
-    diff = json.loads(dvc(repro_clone, "exp", "diff", "seed-1", "seed-2", "--json").stdout)
+    diff = json.loads(dvc(repro_clone, "exp", "diff", names["seed-1"], names["seed-2"], "--json").stdout)
     assert (diff["params"]["params.yaml"]["train.seed"]["old"], diff["params"]["params.yaml"]["train.seed"]["new"]) == (1, 2)
     assert "mrr" in diff["metrics"]["metrics/eval.json"]
 
     plots = tmp_path / "plots"
-    dvc(repro_clone, "plots", "diff", "seed-1", "seed-2", "-o", str(plots))
+    dvc(repro_clone, "plots", "diff", names["seed-1"], names["seed-2"], "-o", str(plots))
     html = (plots / "index.html").read_text()
-    assert "seed-1" in html and "seed-2" in html and "per_relation" in html
+    assert names["seed-1"] in html and names["seed-2"] in html and "per_relation" in html
 
-    dvc(repro_clone, "exp", "branch", "seed-2", "winner")
+    dvc(repro_clone, "exp", "branch", names["seed-2"], "winner")
     assert sh(repro_clone, "git", "rev-parse", "--verify", "winner").returncode == 0
     try:
-        dvc(repro_clone, "exp", "apply", "seed-1")
+        dvc(repro_clone, "exp", "apply", names["seed-1"])
         assert yaml.safe_load((repro_clone / "params.yaml").read_text())["train"]["seed"] == 1
         params = json.loads(dvc(repro_clone, "params", "diff", "--json").stdout)
         assert params["params.yaml"]["train.seed"]["new"] == 1

@@ -24,13 +24,16 @@ setup-test: $(BIN)/.installed-test
 repro: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-# The full test suite, slow end-to-end tests included.
+# The full test suite, slow end-to-end tests included, in TEST_JOBS processes (pytest-xdist; a
+# test file stays in one process, in order, with its fixtures). TEST_JOBS=0: one process.
+TEST_JOBS ?= 2
+PYTEST := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 test: setup-test
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	$(PYTEST)
 
 # Unit tests only.
 test-fast: setup-test
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # The unit tests under another torch, e.g. the 2.11 of a GPU machine: make test-torch TORCH=2.11.0.
 # A second venv, .venv-torch$(TORCH), with the other pins kept; PyPI's Linux wheels of torch

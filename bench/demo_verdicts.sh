@@ -17,12 +17,13 @@ jobs=${JOBS:-2}
 work=$(mktemp -d)
 clone="$work/demo"
 cleanup() {
-  (cd "$clone" 2>/dev/null && dvc queue stop --kill > /dev/null 2>&1) || true
-  rm -rf "$work"
+  (cd "$clone" 2>/dev/null && dvc queue stop --kill > /dev/null 2>&1 && sleep 5) || true
+  rm -rf "$work" 2>/dev/null || { sleep 10; rm -rf "$work"; }
 }
 trap cleanup EXIT
 git clone -q "$root" "$clone"
 cd "$clone"
+export PYTHONPATH="$clone/src"           # the clone's code, also in the queue's workers
 dvc cache dir --local "$root/.dvc/cache"
 dvc checkout -q          # the committed outputs, from this repository's cache (`dvc repro` made them)
 dvc status -q || { echo "the outputs of HEAD are not in $root/.dvc/cache: run \`dvc repro\` there first" >&2; exit 1; }
@@ -44,7 +45,8 @@ for name in "${names[@]}"; do
 done
 start=$SECONDS
 dvc queue start -j "$jobs" > "$work/queue.log" 2>&1
-while dvc queue status | grep -qE '\b(Queued|Running)\b'; do sleep 10; done
+queue_busy() { local status; status=$(dvc queue status); grep -qE '\b(Queued|Running)\b' <<< "$status"; }
+while queue_busy; do sleep 10; done
 minutes=$(( (SECONDS - start + 30) / 60 ))
 succeeded=$(dvc queue status | grep -c Success || true)
 if [ "$succeeded" -ne "${#queued[@]}" ]; then

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from mygo.compare import (ABOVE, ONE_SEED, WITHIN, against_baseline, legend, per_relation, runs_from_exp_show,
+from mygo.compare import (ABOVE, ONE_SEED, WITHIN, against_baseline, legend, per_relation, repeats, runs_from_exp_show,
                           short_headers, table, text, verdict, welch)
 
 
@@ -231,3 +231,19 @@ def test_the_baseline_may_be_the_prefix_of_a_seed_groups_names():
                                    "name": "m4-big"})
     with pytest.raises(ValueError, match="2 groups of runs are named m4-"):
         against_baseline(runs_from_exp_show(show), "m4")
+
+
+def test_a_run_that_repeats_another_is_counted_once():
+    """An experiment with its commit's params and seed (the demo ablation's all-modalities run
+    with seed 2024, say) is the same run again: one seed, not two."""
+    show = exp_show()
+    again = entry("d" * 40, "main-again", 2024, 8, 0.17)
+    other = entry("c" * 40, "main-s1", 1, 8, 0.19)
+    show[1]["experiments"] += [{"revs": [run], "executor": None, "name": run["name"]} for run in (again, other)]
+    runs = runs_from_exp_show(show)
+    assert repeats(runs) == {"main-again": "main"}
+    rows = {row[0]: row for row in table(runs)[1]}
+    assert rows["main, main-s1"][2] == "2"                               # two seeds, not three
+    assert "`main-again` repeats `main` (the same params and seed: counted once)" in legend(runs)
+    header, rows = against_baseline(runs, "main-again")                  # the repeat names its group
+    assert {row[0] for row in rows} == {"m4-s1, m4-s2, m4-s3", "m16"}

@@ -246,15 +246,6 @@ def test_compare_lists_the_experiments_run_here(repro_clone):
     assert "test MRR" in out.splitlines()[0]
 
 
-def test_a_fresh_clone_reproduces_the_committed_results(tmp_path):
-    """`make repro`'s promise: with the committed params, a fresh clone's `dvc repro` gives the
-    committed dvc.lock and metrics, byte for byte (the pinned CPU mode), leaving git clean."""
-    clone = tmp_path / "fresh"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-    dvc(clone, "repro")
-    assert sh(clone, "git", "status", "--porcelain").stdout.strip() == ""
-
-
 def test_a_sweep_split_over_machines_is_collected_in_a_third_clone(repro_clone, tmp_path):
     """docs/experiments.md, "A sweep over several machines": two clones of a shared git remote each
     run two seeds of one variant from a queue and `dvc exp push` them (experiments to git, outputs

@@ -149,12 +149,34 @@ def differing(runs: list[Run]) -> list[str]:
     return [k for k in keys if len({repr(run.params.get(k)) for run in runs}) > 1]
 
 
+def repeats(runs: list[Run]) -> dict[str, str]:
+    """Finished runs whose params, seed included, are an earlier run's (an experiment that
+    repeats its commit's settings, say): {the repeat's name: the earlier run's name}. A group
+    counts such a run once: the same seed twice is not two seeds. The workspace never counts as
+    a repeat (it is a group of its own)."""
+    first: dict[str, str] = {}
+    out = {}
+    for run in runs:
+        if run.state != "done" or not run.params or run.kind == "workspace":
+            continue
+        key = repr(sorted(run.params.items(), key=lambda item: item[0]))
+        if key in first:
+            out[run.name] = first[key]
+        else:
+            first[key] = run.name
+    return out
+
+
 def groups(runs: list[Run]) -> tuple[list[str], list[list[Run]]]:
-    """The params that differ (but the seed) and the runs grouped by them, in order of first run.
-    The workspace is a group of its own: it is its commit's run made again, not another seed."""
+    """The params that differ (but the seed) and the runs grouped by them, in order of first run,
+    each repeat of an earlier run's params and seed left out (`repeats`). The workspace is a group
+    of its own: it is its commit's run made again, not another seed."""
     keys = [k for k in differing(runs) if k != SEED]
+    again = repeats(runs)
     found: dict[tuple, list[Run]] = {}
     for run in runs:
+        if run.name in again:
+            continue
         key = (*(repr(run.params.get(k)) for k in keys), run.kind == "workspace")
         found.setdefault(key, []).append(run)
     return keys, list(found.values())
@@ -232,6 +254,8 @@ def legend(runs: list[Run]) -> str:
         base = next((commits.get(r.baseline, r.baseline[:7]) for r in runs if r.kind == "workspace"), "")
         parts.append(f"`workspace` is this folder's results, which differ from {base or 'the commit'}'s "
                      "(not committed)")
+    for name, earlier in repeats(runs).items():
+        parts.append(f"`{name}` repeats `{earlier}` (the same params and seed: counted once)")
     if any(run.state == "training" for run in runs):
         parts.append("(training): still training; its test metrics come when it ends")
     return "Rows: " + "; ".join(parts) + ".\n" if parts else ""
@@ -299,7 +323,7 @@ def against_baseline(runs: list[Run], baseline: str, metrics: list[str] | None =
     """For every group but the baseline's, each headline metric's difference against the
     baseline group's (mean over seeds ± its standard error), Welch's p-value and the verdict."""
     keys, found = groups([run for run in runs if run.state == "done"])
-    base = _find_baseline(found, baseline)
+    base = _find_baseline(found, repeats(runs).get(baseline, baseline))
     columns = metrics or [column for column, _, _ in METRICS if column != "best epoch"]
     header = ["runs", *keys, "seeds", "metric", "baseline", "this", "difference", "p (Welch)", "verdict"]
     rows = []
@@ -355,7 +379,7 @@ def per_relation(runs: list[Run], baseline: str, relations: list[str] | None = N
     """For each relation and each group but the baseline's: test MRR of the baseline and of the
     group, the difference, Welch's p-value and the verdict, the largest changes first."""
     keys, found = groups([run for run in runs if run.state == "done"])
-    base = _find_baseline(found, baseline)
+    base = _find_baseline(found, repeats(runs).get(baseline, baseline))
     names = list(dict.fromkeys(name for run in base for name in read_relations(run, reader)))
     if relations:
         unknown = [r for r in relations if r not in names]
@@ -435,4 +459,4 @@ def as_json(header: list[str], rows: list[list[str]]) -> str:
 
 __all__ = ["Run", "runs_from_exp_show", "differing", "groups", "table", "legend", "welch", "welch_summary", "said",
            "verdict",
-           "against_baseline", "per_relation", "read_relations", "short_headers", "text", "markdown", "as_csv", "as_json"]
+           "repeats", "against_baseline", "per_relation", "read_relations", "short_headers", "text", "markdown", "as_csv", "as_json"]

@@ -58,6 +58,36 @@ def test_the_demo_page_states_the_findings_as_computed():
         assert " ".join(line.split()) in page, f"docs/demo.md lacks the finding: {line}"
 
 
+def verdict_rows(block: str) -> list[dict[str, str]]:
+    """The rows of `mygo compare`'s terminal table, by header: cells are two spaces or more apart."""
+    lines = block.strip("\n").splitlines()
+    header = re.split(r"\s{2,}", lines[0].strip())
+    rows = []
+    for line in lines[2:]:
+        if not line.strip():
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        assert len(cells) == len(header), line
+        rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def test_the_readmes_demo_verdicts_are_mygo_compares_output():
+    """README "What the demo shows": its verdicts are `mygo compare --baseline structure-only
+    --per-relation` over the ablation run as DVC experiments (bench/demo_verdicts.sh), as the
+    result file holds them, and they say what the README says: the text lifts made_of, the images
+    lift has_color."""
+    result = (ROOT / "bench/results/demo_verdicts.md").read_text()
+    assert "mygo compare --baseline structure-only --per-relation" in result
+    block = result.split("```text\n")[1].split("```")[0]
+    assert block in (ROOT / "README.md").read_text(), "the README's verdicts are not the result file's"
+    rows = {(row["relation"], row["runs"].removesuffix("-*")): row for row in verdict_rows(block)}
+    assert rows["made_of", "with-text"]["verdict"] == "above the noise"
+    assert rows["has_color", "with-images"]["verdict"] == "above the noise"
+    assert rows["made_of", "with-text"]["difference"].startswith("+")
+    assert rows["has_color", "with-images"]["difference"].startswith("+")
+
+
 def test_the_readme_is_a_landing_page():
     """A newcomer reads it in two minutes: at most about 8 KB, details in docs/."""
     assert len((ROOT / "README.md").read_bytes()) <= 8200
@@ -149,7 +179,13 @@ def with_sources(text: str) -> list[tuple[str, str]]:
 CODE = re.compile(r"`[^`]*`")
 
 
-def untraced(paragraph: str, read=lambda path: (ROOT / path).read_text()) -> list[str]:
+def read_result(path: str) -> str:
+    """A result file's text; one not made yet holds no figure."""
+    file = ROOT / path
+    return file.read_text() if file.is_file() else ""
+
+
+def untraced(paragraph: str, read=read_result) -> list[str]:
     """The figures of a paragraph that none of the result files it names holds, as written (or
     without its thousands commas: 12,842 for a file's 12842). Inline code (commands, example log
     lines, names) holds no figures."""

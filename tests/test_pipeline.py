@@ -361,6 +361,6 @@ def test_every_help_example_runs_on_the_demo(repro_clone, tmp_path):
             assert result.returncode == 0 and "Traceback" not in result.stderr, (command, result.stderr[-2000:])
     finally:
         sh(repro_clone, "git", "checkout", "-q", "--", ".")
-        for name in ("show.json", "queries.tsv", "runs.csv"):
+        for name in ("show.json", "queries.tsv", "runs.csv", "runs.md"):
             (repro_clone / name).unlink(missing_ok=True)
         dvc(repro_clone, "checkout", "-f", check=False)

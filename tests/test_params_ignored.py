@@ -163,3 +163,16 @@ def test_the_stage_names_what_it_ignores_and_records_only_what_it_used(tmp_path)
     assert "tokenize_images.image_checkpoint = 'beit.pth'" in lines[0]
     saved = torch.load(tmp_path / "out/codebook.pt", weights_only=True)
     assert saved["source"] == {"image_tokenizer": "palette"}
+
+
+def test_validate_params_names_every_stages_unused_params_before_any_runs(tmp_path):
+    import subprocess
+    import sys
+    params = write_params(tmp_path / "params.yaml", {"train": {"model": {"name": "tucker", "hidden_dim": 99}}})
+    result = subprocess.run([sys.executable, "-m", "mygo", "validate-params", "--params", str(params)],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "ignored with" in line]
+    assert any("WARNING" in line and "train.model.name = 'tucker': train.model.hidden_dim = 99" in line
+               for line in lines), result.stderr
+    assert any("tokenize_images.image_tokenizer = 'palette'" in line for line in lines), result.stderr

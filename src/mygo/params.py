@@ -469,7 +469,8 @@ def render_markdown() -> str:
              "baseline has no transformer or contrastive loss, `train.mu: 0` needs no temperature. Each stage",
              "names, at its start, the params of its section that the values chosen leave unused (a warning",
              "with their values when they were set away from their defaults: they change nothing), and what",
-             "it records as provenance holds only the params it used.", ""]
+             "it records as provenance holds only the params it used; `mygo validate-params`, the pipeline's",
+             "first stage, names them for every stage before any runs.", ""]
 
     def table(cls, prefix: str) -> list[str]:
         rows = ["| param | default | allowed | meaning |", "|---|---|---|---|"]

@@ -47,8 +47,10 @@ def way_back(params_path: str) -> str:
 
 
 def run(args) -> None:
+    import dataclasses
+
     from mygo.io import atomic_path
-    from mygo.params import load_params
+    from mygo.params import Section, load_params, log_ignored
     try:
         params = load_params(args.params)
         check_dataset(params.dataset, Path(args.raw_dir), args.params)
@@ -57,4 +59,9 @@ def run(args) -> None:
     if args.marker:
         with atomic_path(args.marker) as tmp:
             tmp.write_text(MARKER)
-    logging.getLogger("mygo.check_params").info("%s: every param is valid", args.params)
+    log = logging.getLogger("mygo.check_params")
+    log.info("%s: every param is valid", args.params)
+    for field in dataclasses.fields(params):        # every stage's unused params, before any stage runs
+        section = getattr(params, field.name)
+        if isinstance(section, Section):
+            log_ignored(section, log)

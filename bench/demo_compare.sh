@@ -6,12 +6,9 @@
 #
 #   PATH=$PWD/.venv/bin:$PATH bench/demo_compare.sh
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-git clone -q "$root" "$work/demo"
-cd "$work/demo"
-export PYTHONPATH="$work/demo/src"
+source "$(dirname "$0")/fresh_clone.sh"
+fresh_clone demo
+export PYTHONPATH="$clone/src"
 start=$SECONDS
 dvc repro > "$work/main.log" 2>&1
 repro_seconds=$((SECONDS - start))

@@ -11,18 +11,15 @@
 #   dvc repro && PATH=$PWD/.venv/bin:$PATH bench/demo_verdicts.sh     # about 15 min on 2 cores
 #   SEEDS=1,2,3,4,5 JOBS=1 bench/demo_verdicts.sh                     # other seeds, one run at a time
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/fresh_clone.sh"
 seeds=${SEEDS:-2024,1,2}
 jobs=${JOBS:-2}
-work=$(mktemp -d)
-clone="$work/demo"
-cleanup() {
+fresh_clone demo
+cleanup() {                              # the queue's workers first, then the folder
   (cd "$clone" 2>/dev/null && dvc queue stop --kill > /dev/null 2>&1 && sleep 5) || true
   rm -rf "$work" 2>/dev/null || { sleep 10; rm -rf "$work"; }
 }
 trap cleanup EXIT
-git clone -q "$root" "$clone"
-cd "$clone"
 export PYTHONPATH="$clone/src"           # the clone's code, also in the queue's workers
 dvc cache dir --local "$root/.dvc/cache"
 dvc checkout -q          # the committed outputs, from this repository's cache (`dvc repro` made them)

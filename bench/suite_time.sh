@@ -5,11 +5,8 @@
 #
 #   bench/suite_time.sh                 # about 25 minutes on 2 cores
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-git clone -q "$root" "$work/clone"
-cd "$work/clone"
+source "$(dirname "$0")/fresh_clone.sh"
+fresh_clone clone
 commit=$(git rev-parse --short HEAD)
 start=$SECONDS
 status=0

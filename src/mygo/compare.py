@@ -194,13 +194,17 @@ def _fmt(values: list[float], column: str, percent: bool, compact: bool = False)
         return ""
     if len(values) == 1:
         return f"{values[0] * scale:.{digits}f}"
-    sep = "±" if compact else " ± "
-    return f"{statistics.mean(values) * scale:.{digits}f}{sep}{statistics.stdev(values) * scale:.{digits}f}"
+    return _plus_minus(f"{statistics.mean(values) * scale:.{digits}f}", statistics.stdev(values) * scale, digits,
+                       compact)
+
+
+def _plus_minus(value: str, spread: float, digits: int, compact: bool) -> str:
+    return f"{value}{'±' if compact else ' ± '}{spread:.{digits}f}"
 
 
 def _difference(diff: float, se: float, percent: bool, compact: bool) -> str:
     scale, digits = (100.0 if percent else 1.0), _digits(percent, compact)
-    return f"{diff * scale:+.{digits}f}{'±' if compact else ' ± '}{se * scale:.{digits}f}"
+    return _plus_minus(f"{diff * scale:+.{digits}f}", se * scale, digits, compact)
 
 
 RUNS_WIDTH = 24     # a compact row's runs cell: longer lists become "prefix-*" or "first +N"

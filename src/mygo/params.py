@@ -129,25 +129,16 @@ def log_ignored(section: Section, log) -> None:
     """Say once, at a stage's start, which params of its section the values chosen leave unused:
     a warning naming the ones set away from their defaults (they change nothing), else one info
     line."""
-    defaults = {}
+    default = type(section)()
 
-    def collect(cls, prefix):
-        for f in dataclasses.fields(cls):
-            default = getattr(cls(), f.name)
-            if isinstance(default, Section):
-                collect(type(default), f"{prefix}{f.name}.")
-            else:
-                defaults[f"{prefix}{f.name}"] = default
-
-    def current(name):
-        value = section
+    def value(of: Section, name: str):            # a full name's value in `of`, nested sections too
         for part in name.split(".")[len(section.SECTION.split(".")):]:
-            value = getattr(value, part)
-        return value
+            of = getattr(of, part)
+        return of
 
-    collect(type(section), f"{section.SECTION}.")
     for reason, names in unused(section).items():
-        changed = [f"{name} = {current(name)!r}" for name in names if current(name) != defaults[name]]
+        changed = [f"{name} = {value(section, name)!r}" for name in names
+                   if value(section, name) != value(default, name)]
         if changed:
             log.warning("ignored with %s: %s (they change nothing here)", reason, ", ".join(changed))
         else:

@@ -89,17 +89,16 @@ def run(args) -> None:
         header, rows = against_baseline(runs, args.baseline, **style)
     else:
         header, rows = table(runs, **style)
-    if fmt == "table":
-        sys.stdout.write(text(header, rows))
-        note = legend(runs)
-        if note:
-            sys.stdout.write("\n" + textwrap.fill(note, 120, break_on_hyphens=False) + "\n")
-    elif fmt == "csv":
+    if fmt == "csv":
         sys.stdout.write(as_csv(header, rows))
     elif fmt == "json":
         sys.stdout.write(as_json(header, rows))
-    else:
-        sys.stdout.write(markdown(header, rows))
+    else:                                    # a table for people: which row is which below it
         note = legend(runs)
+        if fmt == "table":
+            sys.stdout.write(text(header, rows))
+            note = textwrap.fill(note, 120, break_on_hyphens=False) + "\n" if note else ""
+        else:
+            sys.stdout.write(markdown(header, rows))
         if note:
             sys.stdout.write("\n" + note)

@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from mygo import fast
+from mygo.folders import EntityTokens
 from mygo.model import ModelConfig, MyGO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,14 +21,10 @@ TRAIN = np.array([[0, 0, 1], [2, 1, 3], [4, 2, 5], [6, 0, 2], [1, 1, 4], [3, 2, 
 VALID = np.array([[0, 0, 1], [5, 0, 6], [5, 0, 6]])
 
 
-def tiny_model(num_entities=7, num_relations=3, dim=8, kernels="fast", distributed_step=False, **overrides) -> MyGO:
-    """A 7-entity MyGO with random tokens (some entities without visual or text tokens), built
-    from mygo.fast.ops(kernels)."""
+def tiny_tokens(num_entities=7, m=3, n=2) -> EntityTokens:
+    """Random token ids for `num_entities` entities (some without visual or text tokens) and the
+    5 x 4 visual and 6 x 5 text tables they index (row 0: padding)."""
     g = torch.Generator().manual_seed(0)
-    m, n = 3, 2
-    config = ModelConfig(num_entities=num_entities, num_relations=num_relations, max_vis_token=m,
-                         max_txt_token=n, visual_rows=5, visual_dim=4, text_rows=6, text_dim=5, dim=dim,
-                         hidden_dim=16, num_head=2, **overrides)
     visual_mask = torch.rand(num_entities, m, generator=g) < 0.6
     text_mask = torch.rand(num_entities, n, generator=g) < 0.6
     visual_mask[0] = False                                     # an entity with no visual tokens
@@ -37,8 +34,17 @@ def tiny_model(num_entities=7, num_relations=3, dim=8, kernels="fast", distribut
     text_table = torch.randn(6, 5, generator=g)
     visual_table[0] = 0
     text_table[0] = 0
+    return EntityTokens(visual_ids, visual_mask, text_ids, text_mask, visual_table, text_table)
+
+
+def tiny_model(num_entities=7, num_relations=3, dim=8, kernels="fast", distributed_step=False, **overrides) -> MyGO:
+    """A 7-entity MyGO with `tiny_tokens`, built from mygo.fast.ops(kernels)."""
+    t = tiny_tokens(num_entities)
+    config = ModelConfig(num_entities=num_entities, num_relations=num_relations, max_vis_token=3,
+                         max_txt_token=2, visual_rows=5, visual_dim=4, text_rows=6, text_dim=5, dim=dim,
+                         hidden_dim=16, num_head=2, **overrides)
     torch.manual_seed(0)
-    return MyGO(config, visual_table, visual_ids, visual_mask, text_table, text_ids, text_mask,
+    return MyGO(config, t.visual_table, t.visual_ids, t.visual_mask, t.text_table, t.text_ids, t.text_mask,
                 fast.ops(kernels, distributed_step=distributed_step))
 
 

@@ -9,9 +9,8 @@ import torch
 from PIL import Image
 
 from conftest import ROOT, run_stage, write_params
-from helpers import batch, tiny_model
+from helpers import batch, tiny_model, tiny_tokens
 from mygo import tables
-from mygo.folders import EntityTokens
 from mygo.models import build_model
 from mygo.params import (ModelParams, Params, SelectTokensParams, TokenizeImagesParams, TrainParams, log_ignored,
                          unused)
@@ -92,14 +91,6 @@ def test_an_ignored_tokenizer_param_changes_no_token(tmp_path, base, changes):
         other = ids(dataclasses.replace(config, **{name: value}))
         assert other[0] == reference[0] and torch.equal(other[1], reference[1]), name
         assert dataclasses.replace(config, **{name: value}).provenance() == config.provenance()
-
-
-def tiny_tokens(num_entities=7, m=3, n=2):
-    g = torch.Generator().manual_seed(0)
-    visual_mask, text_mask = torch.rand(num_entities, m, generator=g) < 0.6, torch.rand(num_entities, n, generator=g) < 0.6
-    return EntityTokens(torch.randint(1, 5, (num_entities, m), generator=g) * visual_mask, visual_mask,
-                        torch.randint(1, 6, (num_entities, n), generator=g) * text_mask, text_mask,
-                        torch.randn(5, 4, generator=g), torch.randn(6, 5, generator=g))
 
 
 def test_the_tucker_baseline_uses_none_of_the_transformer_params():

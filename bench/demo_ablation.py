@@ -169,14 +169,17 @@ def findings(modalities: dict, sweep: dict, seeds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_args(description: str, out: str) -> argparse.Namespace:
-    """The demo scripts' common arguments (data, params, output file, seeds, workers)."""
+def parse_args(description: str, out: str, extra=None) -> argparse.Namespace:
+    """The demo scripts' common arguments (data, params, output file, seeds, workers); `extra`
+    adds a script's own to the parser."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/processed", help="the pipeline's outputs (kg, image and text tokens)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", default=out)
     parser.add_argument("--seeds", default="2024,1,2", help="comma-separated training seeds")
     parser.add_argument("--workers", type=int, default=2, help="runs at a time (one thread each)")
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args()
     args.seed_list = [int(s) for s in args.seeds.split(",")]
     return args

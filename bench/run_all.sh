@@ -53,5 +53,5 @@ python bench/download.py --out bench/results/download.md
 python bench/image_tokenizers.py --out bench/results/image_tokenizers.md
 python bench/demo_ablation.py --out bench/results/demo_ablation.md
 python bench/demo_curves.py --seeds 2024,2 --out bench/results/demo_curves.md
-python bench/demo_recipe.py --seeds 2024,1 --out bench/results/demo_recipe.md
+python bench/demo_recipe.py --seeds 2024,1,2,3,4 --out bench/results/demo_recipe.md
 python bench/demo_amp.py --out bench/results/demo_amp.md

@@ -205,3 +205,38 @@ def test_the_demo_findings_are_mygo_compares_verdicts():
     assert lines[4].startswith("- all modalities: test MRR -0.010 (all modalities against structure + text)")
     assert lines[5] == "- m = 4 / 8 / 16: test MRR 0.340 / 0.380 / 0.460"
     assert all(line.endswith(ONE_SEED) for line in findings(modalities, sweep, 1).splitlines() if "Welch" in line)
+
+
+def test_the_demo_recipe_keeps_a_departure_only_where_validation_shows_it():
+    """bench/demo_recipe.py's rule: kept when the recipe beats the paper's value at p < 0.05 / 3 on
+    valid MRR, made_of or has_color, and does not lose valid MRR above the noise."""
+    from types import SimpleNamespace
+
+    from demo_ablation import table
+    from demo_recipe import ALL_REVERTED, decisions, paper_values, read_table, variants
+    paper = paper_values()
+    assert paper["mu"] == 0.01 and paper["model.emb_dropout"] == 0.6 and paper["model.hidden_dropout"] == 0.5
+    model = SimpleNamespace(emb_dropout=0.3, vis_dropout=0.3, txt_dropout=0.1, input_dropout=0.3, core_dropout=0.4,
+                            hidden_dropout=0.5)
+    judged = variants(SimpleNamespace(mu=1.0, model=model), paper)
+    assert list(judged)[1:] == ["the paper's mu (mu 0.01)", "the paper's emb_dropout (emb_dropout 0.6)",
+                                ALL_REVERTED]                   # the other dropouts are the paper's: not judged
+    assert judged[ALL_REVERTED] == ({"emb_dropout": 0.6}, {"mu": 0.01})
+
+    def row(valid, made_of, has_color, located_in, sd=0.02):
+        return {"valid MRR": (valid, sd), "made_of MRR": (made_of, sd), "has_color MRR": (has_color, sd),
+                "located_in MRR": (located_in, sd)}
+    rows = {"the recipe (mu 1)": row(0.5, 0.5, 0.8, 0.3),
+            "the paper's mu (mu 0.01)": row(0.49, 0.5, 0.5, 0.3),               # has_color lifted: kept
+            "the paper's emb_dropout (emb_dropout 0.6)": row(0.5, 0.5, 0.8, 0.3),  # nothing lifted
+            "the paper's other dropouts (x)": row(0.6, 0.5, 0.5, 0.3),           # valid MRR lost
+            "the paper's size (x)": row(0.471, 0.5, 0.8, 0.3, sd=0.001),         # p = 0.031: not < 0.05 / 3
+            ALL_REVERTED: row(0.1, 0.1, 0.1, 0.1)}
+    lines = decisions(rows, 5).splitlines()
+    assert [line.split(":")[0] for line in lines] == ["- mu", "- emb_dropout", "- other dropouts", "- size"]
+    assert lines[0].endswith("above at p < 0.0167 on has_color MRR: **kept**")
+    assert lines[1].endswith("on none: **the paper's value**")
+    assert lines[2].endswith("on has_color MRR; valid MRR below, above the noise: **the paper's value**")
+    assert "valid MRR +0.029, p = 0.031" in lines[3] and lines[3].endswith("on none: **the paper's value**")
+    assert all("**the paper's value**" in line for line in decisions(rows, 1).splitlines())   # one seed: cannot tell
+    assert read_table(table(rows)) == rows           # decided from the table as the result file shows it

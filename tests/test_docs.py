@@ -48,14 +48,16 @@ def test_every_demo_table_in_the_readme_is_a_result_files():
         assert table in committed, f"README.md shows a table no result file holds:\n{table}"
 
 
-def test_the_demo_page_states_the_findings_as_computed():
-    """The findings the ablation computes from its tables are docs/demo.md's, word for word."""
+@pytest.mark.parametrize("result, section", [("bench/results/demo_ablation.md", "Findings"),
+                                             ("bench/results/demo_recipe.md", "Decisions")])
+def test_the_demo_page_states_the_findings_as_computed(result, section):
+    """The findings the ablation computes from its tables, and the recipe's decisions, are
+    docs/demo.md's, word for word."""
     page = " ".join((ROOT / "docs/demo.md").read_text().split())
-    result = (ROOT / "bench/results/demo_ablation.md").read_text()
-    findings = [line for line in result.split("Findings")[1].splitlines() if line.startswith("- ")]
-    assert findings
-    for line in findings:
-        assert " ".join(line.split()) in page, f"docs/demo.md lacks the finding: {line}"
+    lines = [line for line in (ROOT / result).read_text().split(section)[1].splitlines() if line.startswith("- ")]
+    assert lines
+    for line in lines:
+        assert " ".join(line.split()) in page, f"docs/demo.md lacks the line of {result}: {line}"
 
 
 def verdict_rows(block: str) -> list[dict[str, str]]:
@@ -231,3 +233,24 @@ def test_a_figure_changed_by_hand_is_caught():
     page = "## `bench/results/x.md`\n\n| step | 1.90 |\n\n### Details\n\nIt took 1.34x.\n\n## Other\n\nIt took 1.34x.\n"
     found = [untraced(f"{block} {sources}", files.get) for block, sources in with_sources(page)]
     assert found == [[], [], ["1.34"]]             # a heading's file holds for its section, deeper headings too
+
+
+def test_the_demo_recipe_departs_from_the_paper_only_where_validation_shows_it():
+    """params.yaml is the recipe bench/demo_recipe.py judged (its table's first row names its
+    values), and each of its departures from the paper's values has a decision there on valid MRR:
+    kept, above the noise. A departure judged "the paper's value", or one never judged, fails."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from demo_recipe import RECIPE, paper_values, variants
+
+    from mygo.params import load_params
+    result = (ROOT / "bench/results/demo_recipe.md").read_text()
+    judged = variants(load_params(ROOT / "params.yaml").train, paper_values())
+    recipe = next(label for label in judged if label.startswith(RECIPE))
+    assert f"| {recipe} |" in result, f"bench/results/demo_recipe.md was not made with params.yaml's {recipe}"
+    decisions = dict(re.findall(r"^- (.+?): the recipe against the paper's value: .*\*\*(kept|the paper's value)\*\*$",
+                                result, re.M))
+    departures = [label.removeprefix("the paper's ").split(" (")[0] for label in judged
+                  if label.startswith("the paper's ") and not label.startswith("the paper's values")]
+    for name in departures:
+        assert decisions.get(name) == "kept", f"the demo recipe departs from the paper's {name} without validation " \
+                                              f"showing it (bench/results/demo_recipe.md: {decisions.get(name)})"

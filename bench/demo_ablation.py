@@ -178,6 +178,8 @@ def parse_args(description: str, out: str, extra=None) -> argparse.Namespace:
     parser.add_argument("--out", default=out)
     parser.add_argument("--seeds", default="2024,1,2", help="comma-separated training seeds")
     parser.add_argument("--workers", type=int, default=2, help="runs at a time (one thread each)")
+    parser.add_argument("--cache", default="", metavar="DIR",
+                        help="keep each run's result in DIR and reuse it when nothing it depends on changed")
     if extra is not None:
         extra(parser)
     args = parser.parse_args()
@@ -185,15 +187,54 @@ def parse_args(description: str, out: str, extra=None) -> argparse.Namespace:
     return args
 
 
+def _job_key(job: Job, args: argparse.Namespace, initializer) -> str:
+    """What a run's result depends on, hashed: the settings it trains with (the params with the
+    job's overrides: the same settings reached from two params files are one key), its CPU mode,
+    the pipeline outputs it reads and the library's code. The pinned mode makes a run's result a
+    function of these, so a run with the same key need not train again."""
+    import hashlib
+    import json
+
+    from mygo.params import load_params
+    params = load_params(args.params)
+    config = dataclasses.asdict(dataclasses.replace(params.train, seed=job.seed, **dict(job.train)))
+    config["model"].update(dict(job.switches))
+    settings = {"train": config, "m": job.m, "max_txt_token": params.max_txt_token,
+                "select_tokens": dataclasses.asdict(params.select_tokens), "trained": job.trained,
+                "split": job.split, "curve": job.curve, "mode": f"{initializer.__module__}.{initializer.__qualname__}"}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    data, code = Path(args.data), Path(__file__).resolve().parents[1] / "src/mygo"
+    for path in [*sorted(p for d in ("kg", "image_tokens", "text_tokens") for p in (data / d).rglob("*") if p.is_file()),
+                 *sorted(code.rglob("*.py")), *sorted(code.rglob("*.c"))]:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
 def run_jobs(jobs: list[Job], args: argparse.Namespace, initializer=None) -> tuple[dict[str, list[dict]], float]:
     """Every job in `args.workers` spawned processes (`initializer` pins each one's CPU mode);
-    the result rows by job label, and the minutes it took."""
+    the result rows by job label, and the minutes it took. With `args.cache`, a job whose key
+    (`_job_key`) has a stored row is not run again, and each new row is stored as it finishes."""
+    import json
     started = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(args.workers, initializer=initializer or _worker_init) as pool:
-        results = pool.map(_run, [(job, args) for job in jobs], chunksize=1)
+    cache = Path(args.cache) if getattr(args, "cache", "") else None
+    initializer = initializer or _worker_init
+    keys = {job: _job_key(job, args, initializer) for job in jobs} if cache else {}
+    stored = {job: json.loads((cache / f"{keys[job]}.json").read_text()) for job in jobs
+              if cache and (cache / f"{keys[job]}.json").is_file()}
+    todo = [job for job in jobs if job not in stored]
+    if stored:
+        print(f"{len(stored)} of {len(jobs)} runs from {cache}", file=sys.stderr, flush=True)
+    results = dict(stored)
+    with multiprocessing.get_context("spawn").Pool(args.workers, initializer=initializer) as pool:
+        for job, row in pool.imap_unordered(_run, [(job, args) for job in todo], chunksize=1):
+            results[job] = row
+            if cache:
+                cache.mkdir(parents=True, exist_ok=True)
+                (cache / f"{keys[job]}.json.tmp").write_text(json.dumps(row))
+                (cache / f"{keys[job]}.json.tmp").replace(cache / f"{keys[job]}.json")
     by_label: dict[str, list[dict]] = {}
-    for job, row in results:
-        by_label.setdefault(job.label, []).append(row)
+    for job in jobs:                                       # the jobs' order: seeds in the order given
+        by_label.setdefault(job.label, []).append(results[job])
     return by_label, (time.perf_counter() - started) / 60
 
 

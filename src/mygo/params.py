@@ -248,7 +248,7 @@ class ModelParams(Section):
     num_head: int = param(2, "attention heads (must divide dim)", ge=1)
     num_layer_enc: int = param(1, "layers of the cross-modal entity encoder", ge=1)
     num_layer_dec: int = param(1, "layers of the contextual triple encoder", ge=1)
-    emb_dropout: float = param(0.3, "dropout on structure and relation embeddings", ge=0, lt=1)
+    emb_dropout: float = param(0.6, "dropout on structure and relation embeddings", ge=0, lt=1)
     vis_dropout: float = param(0.0, "dropout on visual token embeddings", ge=0, lt=1)
     txt_dropout: float = param(0.0, "dropout on text token embeddings", ge=0, lt=1)
     attn_dropout: float = param(0.01, "attention and feed-forward dropout inside the transformer layers",

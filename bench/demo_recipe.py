@@ -39,7 +39,7 @@ DEPARTURES = {
     "mu": ("mu",),
     "emb_dropout": ("model.emb_dropout",),
     "other dropouts": ("model.vis_dropout", "model.txt_dropout", "model.input_dropout",
-                           "model.core_dropout", "model.hidden_dropout"),
+                       "model.core_dropout", "model.hidden_dropout"),
 }
 RECIPE = "the recipe"
 ALL_REVERTED = "the paper's values, all of them"

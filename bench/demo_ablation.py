@@ -147,12 +147,19 @@ def lift(rows: dict, better: str, base: str, metric: str, seeds: int) -> tuple[f
     return diff, p, said(p)
 
 
+def finding(what: str, rows: dict, better: str, base: str, metric: str, seeds: int,
+            compared: str = "") -> tuple[str, float, float | None, str]:
+    """A findings line, `better` against `base` on `metric` (`compared`: how the line names the
+    two, "better against base" by default), with the difference, p-value and verdict of `lift`."""
+    diff, p, verdict = lift(rows, better, base, metric, seeds)
+    shown = "" if p is None else ("p < 0.001: " if p < 0.001 else f"p = {p:.3f}: ")
+    return (f"- {what}: {metric} {diff:+.3f} ({compared or f'{better} against {base}'}); Welch's t over {seeds} "
+            f"seeds a side: {shown}{verdict}", diff, p, verdict)
+
+
 def findings(modalities: dict, sweep: dict, seeds: int) -> str:
     def line(what: str, better: str, base: str, metric: str, table: dict) -> str:
-        diff, p, verdict = lift(table, better, base, metric, seeds)
-        shown = "" if p is None else ("p < 0.001: " if p < 0.001 else f"p = {p:.3f}: ")
-        return (f"- {what}: {metric} {diff:+.3f} ({better} against {base}); Welch's t over {seeds} seeds a side: "
-                f"{shown}{verdict}")
+        return finding(what, table, better, base, metric, seeds)[0]
 
     lines = []
     for better, base, relation, what in (("structure + text", "structure only", "made_of", "the text"),
@@ -187,38 +194,43 @@ def parse_args(description: str, out: str, extra=None) -> argparse.Namespace:
     return args
 
 
-def _job_key(job: Job, args: argparse.Namespace, initializer) -> str:
-    """What a run's result depends on, hashed: the settings it trains with (the params with the
+def job_keys(jobs: list[Job], args: argparse.Namespace, initializer) -> dict[Job, str]:
+    """What each run's result depends on, hashed: the settings it trains with (the params with the
     job's overrides: the same settings reached from two params files are one key), its CPU mode,
-    the pipeline outputs it reads and the library's code. The pinned mode makes a run's result a
-    function of these, so a run with the same key need not train again."""
+    the pipeline outputs it reads and the library's code (those files hashed once for all jobs).
+    The pinned mode makes a run's result a function of these, so a run with the same key need not
+    train again."""
     import hashlib
     import json
 
     from mygo.params import load_params
     params = load_params(args.params)
-    config = dataclasses.asdict(dataclasses.replace(params.train, seed=job.seed, **dict(job.train)))
-    config["model"].update(dict(job.switches))
-    settings = {"train": config, "m": job.m, "max_txt_token": params.max_txt_token,
-                "select_tokens": dataclasses.asdict(params.select_tokens), "trained": job.trained,
-                "split": job.split, "curve": job.curve, "mode": f"{initializer.__module__}.{initializer.__qualname__}"}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     data, code = Path(args.data), Path(__file__).resolve().parents[1] / "src/mygo"
+    inputs = hashlib.sha256()
     for path in [*sorted(p for d in ("kg", "image_tokens", "text_tokens") for p in (data / d).rglob("*") if p.is_file()),
                  *sorted(code.rglob("*.py")), *sorted(code.rglob("*.c"))]:
-        digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:20]
+        inputs.update(path.name.encode() + path.read_bytes())
+    mode = f"{initializer.__module__}.{initializer.__qualname__}"
+
+    def key(job: Job) -> str:
+        config = dataclasses.asdict(dataclasses.replace(params.train, seed=job.seed, **dict(job.train)))
+        config["model"].update(dict(job.switches))
+        settings = {"train": config, "m": job.m, "max_txt_token": params.max_txt_token,
+                    "select_tokens": dataclasses.asdict(params.select_tokens), "trained": job.trained,
+                    "split": job.split, "curve": job.curve, "mode": mode, "inputs": inputs.hexdigest()}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return {job: key(job) for job in jobs}
 
 
 def run_jobs(jobs: list[Job], args: argparse.Namespace, initializer=None) -> tuple[dict[str, list[dict]], float]:
     """Every job in `args.workers` spawned processes (`initializer` pins each one's CPU mode);
     the result rows by job label, and the minutes it took. With `args.cache`, a job whose key
-    (`_job_key`) has a stored row is not run again, and each new row is stored as it finishes."""
+    (`job_keys`) has a stored row is not run again, and each new row is stored as it finishes."""
     import json
     started = time.perf_counter()
-    cache = Path(args.cache) if getattr(args, "cache", "") else None
+    cache = Path(args.cache) if args.cache else None
     initializer = initializer or _worker_init
-    keys = {job: _job_key(job, args, initializer) for job in jobs} if cache else {}
+    keys = job_keys(jobs, args, initializer) if cache else {}
     stored = {job: json.loads((cache / f"{keys[job]}.json").read_text()) for job in jobs
               if cache and (cache / f"{keys[job]}.json").is_file()}
     todo = [job for job in jobs if job not in stored]

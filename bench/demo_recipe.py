@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo_ablation import Job, lift, parse_args, run_jobs, summarise, table, write  # noqa: E402
+from demo_ablation import Job, finding, parse_args, run_jobs, summarise, table, write  # noqa: E402
 
 from mygo.compare import ABOVE  # noqa: E402
 
@@ -80,6 +80,11 @@ def variants(train, paper: dict[str, float]) -> dict[str, tuple[dict, dict]]:
     return out
 
 
+def departure(label: str) -> str:
+    """The departure a variant of `variants` reverts, by its label ("the paper's mu (mu 0.01)": mu)."""
+    return label.removeprefix("the paper's ").split(" (")[0]
+
+
 def decisions(rows: dict[str, dict], seeds: int) -> str:
     """One line per departure (the recipe against the variant that reverts it, on valid MRR, as
     the demo's findings are written), then the round's verdict (module docstring)."""
@@ -88,11 +93,10 @@ def decisions(rows: dict[str, dict], seeds: int) -> str:
     for label in rows:
         if label in (recipe, ALL_REVERTED):
             continue
-        name = label.removeprefix("the paper's ").split(" (")[0]
-        diff, p, verdict = lift(rows, recipe, label, METRIC, seeds)
-        shown = "" if p is None else ("p < 0.001: " if p < 0.001 else f"p = {p:.3f}: ")
-        lines.append(f"- {name}: {METRIC} {diff:+.3f} (the recipe against the paper's value); Welch's t over {seeds} "
-                     f"seeds a side: {shown}{verdict}")
+        name = departure(label)
+        line, diff, p, verdict = finding(name, rows, recipe, label, METRIC, seeds,
+                                         compared="the recipe against the paper's value")
+        lines.append(line)
         if not (diff > 0 and verdict == ABOVE):
             weakest = max(weakest, (1.0 if p is None or diff <= 0 else p, name))
     if weakest[1]:

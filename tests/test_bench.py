@@ -255,7 +255,7 @@ def test_a_demo_run_is_keyed_by_what_it_trains_with(tmp_path):
     import argparse
 
     import yaml
-    from demo_ablation import Job, _job_key, _worker_init
+    from demo_ablation import Job, _worker_init, job_keys
     from demo_amp import _worker_init as fast_mode
     for name in ("kg", "image_tokens", "text_tokens"):
         (tmp_path / "data" / name).mkdir(parents=True)
@@ -268,7 +268,7 @@ def test_a_demo_run_is_keyed_by_what_it_trains_with(tmp_path):
         paths[-1].write_text(yaml.safe_dump(params))
 
     def key(job, path=paths[0], init=_worker_init):
-        return _job_key(job, argparse.Namespace(params=str(path), data=str(tmp_path / "data")), init)
+        return job_keys([job], argparse.Namespace(params=str(path), data=str(tmp_path / "data")), init)[job]
     reverted = key(Job("the paper's mu", 8, (), 1, train=(("mu", 0.01),)))
     assert reverted == key(Job("the recipe", 8, (), 1), paths[1])
     others = {key(Job("a", 8, (), 1)), key(Job("a", 8, (), 2)), key(Job("a", 16, (), 1)),

@@ -244,7 +244,7 @@ def test_the_demo_recipe_departs_from_the_paper_only_where_validation_shows_it()
     values) and that recipe stands there: each departure from the paper's values above the noise
     on valid MRR. A departure the file says to revert, or a recipe it did not judge, fails."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from demo_recipe import RECIPE, paper_values, variants
+    from demo_recipe import ALL_REVERTED, RECIPE, departure, paper_values, variants
 
     from mygo.params import load_params
     result = (ROOT / "bench/results/demo_recipe.md").read_text()
@@ -253,6 +253,6 @@ def test_the_demo_recipe_departs_from_the_paper_only_where_validation_shows_it()
     assert f"| {recipe} |" in result, f"bench/results/demo_recipe.md was not made with params.yaml's {recipe}"
     assert "- verdict: every departure is above the noise: **the recipe stands**" in result
     for label in judged:
-        if label.startswith("the paper's ") and label != "the paper's values, all of them":
-            name = label.removeprefix("the paper's ").split(" (")[0]
+        if label not in (recipe, ALL_REVERTED):
+            name = departure(label)
             assert re.search(rf"^- {re.escape(name)}: valid MRR \+.*: above the noise$", result, re.M), name

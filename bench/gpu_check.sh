@@ -4,22 +4,25 @@
 #
 #   bench/gpu_check.sh --prepare          # once, on a CPU machine with the project installed:
 #                                         # builds gpu_inputs/ (DB15K, its graph and entity tokens)
-#   bench/gpu_check.sh OUT                # on the GPU: about 7 minutes
-#   bench/gpu_check.sh --quick OUT        # the short rerun after a fix: about 3 minutes
-#   TRAIN_MINUTES="1 2.5" bench/gpu_check.sh --quick OUT    # ... with a longer training run
+#   bench/gpu_check.sh OUT                # on the GPU: about 8 minutes
+#   bench/gpu_check.sh --quick OUT        # the short rerun after a fix: about 4 minutes
+#   TRAIN_MINUTES="0.5 1 2" bench/gpu_check.sh --quick OUT    # ... with longer training runs
 #
 # The full run: the CUDA tests (pytest tests/test_cuda.py), the harness's CUDA scenarios on the
-# DB15K config (peak matrix rate, bf16 / fp32 / TF32 steps, the befores of the model-side
-# changes, the floor, full filtered evaluation, per-part breakdown), a DB15K recipe training run
-# in two time-boxed pieces (stopped, then resumed from its state file) with its test metrics, and
-# last the compiled step. Each part has its
-# own time limit; a failed part is reported and the rest still run. Without CUDA every part that
-# needs it fails with that reason, and the script exits 1 naming them.
+# DB15K config, each after beside its before (peak matrix rate; the step launched kernel by kernel
+# and replayed as a CUDA graph; bf16 and fp32; the befores of the model-side changes; the floor;
+# the evaluation and its before; the per-part breakdown; the compiled step), then the DB15K recipe
+# as real training runs: eagerly (train.cuda_graph false, the before), then with the graphed step
+# in two time-boxed pieces (stopped, then resumed from its state file) with its test metrics. Each
+# part has its own time limit; a failed part is reported and the rest still run. Without CUDA
+# every part that needs it fails with that reason, and the script exits 1 naming them.
 #
 # OUT receives at most 8 files: log.txt (everything printed, the test output included),
-# harness.json/.md, compiled.json/.md, run.json, loss.csv and valid.csv (the training curves).
+# harness.json/.md, eager_run.json (the eager run's record), and the graphed run's run.json,
+# loss.csv and valid.csv (its curves).
 # Environment: PYTHON (default python3), GPU_INPUTS (default gpu_inputs), DATA (for --prepare,
-# default ../shared/data/DB15K).
+# default ../shared/data/DB15K), TRAIN_MINUTES ("EAGER FIRST SECOND": each run's minutes; "FIRST
+# SECOND": the graphed pieces alone).
 set -u
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -56,6 +59,7 @@ mkdir -p "$OUT"
 [ -d "$INPUTS/kg" ] || { echo "$INPUTS/kg is missing: run bench/gpu_check.sh --prepare first" >&2; exit 1; }
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 STATE=${TMPDIR:-/tmp}/mygo_gpu_check_state.pt
+EAGER=${TMPDIR:-/tmp}/mygo_gpu_check_eager
 FAILED=()
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
@@ -71,29 +75,36 @@ part() {          # part NAME SECONDS COMMAND...: run with a time limit, report 
 }
 
 part environment 60 bash -c "nvidia-smi || true; $PYTHON -c 'import torch, platform; print(\"python\", platform.python_version(), \"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA device\")'"
-part cuda-tests 150 "$PYTHON" -m pytest tests/test_cuda.py -v -p no:cacheprovider
+part cuda-tests 180 "$PYTHON" -m pytest tests/test_cuda.py -v -p no:cacheprovider
 HARNESS=("$PYTHON" bench/harness.py --dataset "$INPUTS/DB15K" --preset db15k --device cuda)
-TRAIN=("$PYTHON" bench/gpu_train.py "$INPUTS/kg" "$INPUTS/entity_tokens" "$INPUTS/params.yaml" "$OUT"
-       --state "$STATE" --set device=cuda eval_every=10)
-rm -f "$STATE" "$OUT/run.json"
+TRAIN=("$PYTHON" bench/gpu_train.py "$INPUTS/kg" "$INPUTS/entity_tokens" "$INPUTS/params.yaml")
+rm -rf "$STATE" "$OUT/run.json" "$EAGER" "$EAGER.pt"
 if [ "$QUICK" = 1 ]; then
-    part harness 150 "${HARNESS[@]}" --scenarios step,eval,breakdown --steps 10 --scenario-timeout 60 --out "$OUT/harness"
+    part harness 200 "${HARNESS[@]}" --scenarios step,step_graphed,eval,eval_before --steps 10 \
+        --scenario-timeout 60 --out "$OUT/harness"
 else
     # with the befores of the model-side changes that act on any device: the [ENT]-only last
     # layer (step_all_slots), its attention through the query (step_kv_attention) and the token
     # tables projected before gathering (step_gathered_tokens)
-    part harness 320 "${HARNESS[@]}" \
-        --scenarios peak,step,step_fp32,step_tf32,step_no_visual,step_all_slots,step_kv_attention,step_gathered_tokens,floor,eval,breakdown \
-        --steps 20 --scenario-timeout 60 --out "$OUT/harness"
+    part harness 400 "${HARNESS[@]}" \
+        --scenarios peak,step,step_graphed,step_fp32,step_no_visual,step_all_slots,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,step_compiled \
+        --steps 20 --scenario-timeout 100 --out "$OUT/harness"
 fi
-# the training run: two time-boxed pieces (minutes each; TRAIN_MINUTES="FIRST SECOND"), the second
-# resuming from the first's state file and evaluating the best model on test
-read -r FIRST SECOND <<< "${TRAIN_MINUTES:-$([ "$QUICK" = 1 ] && echo "0.25 0.5" || echo "0.75 1.25")}"
-part train-piece-1 "$(awk "BEGIN{print int($FIRST * 60 + 60)}")" "${TRAIN[@]}" --minutes "$FIRST"
-part train-piece-2 "$(awk "BEGIN{print int($SECOND * 60 + 60)}")" "${TRAIN[@]}" --minutes "$SECOND" --test
-if [ "$QUICK" = 0 ]; then
-    part compiled 120 "${HARNESS[@]}" --scenarios step_compiled --steps 20 --scenario-timeout 100 --out "$OUT/compiled"
+# the real runs (minutes each; TRAIN_MINUTES="EAGER FIRST SECOND"): eagerly, then graphed in two
+# pieces, the second resuming from the first's state file and evaluating the best model on test
+# (two numbers: the graphed pieces alone, no eager run)
+read -r EAGER_MIN FIRST SECOND <<< "${TRAIN_MINUTES:-$([ "$QUICK" = 1 ] && echo "0.25 0.25 0.5" || echo "0.5 0.75 0.75")}"
+[ -n "$SECOND" ] || { SECOND=$FIRST; FIRST=$EAGER_MIN; EAGER_MIN=0; }
+limit() { awk "BEGIN{print int($1 * 60 + 75)}"; }
+if [ "$EAGER_MIN" != 0 ]; then
+    part train-eager "$(limit "$EAGER_MIN")" "${TRAIN[@]}" "$EAGER" --state "$EAGER.pt" \
+        --set device=cuda eval_every=10 cuda_graph=false --minutes "$EAGER_MIN"
+    [ -f "$EAGER/run.json" ] && cp "$EAGER/run.json" "$OUT/eager_run.json"
 fi
+GRAPHED=("${TRAIN[@]}" "$OUT" --state "$STATE" --set device=cuda eval_every=10 cuda_graph=true)
+part train-piece-1 "$(limit "$FIRST")" "${GRAPHED[@]}" --minutes "$FIRST"
+part train-piece-2 "$(limit "$SECOND")" "${GRAPHED[@]}" --minutes "$SECOND" --test
+rm -rf "$EAGER" "$EAGER.pt"
 if [ "${#FAILED[@]}" -gt 0 ]; then
     echo "FAILED: ${FAILED[*]}"
     exit 1

@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import statistics
 import time
 from pathlib import Path
 
@@ -27,9 +28,24 @@ from mygo.io import write_json
 from mygo.params import load_params
 from mygo import fast
 from mygo.models import build_model
-from mygo.training import fingerprint, train
+from mygo.training import Trainer, fingerprint
 
 log = logging.getLogger("mygo.gpu_train")
+
+
+def timed(trainer: Trainer, method: str) -> list[float]:
+    """Time each call of `trainer.<method>` (waiting for the device), into the list returned."""
+    times, original = [], getattr(trainer, method)
+
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        out = original(*args, **kwargs)
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize(trainer.device)
+        times.append(time.perf_counter() - started)
+        return out
+    setattr(trainer, method, wrapper)
+    return times
 
 
 def main() -> None:
@@ -49,7 +65,10 @@ def main() -> None:
     overrides = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        overrides[key] = type(getattr(config, key))(value)
+        kind = type(getattr(config, key))
+        if kind is bool and value.lower() not in ("true", "false"):
+            raise SystemExit(f"--set {item}: expected true or false")
+        overrides[key] = value.lower() == "true" if kind is bool else kind(value)
     config = dataclasses.replace(config, **overrides)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,12 +84,22 @@ def main() -> None:
     record_path = out / "run.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"pieces": []}
     started = time.perf_counter()
-    summary = train(model, config, splits["train"], splits["valid"], resume_path=args.state, run_id=run_id,
-                    plots_dir=out, progress=False, time_limit=args.minutes * 60)
+    trainer = Trainer(model, config, splits["train"], splits["valid"], args.state, run_id, out, progress=False)
+    trainer.restore()
+    validations, saves = timed(trainer, "validate"), timed(trainer, "save_resume")
+    summary = trainer.run(args.minutes * 60)
     seconds = time.perf_counter() - started
     done_before = record["pieces"][-1]["epochs_after"] if record["pieces"] else 0
+    epochs = trainer.epoch_seconds         # this piece's epochs, training alone (validation apart)
     record["pieces"].append({"epochs_before": done_before, "epochs_after": summary["epochs"], "seconds": seconds,
-                             "seconds_per_epoch": seconds / max(1, summary["epochs"] - done_before)})
+                             "seconds_per_epoch": seconds / max(1, summary["epochs"] - done_before),
+                             "cuda_graph": config.cuda_graph,
+                             "graph_failed": trainer.graphed.failed if trainer.graphed is not None else None,
+                             "epoch_seconds": epochs,
+                             # the first epoch of a process loads kernels (and captures the step)
+                             "median_epoch_seconds": statistics.median(epochs[1:] or epochs) if epochs else None,
+                             "validation_seconds": validations,
+                             "resume_save_seconds": saves})      # the snapshot; the write goes on behind
     record.update(device=str(device), gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                   torch=torch.__version__, cuda=torch.version.cuda, train_config=dataclasses.asdict(config),
                   overrides=overrides, model_config=dataclasses.asdict(model.config), summary=summary)

@@ -36,6 +36,7 @@ from mygo.evaluation import compute_ranks  # noqa: E402
 from mygo.memory import reuse_memory_if  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
 from mygo import fast  # noqa: E402
+from mygo.fast import graphs  # noqa: E402
 from mygo.model import ModelConfig, MyGO, assemble, project_tokens, slot0_attention_folded  # noqa: E402
 from mygo.training import TrainParams, adam, train_step, training_queries  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
@@ -135,7 +136,12 @@ SCENARIOS = {
     "step_fp32": "training step in float32 without TF32 (on CUDA; `step` uses bf16 autocast there)",
     "step_tf32": "training step in float32 with TF32 matmuls (CUDA)",
     "step_max_autotune": "training step, torch.compile(mode='max-autotune') (CUDA; CUDA graphs where they apply)",
-    "eval": "full filtered test evaluation, both directions, batched; its parts and matrix FLOP",
+    "step_graphed": "training step replayed as one captured CUDA graph (train.cuda_graph; mygo.fast.graphs): "
+                    "the after of `step`'s kernel-by-kernel launches",
+    "eval": "full filtered test evaluation, both directions, batched (after one untimed evaluation); its parts and "
+            "matrix FLOP",
+    "eval_before": "the evaluation as the previous version: known answers looked up on the host per batch and copied "
+                   "over, ranks copied back per batch (the before of `eval`)",
     "eval_amp": "full filtered test evaluation with the encoders under bf16 autocast (evaluate.amp; scores float32)",
     "eval_loop": "evaluation as the reference code: one query at a time (timed on 500 queries, scaled)",
     "breakdown": "forward time of each part of a training step",
@@ -148,8 +154,9 @@ SCENARIOS = {
 # CUDA while on a CPU without bf16 units it is many times slower than float32.
 DEFAULT_SCENARIOS = [name for name in SCENARIOS
                      if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune", "peak", "profile",
-                                     "eval_amp")]
-CUDA_SCENARIOS = "peak,step,step_fp32,step_tf32,step_no_visual,floor,eval,breakdown,step_compiled,step_max_autotune"
+                                     "eval_amp", "step_graphed")]
+CUDA_SCENARIOS = ("peak,step,step_graphed,step_fp32,step_tf32,step_no_visual,floor,eval,eval_before,breakdown,"
+                  "step_compiled,step_max_autotune")
 
 
 def load_graph(args):
@@ -232,6 +239,65 @@ class DictAnswersBefore:
         return out
 
 
+class HostAnswersBefore:
+    """The previous version's known-answer lookup, the before of KnownAnswers.pairs on the device:
+    the same sorted index searched with numpy on the host for each batch, the pairs copied to the
+    device."""
+
+    def __init__(self, answers):
+        self.keys, self.offsets, self.answers = answers.keys, answers.offsets, answers.answers
+
+    def pairs(self, known, relation, predict_head, device):
+        keys = (known.astype(np.int64) << 32) | (relation.astype(np.int64) << 1) | predict_head.astype(np.int64)
+        at = np.searchsorted(self.keys, keys)
+        hit = at < len(self.keys)
+        hit[hit] = self.keys[at[hit]] == keys[hit]
+        at = np.where(hit, at, 0)
+        starts = self.offsets[at]
+        counts = np.where(hit, self.offsets[at + hit] - starts, 0)
+        rows = np.repeat(np.arange(len(keys)), counts)
+        first = np.cumsum(counts) - counts
+        cols = self.answers[np.repeat(starts - first, counts) + np.arange(counts.sum())]
+        return torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)
+
+
+@torch.no_grad()
+def ranks_before(model, triples, filters, batch_size, device) -> dict:
+    """mygo.evaluation.compute_ranks as the previous version ran it: per batch, the queries copied
+    over, the known answers looked up on the host (HostAnswersBefore) and copied over, and the ranks
+    copied back (each copy waits for the device); with the ranking's counts of that version."""
+    from mygo.evaluation import KnownAnswers, queries_both_directions
+    model.eval()
+    host = HostAnswersBefore(KnownAnswers(filters))
+    q = queries_both_directions(triples)
+    entity_emb = model.entity_embeddings()
+    out = []
+    for start in range(0, len(q["known"]), batch_size):
+        sl = slice(start, start + batch_size)
+        known, relation, head, target = (torch.as_tensor(q[k][sl], device=device)
+                                         for k in ("known", "relation", "predict_head", "target"))
+        scores = model.score(entity_emb, known, relation, head).float()
+        rows, cols = host.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl], device)
+        out.append(sparse_rank_before(scores, target, rows, cols)["realistic"].cpu())
+    return {"realistic": torch.cat(out).numpy()}
+
+
+def sparse_rank_before(scores, targets, rows, cols) -> dict:
+    """rank_filtered as the previous version counted the known answers: boolean selections and
+    bincount (each waits for the device to size its output)."""
+    B = scores.shape[0]
+    target_score = scores[torch.arange(B, device=scores.device), targets].unsqueeze(1)
+    greater = (scores > target_score).sum(1, dtype=torch.int32)
+    greater_equal = (scores >= target_score).sum(1, dtype=torch.int32)
+    other = cols != targets[rows]
+    rows, cols = rows[other], cols[other]
+    known_score, bar = scores[rows, cols], target_score[rows, 0]
+    greater -= torch.bincount(rows[known_score > bar], minlength=B)
+    greater_equal -= torch.bincount(rows[known_score >= bar], minlength=B)
+    optimistic, pessimistic = (1 + greater).double(), greater_equal.double()
+    return {"optimistic": optimistic, "pessimistic": pessimistic, "realistic": (optimistic + pessimistic) / 2}
+
+
 def masked_rank_before(scores, targets, known) -> dict:
     """The filtered ranking of the previous version, the before of mygo.evaluation.rank_filtered:
     a (B, N) keep mask, then the masked comparisons counted."""
@@ -263,6 +329,7 @@ def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
         started = time.perf_counter()
         filters_before = DictAnswersBefore(list(splits.values()))
         index_before = time.perf_counter() - started
+        host_before, host_lookup = HostAnswersBefore(filters), 0.0
         sync()
         started = time.perf_counter()
         emb = model.entity_embeddings()
@@ -282,8 +349,13 @@ def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
             scores = model.score(emb, known, relation, head).float()
             sync()
             t1 = time.perf_counter()
-            rows, cols = filters.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl], device)
+            rows, cols = filters.pairs(known, relation, head, device)
             sync()
+            t2 = time.perf_counter()
+            host_rows, host_cols = host_before.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl], device)
+            sync()
+            host_lookup += time.perf_counter() - t2
+            assert torch.equal(host_rows, rows) and torch.equal(host_cols, cols), "host and device pairs differ"
             t2 = time.perf_counter()
             after = rank_filtered(scores, target, rows, cols)
             sync()
@@ -305,11 +377,12 @@ def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
         one_floor, one_flop = time_matmuls(calls, device)           # the first (full) batch, times the batches
         key = "triple encoder + TuckER scoring (all queries)"
         parts[key], floor[key], flop[key] = scoring, one_floor * batches, one_flop * batches
-        parts["known answers per batch (row, entity pairs)"] = answers
+        parts["known answers per batch (row, entity pairs, looked up on the device)"] = answers
         parts["tie-aware ranking (all counted, known answers taken off)"] = ranking
     return {"eval_parts_seconds": parts, "eval_parts_gflop": {k: v / 1e9 for k, v in flop.items()},
             "eval_parts_floor_seconds": floor, "eval_queries": len(q["known"]),
-            "eval_before_seconds": {"known-answer index as a Python dictionary": index_before,
+            "eval_before_seconds": {"known answers per batch looked up on the host and copied over": host_lookup,
+                                    "known-answer index as a Python dictionary": index_before,
                                     "(B, N) masks built per query in Python": masks_before,
                                     "masked tie-aware ranking on the (B, N) masks": ranking_before}}
 
@@ -391,11 +464,21 @@ def run_scenario(name, args) -> dict:
         optimizer = (torch.optim.Adam(model.parameters(), lr=config.lr) if name == "step_per_op_adam"
                      else adam(model, config.lr))
         g = torch.Generator().manual_seed(0)
+        graphed = None
+        if name == "step_graphed":
+            why = graphs.unsupported(model, device)
+            if why:
+                raise SystemExit(f"step_graphed: {why}")
+            graphed = graphs.GraphedStep(model, optimizer, config, device, use_amp)
+            args.warmup = max(args.warmup, graphs.WARMUP_STEPS + 1)     # the eager warm-ups and the capture
 
         def step(b: int, queries) -> None:
             k, r, t, h = queries
             sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
-            train_step(model, optimizer, config, (k[sl], r[sl], h[sl], t[sl]), g, device, use_amp=use_amp)
+            if graphed is not None:
+                graphed(tuple(x[sl].to(device) for x in (k, r, h, t)), g)
+            else:
+                train_step(model, optimizer, config, (k[sl], r[sl], h[sl], t[sl]), g, device, use_amp=use_amp)
             if device.type == "cuda":
                 torch.cuda.synchronize()
 
@@ -462,12 +545,23 @@ def run_scenario(name, args) -> dict:
             timed = times[max(warmup, 1):]
             result.update(warmup_seconds=times[0], step_seconds=timed, median_step_seconds=statistics.median(timed),
                           steps_per_epoch=steps_per_epoch, epoch_seconds=statistics.median(timed) * steps_per_epoch)
-    elif name in ("eval", "eval_amp"):
-        amp = name == "eval_amp"
-        started = time.perf_counter()
-        compute_ranks(model, splits["test"], list(splits.values()), args.eval_batch_size, device, progress=False,
-                      amp=amp)
-        result["eval_seconds"] = time.perf_counter() - started
+            if graphed is not None:
+                result["graph_failed"] = graphed.failed       # None: every timed step was a replay
+    elif name in ("eval", "eval_amp", "eval_before"):
+        def evaluate():
+            if name == "eval_before":
+                return ranks_before(model, splits["test"], list(splits.values()), args.eval_batch_size, device)
+            return compute_ranks(model, splits["test"], list(splits.values()), args.eval_batch_size, device,
+                                 progress=False, amp=name == "eval_amp")
+        times = []
+        for _ in range(2):           # the first also loads the kernels and sets up the device's libraries
+            started = time.perf_counter()
+            ranks = evaluate()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - started)
+        result["eval_seconds"], result["eval_cold_seconds"] = times[1], times[0]
+        result["test_mrr"] = float((1 / ranks["realistic"]).mean())      # the same in eval and eval_before
         if name == "eval":
             result.update(eval_parts(model, splits, args.eval_batch_size, device))
     elif name == "eval_loop":
@@ -602,6 +696,16 @@ def markdown(results: list[dict], meta: dict) -> str:
                 lines += ["", f"TuckER's core contraction for a batch of {meta['batch_size']} queries, eval mode:", "",
                           "| contraction | seconds |", "|---|---|"]
                 lines += [f"| {k} | {v:.3f} |" for k, v in r["tucker_contraction_seconds"].items()]
+    for r in results:
+        if r["scenario"] == "step_graphed" and "error" not in r:
+            lines += ["", "step_graphed: " + (f"the capture failed ({r['graph_failed']}), so its steps ran eagerly."
+                                              if r.get("graph_failed") else
+                                              "every timed step was a replay of the captured graph.")]
+    evals = {r["scenario"]: r for r in results if r["scenario"] in ("eval", "eval_before") and "error" not in r}
+    if len(evals) == 2:
+        lines += ["", f"eval and eval_before rank alike (test MRR {evals['eval']['test_mrr']:.6f} and "
+                      f"{evals['eval_before']['test_mrr']:.6f}); their first, untimed evaluations took "
+                      f"{evals['eval']['eval_cold_seconds']:.2f} s and {evals['eval_before']['eval_cold_seconds']:.2f} s."]
     peak = best_peak(results)
     for r in results:
         if r["scenario"] == "eval" and "error" not in r and "eval_parts_seconds" in r:

@@ -89,9 +89,12 @@ Measured on one NVIDIA H200 by `bench/gpu_check.sh` at commit 032b5d6, which run
 as it is (no install, no DVC, offline; its inputs come from `bench/gpu_check.sh --prepare` on a CPU
 machine); its logs are committed beside the figures (`bench/results/db15k_h200_run/`). The changes
 made on the CPU since then act on any device (the [ENT]-only last layer, its attention through the
-query, the token tables projected before gathering, the ranking without (B, N) masks) and have
-not been timed on a GPU: the full `gpu_check.sh` run times their befores in the same harness run
-as the step. The DB15K run is the recipe's settings for part of its epochs, in two time-boxed
+query, the token tables projected before gathering, the ranking without (B, N) masks, the loop
+that waits for the device only at an epoch's end, the known answers looked up on the device) and
+the step replayed as one CUDA graph (`train.cuda_graph`, off until timed) have not been timed on a
+GPU: the current `gpu_check.sh` times each after beside its before in the same run
+(`step_graphed` against `step`, `eval` against `eval_before`, a real run eagerly and graphed). The
+DB15K run is the recipe's settings for part of its epochs, in two time-boxed
 pieces (the second resumed from the first's state); docs/paper.md sets it beside the paper.""",
      ["db15k_h200.md", "db15k_h200_breakdown.md", "db15k_h200_compiled.md", "db15k_h200_run/summary.md"]),
 ]

@@ -91,7 +91,8 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     dropout unfolded, keys and values for [ENT]) as rows of one run."""
     saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--eval-batch-size", "16",
                       "--steps", "1", "--peak-size", "128",
-                      "--scenarios", "peak,eval,eval_amp,profile,step_denormals,step_system_allocator,step_unfolded,"
+                      "--scenarios", "peak,eval,eval_before,eval_amp,profile,step_denormals,step_system_allocator,"
+                                     "step_unfolded,"
                                      "step_all_slots,step_kv_attention,step_drawn_masks,step_autograd_attention,"
                                      "step_per_op_adam,step_gathered_tokens,step_cat_sequence",
                       tmp_path=tmp_path)
@@ -100,8 +101,13 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     parts = by_name["eval"]["eval_parts_seconds"]
     assert len(parts) == 5 and all(v >= 0 for v in parts.values())
     befores = by_name["eval"]["eval_before_seconds"]
-    assert len(befores) == 3 and all(v > 0 for v in befores.values())
+    assert len(befores) == 4 and all(v > 0 for v in befores.values())
     assert "| before: (B, N) masks built per query in Python |" in text
+    assert "| before: known answers per batch looked up on the host and copied over |" in text
+    # the previous version's evaluation ranks alike, after its own untimed first run
+    assert by_name["eval_before"]["test_mrr"] == by_name["eval"]["test_mrr"]
+    assert by_name["eval"]["eval_cold_seconds"] > 0 and by_name["eval_before"]["eval_seconds"] > 0
+    assert "eval and eval_before rank alike (test MRR" in text
     for before in ("step_kv_attention", "step_drawn_masks", "step_autograd_attention", "step_per_op_adam",
                    "step_gathered_tokens", "step_cat_sequence"):
         assert by_name[before]["median_step_seconds"] > 0, before
@@ -149,7 +155,7 @@ def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
     """bench/gpu_check.sh without CUDA: --prepare builds its inputs, the CUDA tests skip cleanly,
     and the parts that need CUDA fail with that reason, named at the end (exit 1)."""
     env = {**os.environ, "PYTHON": sys.executable, "GPU_INPUTS": str(tmp_path / "inputs"),
-           "DATA": str(ROOT / "data/raw/demo"), "TRAIN_MINUTES": "0.01 0.01", "TMPDIR": str(tmp_path)}
+           "DATA": str(ROOT / "data/raw/demo"), "TRAIN_MINUTES": "0.01 0.01 0.01", "TMPDIR": str(tmp_path)}
     script = str(ROOT / "bench/gpu_check.sh")
     prepared = subprocess.run(["bash", script, "--prepare"], capture_output=True, text=True, env=env)
     assert prepared.returncode == 0, prepared.stderr[-2000:]
@@ -158,8 +164,9 @@ def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
     proc = subprocess.run(["bash", script, "--quick", str(out)], capture_output=True, text=True, env=env)
     log = (out / "log.txt").read_text()
     assert proc.returncode == 1, log[-3000:]
-    assert "5 skipped" in log and "== cuda-tests: exit 0" in log
-    assert "FAILED: harness (exit 1) train-piece-1 (exit 1) train-piece-2 (exit 1)" in log
+    cuda_tests = (ROOT / "tests/test_cuda.py").read_text().count("\ndef test_")
+    assert f"{cuda_tests} skipped" in log and "== cuda-tests: exit 0" in log
+    assert "FAILED: harness (exit 1) train-eager (exit 1) train-piece-1 (exit 1) train-piece-2 (exit 1)" in log
     # the harness's reason: a CPU build of torch, or a CUDA build on a machine without a driver
     assert re.search(r"Torch not compiled with CUDA enabled|Found no NVIDIA driver", log), log[-3000:]
     assert "CUDA is not available" in log

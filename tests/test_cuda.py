@@ -98,3 +98,25 @@ def test_evaluation_ranks_equal_the_cpus():
     gpu = compute_ranks(copy.deepcopy(model).cuda(), triples, [TRAIN, VALID, triples], device="cuda", progress=False)
     for kind in ("optimistic", "pessimistic", "realistic"):
         np.testing.assert_array_equal(gpu[kind], cpu[kind])
+
+
+def test_cuda_graph_step_is_captured_and_trains_as_the_eager_step():
+    """Warm-up steps, the capture, replays and an eager partial batch between them."""
+    from test_graphs import assert_same_training, train_steps
+    cuda = torch.device("cuda")
+    sizes = (6, 6, 6, 6, 6, 4, 6, 6)
+    graphed = train_steps("graphed", cuda, sizes)
+    assert graphed["step"].failed is None and graphed["step"].graph is not None
+    assert_same_training(graphed, train_steps("eager", cuda, sizes))
+
+
+def test_training_with_cuda_graph_captures_the_step(caplog):
+    import logging
+    model = tiny_model()
+    config = TrainParams(device="cuda", epochs=3, batch_size=2, eval_every=1, mu=0.5, contrastive_size=4,
+                         cuda_graph=True)
+    with caplog.at_level(logging.INFO):
+        summary = train(model, config, TRAIN, VALID, progress=False)
+    assert "the training step is captured as one CUDA graph" in caplog.text, caplog.text
+    assert "could not be captured" not in caplog.text
+    assert summary["epochs"] == 3

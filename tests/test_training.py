@@ -268,7 +268,7 @@ def test_a_signal_saves_the_current_step_and_the_run_resumes_bit_identically(tmp
     from mygo import training
     full = tiny_model()
     expected = train(full, config(), TRAIN, VALID, progress=False, plots_dir=tmp_path / "full")
-    original, calls = training.train_step, {"n": 0}
+    original, calls = training.step_losses, {"n": 0}
 
     def signalling(*args, **kwargs):
         out = original(*args, **kwargs)
@@ -278,11 +278,11 @@ def test_a_signal_saves_the_current_step_and_the_run_resumes_bit_identically(tmp
         return out
 
     state_path = tmp_path / "state.pt"
-    monkeypatch.setattr(training, "train_step", signalling)
+    monkeypatch.setattr(training, "step_losses", signalling)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_model(), config(), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False,
               plots_dir=tmp_path / "pieces")
-    monkeypatch.setattr(training, "train_step", original)
+    monkeypatch.setattr(training, "step_losses", original)
     saved = torch.load(state_path, weights_only=True)["state"]
     assert {"epoch": saved["epoch"], "batch": (saved["position"] or {}).get("batch")} == position
     assert calls["n"] == at_step                                            # stopped right after that step
@@ -300,7 +300,7 @@ def test_a_signal_saves_the_current_step_and_the_run_resumes_bit_identically(tmp
                                    RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")])
 def test_running_out_of_memory_names_the_params_that_help_and_keeps_the_resume_state(tmp_path, monkeypatch, error):
     from mygo import training
-    original, calls = training.train_step, {"n": 0}
+    original, calls = training.step_losses, {"n": 0}
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -308,12 +308,39 @@ def test_running_out_of_memory_names_the_params_that_help_and_keeps_the_resume_s
             raise error
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(training, "train_step", failing)
+    monkeypatch.setattr(training, "step_losses", failing)
     state_path = tmp_path / "state.pt"
     with pytest.raises(ValueError, match=r"out of memory in training after epoch 1 .*lower train.batch_size .*"
                                          r"train.memory_budget_gb or train.model.encoder_chunk.*state.pt\) is kept"):
         train(tiny_model(), config(), TRAIN, VALID, resume_path=state_path, run_id="x", progress=False)
     assert torch.load(state_path, weights_only=True)["state"]["epoch"] == 1      # usable: resumes from epoch 1
-    monkeypatch.setattr(training, "train_step", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    monkeypatch.setattr(training, "step_losses", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
     with pytest.raises(RuntimeError, match="shape mismatch"):                     # other errors pass unchanged
         train(tiny_model(), config(), TRAIN, VALID, progress=False)
+
+
+def test_resume_states_are_written_in_the_background_from_a_snapshot(tmp_path, monkeypatch):
+    """The first write is done before `write` returns; later ones go on in a thread from a copy
+    taken at once, so changes made meanwhile are not in the file; a failed write is raised by
+    `wait`, with its own message."""
+    from mygo import training
+    writer = training.ResumeWriter()
+    weights = torch.zeros(3)
+    writer.write(tmp_path / "a.pt", {"w": weights, "history": [1]})
+    assert writer.thread is None and torch.load(tmp_path / "a.pt")["w"].tolist() == [0, 0, 0]
+    state = {"w": weights, "history": [1, 2]}
+    writer.write(tmp_path / "b.pt", state)
+    weights.add_(5)                                   # training goes on changing its tensors
+    state["history"].append(3)
+    writer.wait()
+    saved = torch.load(tmp_path / "b.pt")
+    assert saved == {"w": saved["w"], "history": [1, 2]} and saved["w"].tolist() == [0, 0, 0]
+
+    def full(path, obj):
+        raise OSError(28, "No space left on device", str(path))
+    monkeypatch.setattr(training, "save_torch", full)
+    writer.write(tmp_path / "c.pt", state)
+    with pytest.raises(OSError, match="No space left"):
+        writer.wait()
+    writer.wait()                                     # raised once
+    assert not (tmp_path / "c.pt").exists()

@@ -21,12 +21,12 @@ from vendor_ops import GOLDEN, VML_OPS  # noqa: E402
 
 # Operations that round nothing, or whose one rounding per element is IEEE's (moves, views,
 # comparisons, integer and logical operations, fills): the same bytes on any CPU that runs them.
-NO_ROUNDING = {"_local_scalar_dense", "all", "any", "arange", "bincount", "bitwise_and", "bitwise_not", "cat", "clone",
-               "copy", "detach", "empty", "empty_like", "eq", "expand", "fill", "ge", "gt", "index", "index_select",
-               "le", "lift_fresh", "lt", "masked_fill", "ne", "new_zeros", "ones", "ones_like", "permute",
-               "promote_types", "scalar_tensor", "select", "select_backward", "set", "slice", "slice_backward",
-               "squeeze", "stack", "t", "transpose", "unbind", "unsqueeze", "view", "where", "zero", "zeros",
-               "zeros_like", "_unsafe_view", "_to_copy"}
+NO_ROUNDING = {"__lshift__", "_local_scalar_dense", "all", "any", "arange", "bincount", "bitwise_and", "bitwise_not",
+               "bitwise_or", "cat", "clone", "copy", "detach", "empty", "empty_like", "eq", "expand", "fill", "ge",
+               "gt", "index", "index_select", "le", "lift_fresh", "lt", "masked_fill", "ne", "new_zeros", "ones",
+               "ones_like", "permute", "promote_types", "repeat_interleave", "scalar_tensor", "searchsorted",
+               "select", "select_backward", "set", "slice", "slice_backward", "squeeze", "stack", "t", "transpose",
+               "unbind", "unsqueeze", "view", "where", "zero", "zeros", "zeros_like", "_unsafe_view", "_to_copy"}
 
 
 def _env() -> dict:

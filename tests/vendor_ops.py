@@ -126,6 +126,7 @@ def elementwise() -> dict:
             lambda: torch.zeros(650, 32).index_put_((rows,), x, accumulate=True),
         "embedding backward 7168 ids of 650x32":
             lambda: with_grad(lambda t: F.embedding(rows, t), draw(650, 32, seed=72), seed=11)[1],
+        "cumsum 7168x32 along rows, and of 7168 counts": lambda: (x.cumsum(0), rows.cumsum(0)),
         "lerp, addcmul, addcdiv 7168x32":
             lambda: (torch.lerp(x, x * 0.5, 0.1), torch.addcmul(x, x, x, value=0.001),
                      torch.addcdiv(x, x, x.abs() + 1, value=-0.01)),

@@ -43,10 +43,11 @@ def rank_filtered(scores: torch.Tensor, targets: torch.Tensor, rows: torch.Tenso
     greater = (scores > target_score).sum(1, dtype=torch.int32)        # int32: half the time of int64 here
     greater_equal = (scores >= target_score).sum(1, dtype=torch.int32)
     other = cols != targets[rows]                           # the target is never filtered
-    rows, cols = rows[other], cols[other]
     known_score, bar = scores[rows, cols], target_score[rows, 0]
-    greater -= torch.bincount(rows[known_score > bar], minlength=B)
-    greater_equal -= torch.bincount(rows[known_score >= bar], minlength=B)
+    # each row's known answers scored above (at or above) its target, counted with integer adds:
+    # no (B, N) mask, and nothing waits for the device (on a GPU, a boolean index would)
+    greater -= torch.zeros_like(greater).index_add_(0, rows, ((known_score > bar) & other).int())
+    greater_equal -= torch.zeros_like(greater).index_add_(0, rows, ((known_score >= bar) & other).int())
     optimistic = (1 + greater).double()
     pessimistic = greater_equal.double()
     return {"optimistic": optimistic, "pessimistic": pessimistic,
@@ -66,7 +67,8 @@ def summarize_ranks(ranks: torch.Tensor) -> dict[str, float]:
 
 class KnownAnswers:
     """For each (entity, relation, direction), the true answers in the given triples, as a sorted
-    index: every query's answers are found at once with a binary search (no per-query Python)."""
+    index: every query's answers are found at once with a binary search (no per-query Python),
+    on the device that ranks (the index is copied there once and kept)."""
 
     def __init__(self, triples: list[np.ndarray] | np.ndarray):
         if isinstance(triples, np.ndarray):
@@ -76,33 +78,50 @@ class KnownAnswers:
         h, r, t = triples.T
         keys = np.concatenate([self._key(h, r, np.zeros_like(h)), self._key(t, r, np.ones_like(t))])
         answers = np.concatenate([t, h])                     # (h, r, ?) -> t and (?, r, t) -> h
-        pairs = np.unique(np.stack([keys, answers], 1), axis=0)   # sorted by key, duplicates once
-        self.keys, starts = np.unique(pairs[:, 0], return_index=True)          # (Q,) sorted
-        self.offsets = np.append(starts, len(pairs))                           # answers of key i: [o_i, o_i+1)
-        self.answers = pairs[:, 1]
+        order = np.lexsort((answers, keys))                  # by key, then answer
+        keys, answers = keys[order], answers[order]
+        first = np.ones(len(keys), dtype=bool)               # each (key, answer) pair once
+        first[1:] = (keys[1:] != keys[:-1]) | (answers[1:] != answers[:-1])
+        keys, self.answers = keys[first], answers[first]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.int64)
+        self.keys = keys[starts]                                                # (Q,) sorted
+        self.offsets = np.append(starts, len(keys))                             # answers of key i: [o_i, o_i+1)
+        self._copies: dict[str, tuple[torch.Tensor, ...]] = {}
 
     @staticmethod
-    def _key(entity: np.ndarray, relation: np.ndarray, predict_head: np.ndarray) -> np.ndarray:
+    def _key(entity, relation, predict_head):
+        """One int64 per query (numpy arrays or tensors alike)."""
+        if isinstance(entity, torch.Tensor):
+            return (entity.long() << 32) | (relation.long() << 1) | predict_head.long()
         return (entity.astype(np.int64) << 32) | (relation.astype(np.int64) << 1) | predict_head.astype(np.int64)
 
-    def pairs(self, known: np.ndarray, relation: np.ndarray, predict_head: np.ndarray,
-              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """The true answers of a batch of queries as (row, entity) pairs, two (K,) long tensors on
-        `device`."""
-        keys = self._key(np.asarray(known), np.asarray(relation), np.asarray(predict_head))
-        at = np.searchsorted(self.keys, keys)
-        hit = at < len(self.keys)
-        hit[hit] = self.keys[at[hit]] == keys[hit]
-        at = np.where(hit, at, 0)
-        starts = self.offsets[at]
-        counts = np.where(hit, self.offsets[at + hit] - starts, 0)
-        rows = np.repeat(np.arange(len(keys)), counts)
-        first = np.cumsum(counts) - counts                   # each row's first position in the output
-        cols = self.answers[np.repeat(starts - first, counts) + np.arange(counts.sum())]
-        return torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The index as tensors on `device`, copied once."""
+        key = str(device)
+        if key not in self._copies:
+            self._copies[key] = tuple(torch.from_numpy(a).to(device) for a in (self.keys, self.offsets, self.answers))
+        return self._copies[key]
 
-    def mask(self, known: np.ndarray, relation: np.ndarray, predict_head: np.ndarray,
-             num_entities: int) -> torch.Tensor:
+    def pairs(self, known, relation, predict_head,
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """The true answers of a batch of queries (arrays or tensors) as (row, entity) pairs, two
+        (K,) long tensors on `device`, rows in ascending order; computed there."""
+        device = torch.device(device)
+        keys, offsets, answers = self._on(device)
+        query = self._key(*(torch.as_tensor(a).to(device) for a in (known, relation, predict_head)))
+        B = len(query)
+        if not len(keys):
+            empty = torch.zeros(0, dtype=torch.long, device=device)
+            return empty, empty.clone()
+        at = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
+        starts = offsets[at]
+        counts = torch.where(keys[at] == query, offsets[at + 1] - starts, 0)
+        rows = torch.repeat_interleave(torch.arange(B, device=device), counts)
+        first = torch.cumsum(counts, 0) - counts             # each row's first position in the output
+        cols = answers[torch.repeat_interleave(starts - first, counts) + torch.arange(len(rows), device=device)]
+        return rows, cols
+
+    def mask(self, known, relation, predict_head, num_entities: int) -> torch.Tensor:
         """(B, N) bool: True where an entity is a true answer of the query."""
         rows, cols = self.pairs(known, relation, predict_head)
         out = torch.zeros(len(known), num_entities, dtype=torch.bool)
@@ -139,20 +158,18 @@ def _ranks(model, triples, filters, batch_size, device, progress) -> dict[str, n
     if not isinstance(filters, KnownAnswers):
         filters = KnownAnswers(filters)
     q = queries_both_directions(triples)
+    known, relation, predict_head, target = (torch.from_numpy(q[k]).to(device)    # one copy, not one a batch
+                                             for k in ("known", "relation", "predict_head", "target"))
     entity_emb = model.entity_embeddings()
     out = {k: [] for k in KINDS}
     starts = range(0, len(q["known"]), batch_size)
     for start in progress_bar(starts, desc="evaluate", unit="batch", enabled=progress, inner=True):
         sl = slice(start, start + batch_size)
-        known = torch.as_tensor(q["known"][sl], device=device)
-        relation = torch.as_tensor(q["relation"][sl], device=device)
-        predict_head = torch.as_tensor(q["predict_head"][sl], device=device)
-        target = torch.as_tensor(q["target"][sl], device=device)
-        scores = model.score(entity_emb, known, relation, predict_head).float()
-        rows, cols = filters.pairs(q["known"][sl], q["relation"][sl], q["predict_head"][sl], device)
-        for kind, values in rank_filtered(scores, target, rows, cols).items():
-            out[kind].append(values.cpu())
-    result = {k: torch.cat(v).numpy() for k, v in out.items()}
+        scores = model.score(entity_emb, known[sl], relation[sl], predict_head[sl]).float()
+        rows, cols = filters.pairs(known[sl], relation[sl], predict_head[sl], device)
+        for kind, values in rank_filtered(scores, target[sl], rows, cols).items():
+            out[kind].append(values)                        # kept on the device until the end
+    result = {k: torch.cat(v).cpu().numpy() for k, v in out.items()}
     result.update({k: q[k] for k in ("relation", "predict_head")})
     return result
 

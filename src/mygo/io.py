@@ -169,4 +169,4 @@ def save_torch(path: str | os.PathLike, obj) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+        tmp.write_bytes(buffer.getbuffer())      # no copy of the whole archive

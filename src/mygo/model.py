@@ -255,6 +255,7 @@ class CrossModalEntityEncoder(nn.Module):
         self.ent_attention, self.ent_feed_forward = ops.ent_attention, ops.ent_feed_forward
         self.tokens, self.assemble = ops.tokens, ops.assemble
         self.skip_padded_slots = True      # drop slots padded for the whole batch (same outputs, faster)
+        self.fixed_slots: torch.Tensor | None = None   # fix_slots(): the kept slots, decided once
         for p in (self.ent_token, self.structure, self.bias_str, self.bias_vis, self.bias_txt):
             nn.init.xavier_uniform_(p.view(-1, d))
 
@@ -290,17 +291,39 @@ class CrossModalEntityEncoder(nn.Module):
         always = torch.ones(E, 1, dtype=torch.bool, device=entities.device)
         mask = torch.cat([always, always & self.config.use_structure,
                           rows(self.visual_mask), rows(self.text_mask)], dim=1)       # (E, L)
-        active = mask.any(0)                                                          # (L,)
-        if bool(active.all()) or not self.skip_padded_slots:
+        keep = self._kept_slots(mask)
+        if keep is None:
             return self._encode(sequence, ~mask, ent_only), mask
         # Slots padded for every entity in the batch (e.g. all visual slots when there are no
         # images) are dropped before attention: masked keys contribute nothing, so the outputs
         # of the other slots are unchanged and the encoder runs on a shorter sequence.
-        keep = active.nonzero().squeeze(1)                                            # (L',)
         encoded = self._encode(sequence.index_select(1, keep), ~mask.index_select(1, keep), ent_only)
         if ent_only:                                                                  # [ENT] is always kept
             return encoded, mask
         return sequence.new_zeros(sequence.shape).index_copy(1, keep, encoded), mask
+
+    def _kept_slots(self, mask: torch.Tensor) -> torch.Tensor | None:
+        """The slots to encode, (L',) long, or None for all: those some entity of the batch fills
+        (mask (E, L)). Deciding reads the mask back from the device; after fix_slots(), the
+        decision made once for all entities is used instead."""
+        if self.fixed_slots is not None:
+            return None if len(self.fixed_slots) == mask.shape[1] else self.fixed_slots
+        if not self.skip_padded_slots:
+            return None
+        active = mask.any(0)                                                          # (L,)
+        return None if bool(active.all()) else active.nonzero().squeeze(1)
+
+    def fix_slots(self) -> None:
+        """Decide once which slots are encoded: those some entity of the whole graph fills. Every
+        batch then has the same shapes and nothing waits for the device to decide (a CUDA graph
+        needs both); a batch's slots that its own entities leave empty stay, masked (the same
+        outputs to float tolerance)."""
+        always = torch.ones(len(self.visual_mask), 2, dtype=torch.bool, device=self.visual_mask.device)
+        always[:, 1] = self.config.use_structure
+        active = torch.cat([always, self.visual_mask, self.text_mask], dim=1).any(0)
+        if not self.skip_padded_slots:
+            active[:] = True
+        self.fixed_slots = active.nonzero().squeeze(1)
 
     def _encode(self, sequence: torch.Tensor, padded: torch.Tensor, ent_only: bool) -> torch.Tensor:
         """The transformer layers over (E, L, d) with padded keys (E, L); with `ent_only`, the last
@@ -399,6 +422,21 @@ def info_nce(anchor: torch.Tensor, view: torch.Tensor, valid: torch.Tensor, tau:
     logits = logits.masked_fill(~valid[None, :], float("-inf"))
     targets = torch.arange(anchor.shape[0], device=anchor.device)
     return F.cross_entropy(logits[valid], targets[valid])
+
+
+def info_nce_terms(anchor: torch.Tensor, view: torch.Tensor, valid: torch.Tensor,
+                   tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """info_nce without reading anything back from the device: (loss, present), present 1.0 when
+    some row is valid (loss 0.0 otherwise). Invalid rows are weighted out instead of selected, and
+    invalid views are masked with a finite -1e4 (exp of which is 0.0 in float32 next to cosines
+    over tau), so that no row is ever all -inf. The same value as info_nce to float tolerance."""
+    logits = F.normalize(anchor, dim=-1) @ F.normalize(view, dim=-1).t() / tau     # (B, B)
+    logits = logits.masked_fill(~valid[None, :], -1e4)
+    targets = torch.arange(anchor.shape[0], device=anchor.device)
+    weights = valid.float()
+    count = weights.sum()
+    loss = (F.cross_entropy(logits.float(), targets, reduction="none") * weights).sum() / count.clamp(min=1.0)
+    return loss, (count > 0).float()
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -532,6 +570,10 @@ class MyGO(nn.Module):
             (masked_mean(out[:, 2:2 + m], vis_mask), vis_mask.any(1)),      # visual slots
             (masked_mean(out[:, 2 + m:], txt_mask), txt_mask.any(1)),       # text slots
         ]
+        if self.entity_encoder.fixed_slots is not None:         # nothing read back (mygo.fast.graphs)
+            losses, present = zip(*(info_nce_terms(anchor, view, valid, tau) for view, valid in views))
+            present = torch.stack(present)
+            return (torch.stack(losses) * present).sum() / present.sum()
         losses = [loss for view, valid in views if (loss := info_nce(anchor, view, valid, tau)) is not None]
         return torch.stack(losses).mean()
 
@@ -542,19 +584,26 @@ class MyGO(nn.Module):
     def losses(self, known: torch.Tensor, relation: torch.Tensor, predict_head: torch.Tensor, target: torch.Tensor,
                *, mu: float = 0.0, tau: float = 0.5, contrastive_size: int = 512, label_smoothing: float = 0.0,
                generator: torch.Generator | None = None, kgc_weight: float = 1.0,
-               con_weight: float = 1.0) -> Losses:
+               con_weight: float = 1.0, sample: torch.Tensor | None = None) -> Losses:
         """The training loss of a batch of queries with their targets (B,):
         kgc_weight * L_kgc + con_weight * mu * L_con (the weights let the ranks of a distributed
-        step hold shares that sum to the single-process loss)."""
+        step hold shares that sum to the single-process loss). The contrastive loss's entities are
+        drawn from `generator` (contrastive_sample), or given as `sample` on the model's device."""
         entity_emb = self.entity_embeddings()
         scores = self.score(entity_emb, known, relation, predict_head)
         kgc = kgc_weight * F.cross_entropy(scores.float(), target, label_smoothing=label_smoothing)
         con = torch.zeros((), device=kgc.device)
         if mu > 0:
-            N = self.config.num_entities
-            sample = torch.randperm(N, generator=generator, device="cpu")[:min(contrastive_size, N)]
+            if sample is None:
+                sample = contrastive_sample(self.config.num_entities, contrastive_size, generator)
             con = con_weight * mu * self.contrastive_loss(entity_emb, sample.to(entity_emb.device), tau)
         return Losses(kgc, con)
+
+
+def contrastive_sample(num_entities: int, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    """A training step's entities for the contrastive loss: min(size, N) distinct ones, drawn on
+    the CPU from `generator` (so the same on every device)."""
+    return torch.randperm(num_entities, generator=generator, device="cpu")[:min(size, num_entities)]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -563,4 +612,5 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = ["ModelConfig", "Ops", "Losses", "MyGO", "CrossModalEntityEncoder", "ContextualTripleEncoder", "TuckER",
            "Tokens", "contract", "project_tokens", "project_table_rows", "assemble", "feed_forward", "first_slot",
-           "slot0_attention", "slot0_attention_folded", "info_nce", "masked_mean", "count_parameters"]
+           "slot0_attention", "slot0_attention_folded", "info_nce", "info_nce_terms", "masked_mean", "contrastive_sample",
+           "count_parameters"]

@@ -286,6 +286,8 @@ class TrainParams(Section):
     amp: bool = param(True, "bf16 autocast on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX) when "
                       "reproducible is false (mygo.device)")
     compile: bool = param(False, "torch.compile the model's parts: for long runs (the first steps compile)")
+    cuda_graph: bool = param(False, "CUDA: replay each full-size training step as one captured CUDA graph "
+                             "(mygo.fast.graphs; the last, partial batch runs eagerly); ignored elsewhere")
     seed: int = param(2024, "seed of the initial weights, the data order and dropout")
     epochs: int = param(80, "epochs to train", ge=1)
     batch_size: int = param(128, "queries per step", ge=1)

@@ -88,6 +88,58 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
                                                                   else str(r[k]) for k in keys) + "\n" for r in rows))
 
 
+def cpu_copy(obj):
+    """`obj` (dicts, lists and tuples of tensors and plain values) with every tensor copied to the
+    CPU and every container copied: a snapshot that training can go on changing after."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_copy(v) for v in obj)
+    return obj
+
+
+class ResumeWriter:
+    """Writes resume states in a background thread, one at a time. `write` takes a snapshot at once
+    (cpu_copy) and returns: serialising and writing a DB15K-sized state (about 430 MB) takes seconds,
+    an epoch on a GPU a fraction of one. `wait` returns when the last write is complete (the file
+    renamed into place) and raises what it raised; training calls it before the next write and
+    whenever it stops, so a finished or interrupted run leaves the file whole. The first write is
+    waited for at once: a folder that cannot take the file (full, read-only) stops the run before
+    anything else is written."""
+
+    def __init__(self):
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.written = 0
+
+    def write(self, path: Path, state: dict) -> None:
+        self.wait()
+        if not self.written:
+            save_torch(path, state)
+            self.written += 1
+            return
+        snapshot = cpu_copy(state)
+        self.thread = threading.Thread(target=self._write, args=(path, snapshot), name="resume-writer")
+        self.thread.start()
+        self.written += 1
+
+    def _write(self, path: Path, snapshot: dict) -> None:
+        try:
+            save_torch(path, snapshot)
+        except BaseException as err:         # noqa: BLE001  (raised again by wait, in training's thread)
+            self.error = err
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
 def adam(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
     """Adam over the model's parameters: torch's fused Adam (one kernel per parameter; on CPU about
     5x faster than the per-operation update). Its square root is the CPU's own instruction, exact
@@ -110,6 +162,14 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config:
     summed, so the step equals a single process's step on the whole batch. Returns the loss and
     its KGC and contrastive terms (the terms: this rank's share).
     """
+    return {key: float(value) for key, value in step_losses(model, optimizer, config, batch, generator, device,
+                                                            use_amp).items()}
+
+
+def step_losses(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainParams, batch: tuple,
+                generator: torch.Generator, device: torch.device, use_amp: bool = False) -> dict[str, torch.Tensor]:
+    """train_step's step, its losses left on the device as 0-dim tensors: nothing waits for the
+    device, so on a GPU the next steps are queued while this one runs."""
     known, relation, predict_head, target = batch
     B = len(known)
     start, end = distributed.shard(B)
@@ -130,7 +190,34 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config:
         torch.distributed.all_reduce(value)
     clip_gradients(model, config.grad_clip)
     optimizer.step()
-    return {"loss": float(value), "kgc": float(losses.kgc.detach()), "contrastive": float(losses.contrastive.detach())}
+    return {"loss": value, "kgc": losses.kgc.detach(), "contrastive": losses.contrastive.detach()}
+
+
+class EpochSums:
+    """An epoch's loss sums, weighted by batch size: the steps' losses are kept on the device and
+    read in one transfer when the sums are needed (an epoch's end, a save inside it), then added
+    in step order, as floats, exactly as reading each step's at once would."""
+
+    KEYS = ("loss", "kgc", "contrastive")
+
+    def __init__(self, total: float = 0.0, count: int = 0, sums: dict | None = None):
+        self.total, self.count = total, count
+        self.sums = dict(sums or {"kgc": 0.0, "contrastive": 0.0})
+        self.pending: list[tuple[torch.Tensor, int]] = []
+
+    def add(self, losses: dict[str, torch.Tensor], size: int) -> None:
+        self.pending.append((torch.stack([losses[k].float() for k in self.KEYS]), size))
+
+    def settle(self) -> "EpochSums":
+        if self.pending:
+            values = torch.stack([v for v, _ in self.pending]).tolist()
+            for (loss, kgc, contrastive), (_, size) in zip(values, self.pending):
+                self.total += loss * size
+                self.count += size
+                self.sums["kgc"] += kgc * size
+                self.sums["contrastive"] += contrastive * size
+            self.pending = []
+        return self
 
 
 @dataclass
@@ -176,11 +263,20 @@ class Trainer:
         self.optimizer = adam(model, config.lr)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(self.optimizer, T_0=config.t0,
                                                                               T_mult=config.t_mult)
+        self.graphed = None                      # a mygo.fast.graphs.GraphedStep under train.cuda_graph
+        if config.cuda_graph:
+            from mygo.fast import graphs         # (imports this module)
+            why = graphs.unsupported(model, self.device, config.compile)
+            if why:
+                log.info("train.cuda_graph: eager steps, as %s", why)
+            else:
+                self.graphed = graphs.GraphedStep(model, self.optimizer, config, self.device, self.use_amp)
         self.select_triples, self.dropped = selection_triples(valid_triples, train_triples)
         log.info("model selection on %d valid triples (%d dropped: in train or duplicated)",
                  len(self.select_triples), self.dropped)
         self.filters = KnownAnswers([train_triples, valid_triples])     # never test: selection must not see it
         self.resume_path = Path(resume_path) if resume_path else None
+        self.writer = ResumeWriter()
         self.run_id, self.plots_dir = run_id, plots_dir
         self.live = live if distributed.rank() == 0 else None     # a mygo.live.LiveLog, or None
         self.progress = progress and distributed.rank() == 0
@@ -216,10 +312,10 @@ class Trainer:
         self._clock()
         if self.resume_path is None or distributed.rank() != 0:
             return
-        save_torch(self.resume_path, {"run_id": self.run_id, "model": self.model.state_dict(),
-                                      "optimizer": self.optimizer.state_dict(),
-                                      "scheduler": self.scheduler.state_dict(), "rng": _rng_state(self.device),
-                                      "state": {**self.state.as_dict(), "position": position}})
+        self.writer.write(self.resume_path, {"run_id": self.run_id, "model": self.model.state_dict(),
+                                             "optimizer": self.optimizer.state_dict(),
+                                             "scheduler": self.scheduler.state_dict(), "rng": _rng_state(self.device),
+                                             "state": {**self.state.as_dict(), "position": position}})
 
     def _clock(self) -> None:
         """The run's training time so far into the state: earlier pieces' and this process's."""
@@ -258,36 +354,44 @@ class Trainer:
         epoch_started = time.perf_counter()
         self.model.train()
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-        known, relation, target, predict_head = training_queries(self.train_triples, config.directions, generator)
-        total, count, first, sums = 0.0, 0, 0, {"kgc": 0.0, "contrastive": 0.0}
+        queries = training_queries(self.train_triples, config.directions, generator)
+        known, relation, target, predict_head = (t.to(self.device) for t in queries)   # one copy an epoch
+        first, sums = 0, EpochSums()
         position, state.position = state.position, None
         if position is not None:            # resumed mid-epoch: same queries, generator where it was
-            first, total, count = position["batch"], position["total"], position["count"]
-            sums = dict(position["sums"])
+            first = position["batch"]
+            sums = EpochSums(position["total"], position["count"], position["sums"])
             generator.set_state(position["generator"].cpu())
+
+        def here(b: int) -> dict:
+            sums.settle()
+            return {"batch": b + 1, "total": sums.total, "count": sums.count, "sums": dict(sums.sums),
+                    "generator": generator.get_state()}
         for b in progress_bar(range(first, self.batches), desc=f"epoch {epoch + 1}", unit="batch", inner=True,
                               initial=first, total=self.batches, enabled=self.progress and self.batches >= 10):
             sl = slice(b * config.batch_size, (b + 1) * config.batch_size)
-            step = train_step(self.model, self.optimizer, config,
-                              (known[sl], relation[sl], predict_head[sl], target[sl]), generator, self.device,
-                              self.use_amp)
-            total += step["loss"] * len(known[sl])
-            count += len(known[sl])
+            batch = (known[sl], relation[sl], predict_head[sl], target[sl])
+            step = (self.graphed(batch, generator) if self.graphed is not None else
+                    step_losses(self.model, self.optimizer, config, batch, generator, self.device, self.use_amp))
+            sums.add(step, len(known[sl]))
             self.steps_timed += 1
             if self.steps_timed == 3:
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)      # the steps done, not only queued
                 self._project((time.perf_counter() - epoch_started) / (b + 1 - first), epoch)
-            for key in sums:
-                sums[key] += step[key] * len(known[sl])
-            position = {"batch": b + 1, "total": total, "count": count, "sums": sums,
-                        "generator": generator.get_state()}
             if b + 1 < self.batches and self.stop_signal is not None:
-                self.save_resume(position)
+                self.save_resume(here(b))
                 self._stop(f"epoch {epoch + 1}, batch {b + 1} of {self.batches}")
             if (config.checkpoint_minutes and b + 1 < self.batches
                     and time.monotonic() - self.last_save >= config.checkpoint_minutes * 60):
-                self.save_resume(position)
-        lr = self.optimizer.param_groups[0]["lr"]
+                self.save_resume(here(b))
+        sums.settle()
+        total, count = sums.total, sums.count
+        sums = sums.sums
+        lr = float(self.optimizer.param_groups[0]["lr"])
         self.scheduler.step()
+        if self.graphed is not None:
+            self.graphed.set_lr()
         # per-epoch means; kgc + contrastive = loss (single process; across ranks, rank 0's share)
         state.losses.append({"epoch": epoch + 1, "loss": total / count, "kgc_loss": sums["kgc"] / count,
                              "contrastive_loss": sums["contrastive"] / count, "lr": lr})
@@ -339,7 +443,10 @@ class Trainer:
         seconds); the model ends with the best valid weights. Returns the run's summary."""
         with self.stop_gracefully():
             try:
-                return self._run(time_limit)
+                try:
+                    return self._run(time_limit)
+                finally:
+                    self.writer.wait()         # the resume file whole, however training stops
             except (MemoryError, RuntimeError) as err:
                 if not is_out_of_memory(err):
                     raise

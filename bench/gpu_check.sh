@@ -11,7 +11,8 @@
 # The full run: the CUDA tests (pytest tests/test_cuda.py), the harness's CUDA scenarios on the
 # DB15K config, each after beside its before (peak matrix rate; the step launched kernel by kernel
 # and replayed as a CUDA graph; bf16 and fp32; the befores of the model-side changes; the floor;
-# the evaluation and its before; the per-part breakdown; the compiled step), then the DB15K recipe
+# the evaluation and its before; the per-part breakdown; the resume state's save and its before;
+# the compiled step), then the DB15K recipe
 # as real training runs: eagerly (train.cuda_graph false, the before), then with the graphed step
 # in two time-boxed pieces (stopped, then resumed from its state file) with its test metrics. Each
 # part has its own time limit; a failed part is reported and the rest still run. Without CUDA
@@ -80,14 +81,14 @@ HARNESS=("$PYTHON" bench/harness.py --dataset "$INPUTS/DB15K" --preset db15k --d
 TRAIN=("$PYTHON" bench/gpu_train.py "$INPUTS/kg" "$INPUTS/entity_tokens" "$INPUTS/params.yaml")
 rm -rf "$STATE" "$OUT/run.json" "$EAGER" "$EAGER.pt"
 if [ "$QUICK" = 1 ]; then
-    part harness 200 "${HARNESS[@]}" --scenarios step,step_graphed,eval,eval_before --steps 10 \
+    part harness 200 "${HARNESS[@]}" --scenarios step,step_graphed,eval,eval_before,resume_save --steps 10 \
         --scenario-timeout 60 --out "$OUT/harness"
 else
     # with the befores of the model-side changes that act on any device: the [ENT]-only last
     # layer (step_all_slots), its attention through the query (step_kv_attention) and the token
     # tables projected before gathering (step_gathered_tokens)
     part harness 400 "${HARNESS[@]}" \
-        --scenarios peak,step,step_graphed,step_fp32,step_no_visual,step_all_slots,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,step_compiled \
+        --scenarios peak,step,step_graphed,step_fp32,step_no_visual,step_all_slots,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,resume_save,step_compiled \
         --steps 20 --scenario-timeout 100 --out "$OUT/harness"
 fi
 # the real runs (minutes each; TRAIN_MINUTES="EAGER FIRST SECOND"): eagerly, then graphed in two

@@ -149,14 +149,16 @@ SCENARIOS = {
     "floor": "training step against its floor: the step's own matrix products (forward and backward) timed alone",
     "peak": "the machine's peak matrix rate: a large square product in fp32, TF32 (CUDA) and bf16",
     "profile": "one training step under torch.profiler: self time of each operator, matrix products apart",
+    "resume_save": "the resume state after a step (model, Adam, best weights) saved at an epoch's end: written "
+                   "while training waits (the before) against a snapshot taken and written in the background",
 }
 # Not by default: a DB15K epoch is long on CPU, and bf16 autocast is what `step` already does on
 # CUDA while on a CPU without bf16 units it is many times slower than float32.
 DEFAULT_SCENARIOS = [name for name in SCENARIOS
                      if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune", "peak", "profile",
-                                     "eval_amp", "step_graphed")]
+                                     "eval_amp", "step_graphed", "resume_save")]
 CUDA_SCENARIOS = ("peak,step,step_graphed,step_fp32,step_tf32,step_no_visual,floor,eval,eval_before,breakdown,"
-                  "step_compiled,step_max_autotune")
+                  "resume_save,step_compiled,step_max_autotune")
 
 
 def load_graph(args):
@@ -564,6 +566,39 @@ def run_scenario(name, args) -> dict:
         result["test_mrr"] = float((1 / ranks["realistic"]).mean())      # the same in eval and eval_before
         if name == "eval":
             result.update(eval_parts(model, splits, args.eval_batch_size, device))
+    elif name == "resume_save":
+        import tempfile
+        from mygo.io import save_torch
+        from mygo.training import ResumeWriter
+        model.train()
+        optimizer = adam(model, preset["lr"])
+        for p in model.parameters():
+            p.grad = torch.randn_like(p)
+        optimizer.step()
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "best_model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
+        def sync():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        blocking, snapshot, behind = [], [], []
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "state.pt"
+            writer = ResumeWriter()
+            writer.write(path, state)              # a run's first write is waited for: not timed
+            for _ in range(max(args.steps, 2)):
+                sync()
+                started = time.perf_counter()
+                save_torch(path, state)
+                blocking.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                writer.write(path, state)
+                snapshot.append(time.perf_counter() - started)
+                writer.wait()
+                behind.append(time.perf_counter() - started)
+            size = path.stat().st_size
+        result.update(save_blocking_seconds=statistics.median(blocking), save_snapshot_seconds=statistics.median(snapshot),
+                      save_background_seconds=statistics.median(behind), resume_state_mib=size / 2**20)
     elif name == "eval_loop":
         model.eval()
         test = splits["test"][:250]
@@ -697,6 +732,11 @@ def markdown(results: list[dict], meta: dict) -> str:
                           "| contraction | seconds |", "|---|---|"]
                 lines += [f"| {k} | {v:.3f} |" for k, v in r["tucker_contraction_seconds"].items()]
     for r in results:
+        if r["scenario"] == "resume_save" and "error" not in r:
+            lines += ["", f"resume_save: a {r['resume_state_mib']:.0f} MiB resume state; saved while training waits "
+                      f"{r['save_blocking_seconds']:.3f} s (the before); with the background writer training waits "
+                      f"{r['save_snapshot_seconds']:.3f} s for the snapshot, and the write is done "
+                      f"{r['save_background_seconds']:.3f} s after it began (medians)."]
         if r["scenario"] == "step_graphed" and "error" not in r:
             lines += ["", "step_graphed: " + (f"the capture failed ({r['graph_failed']}), so its steps ran eagerly."
                                               if r.get("graph_failed") else

@@ -55,9 +55,14 @@ padded visual slots skipped) and their reference-code befores, compiled, the bat
 against one query at a time, and where a step's forward time goes; the same on MKG-W's config; a
 rerun of the befores in reverse order, which shows how much of a small difference is the order
 of the run. Seconds per epoch are the median step times the steps per epoch, an upper bound (the
-last, shorter batch counts as a full one); timing whole epochs on a small graph checks it.""",
+last, shorter batch counts as a full one); timing whole epochs on a small graph checks it. Last,
+the evaluation with the known answers looked up on the device against its before, looked up on
+the host per batch (`db15k_cpu_eval_zen3.md`): on a CPU both are the same memory, and scoring is
+nearly all of the time; and an epoch end's resume state, saved while training waits against a
+snapshot written in the background (`db15k_cpu_resume_save_zen3.md`).""",
      ["db15k_cpu.md", "db15k_cpu_step.md", "db15k_cpu_befores_reversed.md", "mkgw_cpu.md",
-      "cpu_options_synthetic300.md", "epoch_check_1000.md"]),
+      "cpu_options_synthetic300.md", "epoch_check_1000.md", "db15k_cpu_eval_zen3.md",
+      "db15k_cpu_resume_save_zen3.md"]),
     ("Scaling", """\
 Synthetic graphs with 5 train triples per entity, DB15K config, batch 2048, one training step
 under a 20 GiB address-space limit (running out of memory is a clean error in the table), with one

@@ -91,7 +91,8 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     dropout unfolded, keys and values for [ENT]) as rows of one run."""
     saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--eval-batch-size", "16",
                       "--steps", "1", "--peak-size", "128",
-                      "--scenarios", "peak,eval,eval_before,eval_amp,profile,step_denormals,step_system_allocator,"
+                      "--scenarios", "peak,eval,eval_before,eval_amp,profile,resume_save,step_denormals,"
+                                     "step_system_allocator,"
                                      "step_unfolded,"
                                      "step_all_slots,step_kv_attention,step_drawn_masks,step_autograd_attention,"
                                      "step_per_op_adam,step_gathered_tokens,step_cat_sequence",
@@ -108,6 +109,9 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     assert by_name["eval_before"]["test_mrr"] == by_name["eval"]["test_mrr"]
     assert by_name["eval"]["eval_cold_seconds"] > 0 and by_name["eval_before"]["eval_seconds"] > 0
     assert "eval and eval_before rank alike (test MRR" in text
+    save = by_name["resume_save"]
+    assert save["resume_state_mib"] > 0 and save["save_snapshot_seconds"] > 0 and save["save_blocking_seconds"] > 0
+    assert "resume_save: a " in text and "MiB resume state" in text
     for before in ("step_kv_attention", "step_drawn_masks", "step_autograd_attention", "step_per_op_adam",
                    "step_gathered_tokens", "step_cat_sequence"):
         assert by_name[before]["median_step_seconds"] > 0, before

@@ -82,6 +82,9 @@ class GraphedStep:
         if capture:
             for group in optimizer.param_groups:
                 group["capturable"] = True           # fused Adam's step count and rate read on the device
+        # one side stream for the warm-up steps and the capture: the BLAS handles and workspaces the
+        # capture uses are made in the warm-ups, outside it
+        self.stream = torch.cuda.Stream(device) if capture else None
         self.graph: torch.cuda.CUDAGraph | None = None
         self.outputs: dict[str, torch.Tensor] | None = None
         self.eager_steps = 0
@@ -141,7 +144,7 @@ class GraphedStep:
     def _warmup(self) -> dict[str, torch.Tensor]:
         """An eager step on a side stream: what CUDA graphs want before capture (workspaces,
         optimizer state and autograd's streams set up outside it)."""
-        stream = torch.cuda.Stream(self.device)
+        stream = self.stream
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
             self.optimizer.zero_grad(set_to_none=True)
@@ -156,7 +159,7 @@ class GraphedStep:
         self.optimizer.zero_grad(set_to_none=True)         # the graph's backward allocates and writes them
         torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=self.stream):
             outputs = self._static_step()
         self.graph, self.outputs = graph, outputs
         log.info("train.cuda_graph: the training step is captured as one CUDA graph (batches of %d; other "

@@ -120,3 +120,17 @@ def test_training_with_cuda_graph_captures_the_step(caplog):
     assert "the training step is captured as one CUDA graph" in caplog.text, caplog.text
     assert "could not be captured" not in caplog.text
     assert summary["epochs"] == 3
+
+
+def test_a_graphed_run_stopped_and_resumed_captures_again(tmp_path, caplog):
+    """A resumed run's optimizer comes from the state file: its rate is installed as the tensor the
+    new graph reads, and the step is captured again."""
+    import logging
+    state = tmp_path / "state.pt"
+    config = dict(device="cuda", batch_size=2, eval_every=1, mu=0.5, contrastive_size=4, cuda_graph=True)
+    train(tiny_model(), TrainParams(epochs=2, **config), TRAIN, VALID, resume_path=state, run_id="g", progress=False)
+    with caplog.at_level(logging.INFO):
+        summary = train(tiny_model(), TrainParams(epochs=4, **config), TRAIN, VALID, resume_path=state, run_id="g",
+                        progress=False)
+    assert "resuming from" in caplog.text and "captured as one CUDA graph" in caplog.text, caplog.text
+    assert "could not be captured" not in caplog.text and summary["epochs"] == 4

@@ -151,3 +151,44 @@ def test_epoch_sums_read_once_equal_the_steps_read_one_by_one():
     sums.settle()
     assert (sums.total, sums.count, sums.sums) == (total, count, {"kgc": kgc, "contrastive": contrastive})
     assert not sums.pending and np.isfinite(sums.total)
+
+
+def test_a_failed_capture_is_logged_and_training_goes_on_eagerly(monkeypatch, caplog):
+    """The capture path's control flow with torch.cuda's stream and graph calls stood in for (no
+    GPU here): three warm-up steps, then a capture that fails; the step says why, once, and every
+    later full batch runs eagerly and still trains."""
+    import contextlib
+    import importlib
+
+    class Stream:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    @contextlib.contextmanager
+    def failing_capture(graph, stream=None):
+        raise RuntimeError("operation not permitted when stream is capturing\nmore detail")
+        yield
+
+    for name, value in {"Stream": Stream, "stream": lambda s: contextlib.nullcontext(),
+                        "current_stream": lambda *a: Stream(), "graph": failing_capture,
+                        "CUDAGraph": object, "synchronize": lambda *a: None}.items():
+        monkeypatch.setattr(torch.cuda, name, value)
+    for name in ("torch.optim.adam", "torch.optim.optimizer"):     # capturable Adam, here on the CPU
+        monkeypatch.setattr(importlib.import_module(name), "_get_capturable_supported_devices",
+                            lambda *a, **k: ["cpu"])
+    model = tiny_model().train()
+    config = TrainParams(device="cpu", batch_size=6, mu=0.5, contrastive_size=4)
+    step = GraphedStep(model, adam(model, 0.01), config, torch.device("cpu"), False, capture=True)
+    g = torch.Generator().manual_seed(0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with caplog.at_level(logging.WARNING, logger="mygo.fast.graphs"):
+        losses = [step(_queries(6, model, i), g)["loss"] for i in range(6)]
+    assert step.eager_steps == 3 and step.graph is None
+    assert step.failed == "RuntimeError: operation not permitted when stream is capturing"
+    assert caplog.text.count("could not be captured") == 1
+    assert all(torch.isfinite(loss) for loss in losses) and len(set(float(x) for x in losses)) == 6
+    after = model.state_dict()
+    assert not torch.equal(after["decoder.core"], before["decoder.core"])

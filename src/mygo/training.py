@@ -461,6 +461,8 @@ class Trainer:
         bar = progress_bar(range(state.epoch, config.epochs), desc="train", unit="epoch", enabled=self.progress,
                            initial=state.epoch, total=config.epochs)
         self.write_curves()             # a resumed run's history first
+        if self.graphed is not None:
+            self.graphed.set_lr()           # a restored optimizer's rate, as the tensor the graph reads
         self.started = started = time.perf_counter()
         self.earlier_seconds, resumed_from = state.seconds, state.epoch
         stopped = False

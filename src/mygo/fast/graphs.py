@@ -131,7 +131,7 @@ class GraphedStep:
             try:
                 self._capture()
             except Exception as err:          # noqa: BLE001  (any capture error: go on eagerly)
-                self.failed = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
+                self.failed = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:300]}"
                 self.graph = None
                 log.warning("train.cuda_graph: the step could not be captured (%s); training goes on with "
                             "eager steps", self.failed)

@@ -14,6 +14,8 @@ make test PYTEST_ADDOPTS="--durations=10" > "$work/test.log" 2>&1 || status=$?
 seconds=$((SECONDS - start))
 closing=$(grep -E '^=+ .*(passed|failed).* =+$' "$work/test.log" | tail -1 | sed 's/^=* //; s/ =*$//')
 slowest=$(sed -n '/slowest 10 durations/,/^$/p' "$work/test.log" | grep -E '^[0-9.]+s ' | head -10 | sed 's/^/    /')
+failed=$(grep -E '^(FAILED|ERROR) ' "$work/test.log" | sed 's/^/    /' || true)
+[ -z "$failed" ] || failed=$'\nWhat failed, as pytest summed it up:\n\n'"$failed"$'\n'
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1) (CPU family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p'))"
 cat > "$root/bench/results/test_suite.md" <<MD
 # The test suite from a fresh clone
@@ -22,7 +24,7 @@ Made by \`bench/suite_time.sh\` at commit $commit: \`make test\` in a fresh clon
 install included, on $cpu ($(nproc) cores): **$((seconds / 60)) min $((seconds % 60)) s**, exit status $status.
 
 pytest: $closing
-
+$failed
 The slowest tests (\`--durations=10\`; with two processes, their times overlap):
 
 $slowest

@@ -796,6 +796,11 @@ def markdown(results: list[dict], meta: dict) -> str:
                       f"would take {at_peak * 1000:.2f} ms; the step ({r['median_step_seconds'] * 1000:.2f} ms) is "
                       f"**{r['median_step_seconds'] / at_peak:.1f}x** that, and its own products timed alone are "
                       f"{r['floor_seconds'] / at_peak:.1f}x that (what the shapes cost)."]
+            graphed = next((g for g in results if g["scenario"] == "step_graphed" and "error" not in g), None)
+            if graphed is not None:
+                lines += ["", f"The step replayed as a CUDA graph (step_graphed, "
+                          f"{graphed['median_step_seconds'] * 1000:.2f} ms) is "
+                          f"**{graphed['median_step_seconds'] / at_peak:.1f}x** that peak time."]
     for r in results:
         if r["scenario"] == "floor" and "error" not in r:
             lines += ["", f"Floor: the step's {r['matmuls']} matrix products (forward and backward, "

@@ -99,6 +99,9 @@ def test_known_answers_pairs_equal_a_dictionary_of_the_triples():
             assert sorted(got.get(i, [])) == sorted(expected.get(key, set())), (i, key)
         mask = index.mask(known, relation, head, 11)
         assert mask.sum().item() == len(rows)
+        assert torch.equal(rows, torch.sort(rows).values)              # each batch's rows in order
+        as_tensors = index.pairs(*(torch.as_tensor(a) for a in (known, relation, head)))    # as ranking passes them
+        assert torch.equal(as_tensors[0], rows) and torch.equal(as_tensors[1], cols)
 
 
 def test_rank_with_answer_pairs_equals_rank_with_a_mask():

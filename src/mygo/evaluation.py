@@ -118,7 +118,8 @@ class KnownAnswers:
         counts = torch.where(keys[at] == query, offsets[at + 1] - starts, 0)
         rows = torch.repeat_interleave(torch.arange(B, device=device), counts)
         first = torch.cumsum(counts, 0) - counts             # each row's first position in the output
-        cols = answers[torch.repeat_interleave(starts - first, counts) + torch.arange(len(rows), device=device)]
+        K = len(rows)                                        # known from rows: no second wait for the device
+        cols = answers[torch.repeat_interleave(starts - first, counts, output_size=K) + torch.arange(K, device=device)]
         return rows, cols
 
     def mask(self, known, relation, predict_head, num_entities: int) -> torch.Tensor:

@@ -288,9 +288,7 @@ class CrossModalEntityEncoder(nn.Module):
         slot_bias = torch.cat([torch.zeros_like(self.bias_str), self.bias_str, self.bias_vis.expand(1, m, d),
                                self.bias_txt.expand(1, n, d)], dim=1)                 # (1, L, d)
         sequence = self.assemble([ent, structure, visual, text], slot_bias)           # (E, L, d)
-        always = torch.ones(E, 1, dtype=torch.bool, device=entities.device)
-        mask = torch.cat([always, always & self.config.use_structure,
-                          rows(self.visual_mask), rows(self.text_mask)], dim=1)       # (E, L)
+        mask = self.slot_mask(None if every else entities)                           # (E, L)
         keep = self._kept_slots(mask)
         if keep is None:
             return self._encode(sequence, ~mask, ent_only), mask
@@ -301,6 +299,13 @@ class CrossModalEntityEncoder(nn.Module):
         if ent_only:                                                                  # [ENT] is always kept
             return encoded, mask
         return sequence.new_zeros(sequence.shape).index_copy(1, keep, encoded), mask
+
+    def slot_mask(self, entities: torch.Tensor | None = None) -> torch.Tensor:
+        """(E, L) bool, True = a real slot ([ENT], structure, m visual, n text) of `entities` (None:
+        all N, in order)."""
+        visual, text = (m if entities is None else m[entities] for m in (self.visual_mask, self.text_mask))
+        always = torch.ones(len(visual), 1, dtype=torch.bool, device=visual.device)
+        return torch.cat([always, always & self.config.use_structure, visual, text], dim=1)
 
     def _kept_slots(self, mask: torch.Tensor) -> torch.Tensor | None:
         """The slots to encode, (L',) long, or None for all: those some entity of the batch fills
@@ -318,9 +323,7 @@ class CrossModalEntityEncoder(nn.Module):
         batch then has the same shapes and nothing waits for the device to decide (a CUDA graph
         needs both); a batch's slots that its own entities leave empty stay, masked (the same
         outputs to float tolerance)."""
-        always = torch.ones(len(self.visual_mask), 2, dtype=torch.bool, device=self.visual_mask.device)
-        always[:, 1] = self.config.use_structure
-        active = torch.cat([always, self.visual_mask, self.text_mask], dim=1).any(0)
+        active = self.slot_mask().any(0)
         if not self.skip_padded_slots:
             active[:] = True
         self.fixed_slots = active.nonzero().squeeze(1)
@@ -413,13 +416,17 @@ class TuckER(nn.Module):
         return bn(x)
 
 
+def cosine_logits(anchor: torch.Tensor, view: torch.Tensor, tau: float) -> torch.Tensor:
+    """Cosine similarity of every anchor (B, d) with every view (B, d), over tau -> (B, B)."""
+    return F.normalize(anchor, dim=-1) @ F.normalize(view, dim=-1).t() / tau
+
+
 def info_nce(anchor: torch.Tensor, view: torch.Tensor, valid: torch.Tensor, tau: float) -> torch.Tensor | None:
     """InfoNCE with cosine similarity / tau; row i's positive is view i, negatives the other
     valid views in the batch. anchor, view (B, d); valid (B,) bool. None when no row is valid."""
     if not bool(valid.any()):
         return None
-    logits = F.normalize(anchor, dim=-1) @ F.normalize(view, dim=-1).t() / tau     # (B, B)
-    logits = logits.masked_fill(~valid[None, :], float("-inf"))
+    logits = cosine_logits(anchor, view, tau).masked_fill(~valid[None, :], float("-inf"))
     targets = torch.arange(anchor.shape[0], device=anchor.device)
     return F.cross_entropy(logits[valid], targets[valid])
 
@@ -430,8 +437,7 @@ def info_nce_terms(anchor: torch.Tensor, view: torch.Tensor, valid: torch.Tensor
     some row is valid (loss 0.0 otherwise). Invalid rows are weighted out instead of selected, and
     invalid views are masked with a finite -1e4 (exp of which is 0.0 in float32 next to cosines
     over tau), so that no row is ever all -inf. The same value as info_nce to float tolerance."""
-    logits = F.normalize(anchor, dim=-1) @ F.normalize(view, dim=-1).t() / tau     # (B, B)
-    logits = logits.masked_fill(~valid[None, :], -1e4)
+    logits = cosine_logits(anchor, view, tau).masked_fill(~valid[None, :], -1e4)
     targets = torch.arange(anchor.shape[0], device=anchor.device)
     weights = valid.float()
     count = weights.sum()

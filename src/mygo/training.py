@@ -112,18 +112,16 @@ class ResumeWriter:
     def __init__(self):
         self.thread: threading.Thread | None = None
         self.error: BaseException | None = None
-        self.written = 0
+        self.first = True
 
     def write(self, path: Path, state: dict) -> None:
         self.wait()
-        if not self.written:
+        if self.first:
             save_torch(path, state)
-            self.written += 1
+            self.first = False
             return
-        snapshot = cpu_copy(state)
-        self.thread = threading.Thread(target=self._write, args=(path, snapshot), name="resume-writer")
+        self.thread = threading.Thread(target=self._write, args=(path, cpu_copy(state)), name="resume-writer")
         self.thread.start()
-        self.written += 1
 
     def _write(self, path: Path, snapshot: dict) -> None:
         try:
@@ -167,19 +165,22 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config:
 
 
 def step_losses(model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: TrainParams, batch: tuple,
-                generator: torch.Generator, device: torch.device, use_amp: bool = False) -> dict[str, torch.Tensor]:
+                generator: torch.Generator | None, device: torch.device, use_amp: bool = False, *,
+                sample: torch.Tensor | None = None, autocast_cache: bool = True) -> dict[str, torch.Tensor]:
     """train_step's step, its losses left on the device as 0-dim tensors: nothing waits for the
-    device, so on a GPU the next steps are queued while this one runs."""
+    device, so on a GPU the next steps are queued while this one runs. `sample`: the contrastive
+    loss's entities, drawn beforehand (else from `generator`); `autocast_cache: False` for a step
+    captured as a CUDA graph (mygo.fast.graphs)."""
     known, relation, predict_head, target = batch
     B = len(known)
     start, end = distributed.shard(B)
     local = slice(start, end)
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp, cache_enabled=autocast_cache):
         losses = model.losses(known[local].to(device), relation[local].to(device), predict_head[local].to(device),
                               target[local].to(device), mu=config.mu, tau=config.tau,
                               contrastive_size=config.contrastive_size, label_smoothing=config.label_smoothing,
                               generator=generator, kgc_weight=(end - start) / B,
-                              con_weight=1.0 / distributed.world_size())
+                              con_weight=1.0 / distributed.world_size(), sample=sample)
         loss = losses.total
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -208,7 +209,7 @@ class EpochSums:
     def add(self, losses: dict[str, torch.Tensor], size: int) -> None:
         self.pending.append((torch.stack([losses[k].float() for k in self.KEYS]), size))
 
-    def settle(self) -> "EpochSums":
+    def settle(self) -> None:
         if self.pending:
             values = torch.stack([v for v, _ in self.pending]).tolist()
             for (loss, kgc, contrastive), (_, size) in zip(values, self.pending):
@@ -217,7 +218,6 @@ class EpochSums:
                 self.sums["kgc"] += kgc * size
                 self.sums["contrastive"] += contrastive * size
             self.pending = []
-        return self
 
 
 @dataclass
@@ -387,14 +387,13 @@ class Trainer:
                 self.save_resume(here(b))
         sums.settle()
         total, count = sums.total, sums.count
-        sums = sums.sums
         lr = float(self.optimizer.param_groups[0]["lr"])
         self.scheduler.step()
         if self.graphed is not None:
             self.graphed.set_lr()
         # per-epoch means; kgc + contrastive = loss (single process; across ranks, rank 0's share)
-        state.losses.append({"epoch": epoch + 1, "loss": total / count, "kgc_loss": sums["kgc"] / count,
-                             "contrastive_loss": sums["contrastive"] / count, "lr": lr})
+        state.losses.append({"epoch": epoch + 1, "loss": total / count, "kgc_loss": sums.sums["kgc"] / count,
+                             "contrastive_loss": sums.sums["contrastive"] / count, "lr": lr})
         state.epoch = epoch + 1
         self.epoch_seconds.append(time.perf_counter() - epoch_started)
         mean = sum(self.epoch_seconds) / len(self.epoch_seconds)

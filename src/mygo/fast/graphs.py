@@ -34,7 +34,7 @@ import torch
 
 from mygo import distributed
 from mygo.model import contrastive_sample
-from mygo.training import clip_gradients, step_losses
+from mygo.training import step_losses
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,8 @@ class GraphedStep:
         self.use_amp, self.capture = use_amp, capture
         self.batch_size = config.batch_size
         B = self.batch_size
-        self.inputs = {"known": torch.zeros(B, dtype=torch.long, device=device),
-                       "relation": torch.zeros(B, dtype=torch.long, device=device),
-                       "predict_head": torch.zeros(B, dtype=torch.bool, device=device),
-                       "target": torch.zeros(B, dtype=torch.long, device=device)}
+        self.inputs = tuple(torch.zeros(B, dtype=dtype, device=device)       # known, relation, predict_head, target
+                            for dtype in (torch.long, torch.long, torch.bool, torch.long))
         N = model.config.num_entities
         self.contrastive = config.mu > 0 and hasattr(model, "contrastive_loss")
         self.sample = torch.zeros(min(config.contrastive_size, N), dtype=torch.long, device=device)
@@ -99,31 +97,20 @@ class GraphedStep:
             group["lr"] = self.lr
 
     def _static_step(self) -> dict[str, torch.Tensor]:
-        """The step on the fixed inputs: forward, backward, clipping, Adam; nothing read back."""
-        config, x = self.config, self.inputs
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_amp,
-                            cache_enabled=False):
-            losses = self.model.losses(x["known"], x["relation"], x["predict_head"], x["target"], mu=config.mu,
-                                       tau=config.tau, contrastive_size=config.contrastive_size,
-                                       label_smoothing=config.label_smoothing,
-                                       sample=self.sample if self.contrastive else None)
-            loss = losses.total
-        loss.backward()
-        clip_gradients(self.model, config.grad_clip)
-        self.optimizer.step()
-        return {"loss": loss.detach(), "kgc": losses.kgc.detach(), "contrastive": losses.contrastive.detach()}
+        """step_losses on the fixed inputs with the drawn sample, autocast without its weight cache."""
+        return step_losses(self.model, self.optimizer, self.config, self.inputs, None, self.device, self.use_amp,
+                           sample=self.sample if self.contrastive else None, autocast_cache=False)
 
     def __call__(self, batch: tuple, generator: torch.Generator) -> dict[str, torch.Tensor]:
         known = batch[0]
         if len(known) != self.batch_size or self.failed:
             return step_losses(self.model, self.optimizer, self.config, batch, generator, self.device, self.use_amp)
-        for name, value in zip(("known", "relation", "predict_head", "target"), batch):
-            self.inputs[name].copy_(value, non_blocking=True)
+        for fixed, value in zip(self.inputs, batch):
+            fixed.copy_(value, non_blocking=True)
         if self.contrastive:        # the eager step's draw, from the same generator
             self.sample.copy_(contrastive_sample(self.model.config.num_entities, self.config.contrastive_size,
                                                  generator), non_blocking=True)
         if not self.capture:
-            self.optimizer.zero_grad(set_to_none=True)
             return self._static_step()
         if self.eager_steps < WARMUP_STEPS:
             return self._warmup()
@@ -135,7 +122,6 @@ class GraphedStep:
                 self.graph = None
                 log.warning("train.cuda_graph: the step could not be captured (%s); training goes on with "
                             "eager steps", self.failed)
-                self.optimizer.zero_grad(set_to_none=True)
                 torch.cuda.synchronize(self.device)
                 return self._static_step()
         self.graph.replay()
@@ -147,7 +133,6 @@ class GraphedStep:
         stream = self.stream
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
-            self.optimizer.zero_grad(set_to_none=True)
             out = self._static_step()
         torch.cuda.current_stream(self.device).wait_stream(stream)
         self.eager_steps += 1
@@ -156,8 +141,8 @@ class GraphedStep:
     def _capture(self) -> None:
         """Record the step once (nothing runs while recording: the caller replays it)."""
         self.set_lr()                      # the rate the graph reads: this tensor, whatever replaced it
-        self.optimizer.zero_grad(set_to_none=True)         # the graph's backward allocates and writes them
         torch.cuda.synchronize(self.device)
+        # step_losses sets the gradients to None inside: the graph's backward allocates and writes them
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, stream=self.stream):
             outputs = self._static_step()

@@ -20,7 +20,9 @@
 #
 # OUT receives at most 8 files: log.txt (everything printed, the test output included),
 # harness.json/.md, eager_run.json (the eager run's record), and the graphed run's run.json,
-# loss.csv and valid.csv (its curves).
+# loss.csv and valid.csv (its curves). Each record names the code it measured (bench/version.py).
+# Back on the CPU machine, the folder copied under bench/results/:
+#   python bench/gpu_report.py bench/results/NAME   # summary.md, valid_mrr.png and verdicts.md
 # Environment: PYTHON (default python3), GPU_INPUTS (default gpu_inputs), DATA (for --prepare,
 # default ../shared/data/DB15K), TRAIN_MINUTES ("EAGER FIRST SECOND": each run's minutes; "FIRST
 # SECOND": the graphed pieces alone).
@@ -48,6 +50,7 @@ EOF
     "$PYTHON" stages/tokenize_text.py "$INPUTS.tmp/kg" "$INPUTS.tmp/text_tokens" --params "$P"
     "$PYTHON" stages/select_tokens.py "$INPUTS.tmp/kg" "$INPUTS.tmp/entity_tokens" \
         --text-dir "$INPUTS.tmp/text_tokens" --params "$P"
+    "$PYTHON" bench/version.py --write "$INPUTS.tmp/version.json"    # the commit, for the GPU machine's copy
     rm -rf "$INPUTS.tmp/text_tokens" "$INPUTS" && mv "$INPUTS.tmp" "$INPUTS"
     du -sh "$INPUTS"
     exit 0
@@ -63,6 +66,10 @@ STATE=${TMPDIR:-/tmp}/mygo_gpu_check_state.pt
 EAGER=${TMPDIR:-/tmp}/mygo_gpu_check_eager
 FAILED=()
 exec > >(tee -a "$OUT/log.txt") 2>&1
+# the code measured: the commit --prepare recorded, if this is still its code (results and logs say it)
+MYGO_BENCH_VERSION=$("$PYTHON" bench/version.py --prepared "$INPUTS/version.json") || MYGO_BENCH_VERSION=unknown
+export MYGO_BENCH_VERSION
+echo "== code: $MYGO_BENCH_VERSION"
 
 part() {          # part NAME SECONDS COMMAND...: run with a time limit, report and go on
     local name=$1 limit=$2 started rc
@@ -85,10 +92,11 @@ if [ "$QUICK" = 1 ]; then
         --scenario-timeout 60 --out "$OUT/harness"
 else
     # with the befores of the model-side changes that act on any device: the [ENT]-only last
-    # layer (step_all_slots), its attention through the query (step_kv_attention) and the token
-    # tables projected before gathering (step_gathered_tokens)
+    # layer (step_all_slots), the counter masks and the folded attention's own backward
+    # (step_drawn_masks), the attention through the query (step_kv_attention, against
+    # step_drawn_masks) and the token tables projected before gathering (step_gathered_tokens)
     part harness 400 "${HARNESS[@]}" \
-        --scenarios peak,step,step_graphed,step_fp32,step_no_visual,step_all_slots,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,resume_save,step_compiled \
+        --scenarios peak,step,step_graphed,step_fp32,step_no_visual,step_all_slots,step_drawn_masks,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,resume_save,step_compiled \
         --steps 20 --scenario-timeout 100 --out "$OUT/harness"
 fi
 # the real runs (minutes each; TRAIN_MINUTES="EAGER FIRST SECOND"): eagerly, then graphed in two

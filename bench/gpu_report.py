@@ -1,16 +1,20 @@
-"""The GPU training run's figures from its committed files: a summary table beside the paper's
-and the valid-MRR curve as an image (offline, vl-convert).
+"""The figures of a GPU folder made by bench/gpu_check.sh, from its committed files (offline).
 
-    python bench/gpu_report.py bench/results/db15k_h200_run
+    python bench/gpu_report.py bench/results/db15k_h100_abc1234
 
-Reads run.json, valid.csv and loss.csv (written by bench/gpu_train.py, through bench/gpu_check.sh)
-and writes summary.md and valid_mrr.png into the same folder.
+From run.json, valid.csv and loss.csv (bench/gpu_train.py's graphed run): summary.md, the run beside
+the paper, and valid_mrr.png, its curves (vl-convert). From harness.json and eager_run.json:
+verdicts.md, each change's after against its before in that same run (faster, slower or within
+the spread of the timed repeats: after's upper quartile below before's lower one, or the
+reverse), the targets against what was measured, and how far the step is from its matrix FLOP at
+the card's peak.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import statistics
 from pathlib import Path
 
 PAPER = {"DB15K": {"mrr": 37.72, "hits@1": 30.08, "hits@3": 41.26, "hits@10": 52.21}}   # SPEC / data README
@@ -50,6 +54,144 @@ def summary(run: dict, valid: list[dict], dataset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+TARGETS = {"epoch": 0.4, "eval": 1.0}     # seconds: DB15K recipe settings, one H100 or H200
+
+# (change, before, after): harness scenarios compared by their timed steps (or evaluations)
+CHANGES = [
+    ("the step replayed as one CUDA graph (`train.cuda_graph`)", "step", "step_graphed"),
+    ("compiled (`train.compile`) against eager", "step", "step_compiled"),
+    ("bf16 autocast (`train.amp`) against float32", "step_fp32", "step"),
+    ("the `fast` kernels against `drawn-masks` (counter dropout masks, the folded attention's own backward, "
+     "tables projected before gathering)", "step_drawn_masks", "step"),
+    ("the [ENT] attention with the query folded in, against every slot's keys and values (both with drawn masks)",
+     "step_kv_attention", "step_drawn_masks"),
+    ("the last layer for [ENT] only, against every slot", "step_all_slots", "step"),
+    ("the token tables projected before gathering, against the gathered tokens projected",
+     "step_gathered_tokens", "step"),
+    ("known answers looked up on the device, ranks kept there, against on the host per batch", "eval_before", "eval"),
+]
+
+
+def quartiles(samples: list[float]) -> tuple[float, float, float]:
+    if len(samples) < 2:
+        return samples[0], samples[0], samples[0]
+    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def verdict(before: list[float], after: list[float]) -> str:
+    """faster / slower when the quartiles do not overlap, else within the spread; with fewer than
+    three timings a side, no verdict beyond the ratio."""
+    if min(len(before), len(after)) < 3:
+        return "too few timings to judge"
+    b1, _, b3 = quartiles(before)
+    a1, _, a3 = quartiles(after)
+    return "**faster**" if a3 < b1 else "**slower**" if a1 > b3 else "within the spread"
+
+
+def samples(result: dict) -> list[float]:
+    """A harness result's timed repeats: steps, or warm evaluations."""
+    for key in ("step_seconds", "eval_seconds_each"):
+        if key in result:
+            return list(result[key])
+    return [result["eval_seconds"]] if "eval_seconds" in result else []
+
+
+def run_epochs(run: dict) -> list[float]:
+    """A real run's training seconds per epoch (validation apart), without each piece's first epoch
+    (it loads kernels and captures the graph)."""
+    return [s for piece in run["pieces"] for s in piece.get("epoch_seconds", [])[1:]]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def row(change: str, before: list[float], after: list[float], unit=ms) -> str:
+    """A table row; an empty side failed (the reason is listed under the table)."""
+    if not before or not after:
+        return f"| {change} | {unit(statistics.median(before)) if before else 'failed'} | " \
+               f"{unit(statistics.median(after)) if after else 'failed'} | | |"
+    b, a = statistics.median(before), statistics.median(after)
+    return f"| {change} | {unit(b)} | {unit(a)} | {a / b:.2f} | {verdict(before, after)} |"
+
+
+def verdicts(harness: dict, eager: dict | None, run: dict | None) -> str:
+    results = {r["scenario"]: r for r in harness["results"]}
+    ok = {k: r for k, r in results.items() if "error" not in r}
+    meta = harness["meta"]
+    gpus = sorted({r["gpu"] for r in ok.values() if "gpu" in r}) or ["no GPU"]
+    lines = [f"# {meta['dataset']} on {', '.join(gpus)}: each change against its before, and the targets", "",
+             f"Code: {meta.get('version', 'not recorded')}; torch {meta['torch']}; batch {meta['batch_size']}. "
+             "Befores and afters come from the same `bench/gpu_check.sh` run: the harness's scenarios (medians of "
+             "the timed steps or warm evaluations), then the real runs. A change is faster or slower when the "
+             "after's timings and the before's do not overlap between their quartiles; otherwise it is within the "
+             "spread.", "",
+             "| change | before | after | after / before | verdict |", "|---|---|---|---|---|"]
+    for change, before, after in CHANGES:
+        if before in results and after in results:          # both were run
+            lines.append(row(change, samples(ok.get(before, {})), samples(ok.get(after, {}))))
+    save = ok.get("resume_save")
+    if save:
+        lines.append(row("the resume state saved in the background (training waits for the snapshot), against "
+                         "written while training waits",
+                         save.get("save_blocking_seconds_each", [save["save_blocking_seconds"]]),
+                         save.get("save_snapshot_seconds_each", [save["save_snapshot_seconds"]])))
+    if eager and run:
+        lines.append(row("a real run's epoch (training alone), graphed against eager", run_epochs(eager),
+                         run_epochs(run), unit=lambda s: f"{s:.3f} s"))
+    failed = [f"{k} ({r['error'].strip().splitlines()[-1][:120]})" for k, r in results.items() if "error" in r]
+    if failed:
+        lines += ["", "Failed in this run: " + "; ".join(failed) + "."]
+    graphed = ok.get("step_graphed", {})
+    if graphed.get("graph_failed"):
+        lines += ["", f"step_graphed's capture failed ({graphed['graph_failed']}): its steps ran eagerly."]
+
+    lines += ["", "## The targets", "", "| target | measured | met |", "|---|---|---|"]
+    runs = {name: r for name, r in (("graphed", run), ("eager", eager)) if r and run_epochs(r)}
+    for name, r in runs.items():
+        epoch = statistics.median(run_epochs(r))
+        spent = sum(p["seconds"] for p in r["pieces"])
+        epochs = r["pieces"][-1]["epochs_after"] - r["pieces"][0]["epochs_before"]
+        lines.append(f"| training <= {TARGETS['epoch']} s per epoch, real run ({name}; median epoch, training alone) | "
+                     f"{epoch:.3f} s | {'yes' if epoch <= TARGETS['epoch'] else 'no'} |")
+        lines.append(f"| the same run, every second counted (validation, saves, start-up: {spent:.0f} s for "
+                     f"{epochs} epochs) | {spent / epochs:.3f} s | {'yes' if spent / epochs <= TARGETS['epoch'] else 'no'} |")
+    if "eval" in ok:
+        e = ok["eval"]["eval_seconds"]
+        lines.append(f"| full filtered test evaluation <= {TARGETS['eval']:g} s (harness, warm, median) | {e:.3f} s | "
+                     f"{'yes' if e <= TARGETS['eval'] else 'no'} |")
+    if run and "test_eval_seconds" in run:
+        e = run["test_eval_seconds"]
+        lines.append(f"| full filtered test evaluation <= {TARGETS['eval']:g} s (the real run's, its first in the "
+                     f"process) | {e:.3f} s | {'yes' if e <= TARGETS['eval'] else 'no'} |")
+
+    peak, floor, step = ok.get("peak"), ok.get("floor"), ok.get("step")
+    if peak and floor and step:
+        kind = "bf16" if meta["device"].startswith("cuda") else "fp32"      # what the step computes in
+        at_peak = floor["matmul_gflop"] / peak["peak_gflops"][kind]
+        per_step = TARGETS["epoch"] / step["steps_per_epoch"]
+        lines += ["", "## Against the card's peak", "",
+                  f"A step's matrix products are {floor['matmul_gflop']:.0f} GFLOP: {ms(at_peak)} at the measured {kind} "
+                  f"peak ({peak['peak_gflops'][kind]:,.0f} GFLOP/s); timed alone on their own shapes they take "
+                  f"{ms(floor['floor_seconds'])} ({floor['floor_seconds'] / at_peak:.1f}x). The step takes "
+                  f"{ms(step['median_step_seconds'])} ({step['median_step_seconds'] / at_peak:.1f}x)"
+                  + (f", replayed as one graph {ms(graphed['median_step_seconds'])} "
+                     f"({graphed['median_step_seconds'] / at_peak:.1f}x)" if "median_step_seconds" in graphed else "")
+                  + f". The epoch target needs a step of {ms(per_step)} at most ({step['steps_per_epoch']} steps an "
+                  "epoch)."]
+        best = min(step["median_step_seconds"], graphed.get("median_step_seconds", float("inf")))
+        rest = best - floor["floor_seconds"]
+        lines += ["", f"Of the fastest step ({ms(best)}), its matrix products alone account for "
+                      f"{ms(floor['floor_seconds'])} and everything else (elementwise kernels, norms, dropout, gathers, "
+                      f"the optimizer, launches) for {ms(max(rest, 0.0))}."]
+        shares = ok.get("breakdown", {}).get("forward_share")
+        if shares:
+            top = sorted(shares.items(), key=lambda kv: -kv[1])[:2]
+            lines[-1] += " The forward's largest parts: " + ", ".join(f"{k} {v:.0%}" for k, v in top) + "."
+    return "\n".join(lines) + "\n"
+
+
 def curve_png(valid: list[dict], loss: list[dict], title: str) -> bytes:
     import vl_convert
     spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title,
@@ -66,16 +208,27 @@ def curve_png(valid: list[dict], loss: list[dict], title: str) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir")
+    parser.add_argument("folder", help="a folder of bench/gpu_check.sh's files")
     parser.add_argument("--dataset", default="DB15K")
     args = parser.parse_args()
-    folder = Path(args.run_dir)
-    run = json.loads((folder / "run.json").read_text())
-    valid, loss = read_csv(folder / "valid.csv"), read_csv(folder / "loss.csv")
-    text = summary(run, valid, args.dataset)
-    (folder / "summary.md").write_text(text)
-    (folder / "valid_mrr.png").write_bytes(curve_png(valid, loss, f"{args.dataset} on {run['gpu']}"))
-    print(text)
+    folder = Path(args.folder)
+
+    def read(name: str) -> dict | None:
+        path = folder / name
+        return json.loads(path.read_text()) if path.is_file() else None
+    run, harness = read("run.json"), read("harness.json")
+    if run is None and harness is None:
+        raise ValueError(f"{folder}: neither run.json nor harness.json (not a folder of bench/gpu_check.sh's files)")
+    if run is not None:
+        valid, loss = read_csv(folder / "valid.csv"), read_csv(folder / "loss.csv")
+        text = summary(run, valid, args.dataset)
+        (folder / "summary.md").write_text(text)
+        (folder / "valid_mrr.png").write_bytes(curve_png(valid, loss, f"{args.dataset} on {run['gpu']}"))
+        print(text)
+    if harness is not None:
+        text = verdicts(harness, read("eager_run.json"), run)
+        (folder / "verdicts.md").write_text(text)
+        print(text)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from mygo.fast import graphs  # noqa: E402
 from mygo.model import ModelConfig, MyGO, assemble, project_tokens, slot0_attention_folded  # noqa: E402
 from mygo.training import TrainParams, adam, train_step, training_queries  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from version import describe, text as version_text  # noqa: E402
 
 reproducible.flush_denormals()    # as every stage does (MYGO_KEEP_DENORMALS=1 for the before)
 
@@ -556,13 +557,16 @@ def run_scenario(name, args) -> dict:
             return compute_ranks(model, splits["test"], list(splits.values()), args.eval_batch_size, device,
                                  progress=False, amp=name == "eval_amp")
         times = []
-        for _ in range(2):           # the first also loads the kernels and sets up the device's libraries
+        # the first also loads the kernels and sets up the device's libraries; on a GPU, where an
+        # evaluation takes about a second, three warm ones give a spread to compare a before with
+        for _ in range(4 if device.type == "cuda" else 2):
             started = time.perf_counter()
             ranks = evaluate()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - started)
-        result["eval_seconds"], result["eval_cold_seconds"] = times[1], times[0]
+        result.update(eval_seconds=statistics.median(times[1:]), eval_seconds_each=times[1:],
+                      eval_cold_seconds=times[0])
         result["test_mrr"] = float((1 / ranks["realistic"]).mean())      # the same in eval and eval_before
         if name == "eval":
             result.update(eval_parts(model, splits, args.eval_batch_size, device))
@@ -598,7 +602,8 @@ def run_scenario(name, args) -> dict:
                 behind.append(time.perf_counter() - started)
             size = path.stat().st_size
         result.update(save_blocking_seconds=statistics.median(blocking), save_snapshot_seconds=statistics.median(snapshot),
-                      save_background_seconds=statistics.median(behind), resume_state_mib=size / 2**20)
+                      save_background_seconds=statistics.median(behind), resume_state_mib=size / 2**20,
+                      save_blocking_seconds_each=blocking, save_snapshot_seconds_each=snapshot)
     elif name == "eval_loop":
         model.eval()
         test = splits["test"][:250]
@@ -697,7 +702,7 @@ def best_peak(results: list[dict]) -> dict | None:
 
 def markdown(results: list[dict], meta: dict) -> str:
     lines = [f"# Benchmark: {meta['dataset']} ({meta['preset']} config)", "",
-             f"Command: `{meta['command']}`", "",
+             f"Command: `{meta['command']}`" + (f"; code: {meta['version']}." if meta.get("version") else ""), "",
              f"Machine: {meta['machine']}" + (f", {meta['cpu']}" if meta.get("cpu") else "") + f"; torch {meta['torch']}; {meta['threads']} threads; device {meta['device']}; "
              f"batch {meta['batch_size']}; {meta['entities']} entities, {meta['train_triples']} train triples.", "",
              "| scenario | what | s / step | s / epoch | s / evaluation | peak RSS MiB |", "|---|---|---|---|---|---|"]
@@ -907,7 +912,9 @@ def main() -> None:
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(f"  {json.dumps({k: v for k, v in results[-1].items() if k not in ('what',)})}", file=sys.stderr)
     ok = [r for r in results if "error" not in r and "dataset" in r]
-    meta = {"command": "python bench/harness.py " + " ".join(forwarded), "machine": f"{platform.machine()} "
+    meta = {"command": "python bench/harness.py " + " ".join(forwarded),
+            # the code measured (bench/gpu_check.sh passes the prepared commit: a GPU machine's copy has no git)
+            "version": os.environ.get("MYGO_BENCH_VERSION") or version_text(describe()), "machine": f"{platform.machine()} "
             f"{platform.processor() or ''} {os.cpu_count()} cpus".strip(), "cpu": cpu_name(), "torch": torch.__version__,
             "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "reproducible": bool(args.reproducible), "warmup": args.warmup, "device": args.device, "batch_size": args.batch_size, "preset": args.preset,

@@ -98,7 +98,9 @@ query, the token tables projected before gathering, the ranking without (B, N) m
 that waits for the device only at an epoch's end, the known answers looked up on the device) and
 the step replayed as one CUDA graph (`train.cuda_graph`, off until timed) have not been timed on a
 GPU: the current `gpu_check.sh` times each after beside its before in the same run
-(`step_graphed` against `step`, `eval` against `eval_before`, a real run eagerly and graphed). The
+(`step_graphed` against `step`, `eval` against `eval_before`, a real run eagerly and graphed),
+records the commit it measured, and `python bench/gpu_report.py FOLDER` judges each after against
+its before, and the run against the targets, in the folder's `verdicts.md`. The
 DB15K run is the recipe's settings for part of its epochs, in two time-boxed
 pieces (the second resumed from the first's state); docs/paper.md sets it beside the paper.""",
      ["db15k_h200.md", "db15k_h200_breakdown.md", "db15k_h200_compiled.md", "db15k_h200_run/summary.md"]),

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -163,11 +164,16 @@ def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
     script = str(ROOT / "bench/gpu_check.sh")
     prepared = subprocess.run(["bash", script, "--prepare"], capture_output=True, text=True, env=env)
     assert prepared.returncode == 0, prepared.stderr[-2000:]
-    assert {p.name for p in (tmp_path / "inputs").iterdir()} == {"DB15K", "kg", "entity_tokens", "params.yaml"}
+    assert {p.name for p in (tmp_path / "inputs").iterdir()} == {"DB15K", "kg", "entity_tokens", "params.yaml",
+                                                                 "version.json"}
     out = tmp_path / "out"
     proc = subprocess.run(["bash", script, "--quick", str(out)], capture_output=True, text=True, env=env)
     log = (out / "log.txt").read_text()
     assert proc.returncode == 1, log[-3000:]
+    # the code measured, named in the log and in the harness's record (a checkout: git says it)
+    version = json.loads((tmp_path / "inputs/version.json").read_text())
+    assert f"== code: commit {version['commit']} (code md5 {version['code_md5'][:12]})" in log
+    assert json.loads((out / "harness.json").read_text())["meta"]["version"].startswith(f"commit {version['commit']}")
     cuda_tests = (ROOT / "tests/test_cuda.py").read_text().count("\ndef test_")
     assert f"{cuda_tests} skipped" in log and "== cuda-tests: exit 0" in log
     assert "FAILED: harness (exit 1) train-eager (exit 1) train-piece-1 (exit 1) train-piece-2 (exit 1)" in log
@@ -187,6 +193,114 @@ def test_gpu_run_summary_is_made_from_its_committed_files():
     assert run["summary"]["epochs"] == run["pieces"][-1]["epochs_after"] and run["gpu"].startswith("NVIDIA")
     page = (ROOT / "docs/paper.md").read_text()
     assert f"| {100 * run['test']['mrr']:.2f} | {100 * run['test']['hits@1']:.2f} |" in page
+
+
+def gpu_folder(tmp_path, graphed_steps=(0.010, 0.011, 0.010, 0.012), eval_each=(0.8, 0.9, 0.85)):
+    """A folder as bench/gpu_check.sh leaves it, its timings made up."""
+    step = {"median_step_seconds": 0.030, "step_seconds": [0.030, 0.031, 0.029, 0.030], "steps_per_epoch": 78,
+            "gpu": "NVIDIA H100", "cuda": "13.0"}
+    results = [
+        {"scenario": "peak", "peak_gflops": {"fp32": 50_000.0, "bf16": 800_000.0}, "gpu": "NVIDIA H100"},
+        {"scenario": "step", **step},
+        {"scenario": "step_graphed", **step, "step_seconds": list(graphed_steps),
+         "median_step_seconds": statistics.median(graphed_steps), "graph_failed": None},
+        {"scenario": "step_fp32", **step, "step_seconds": [0.029, 0.033, 0.031, 0.030]},    # overlaps: within
+        {"scenario": "step_all_slots", "error": "Traceback ...\ntorch.OutOfMemoryError: CUDA out of memory"},
+        {"scenario": "floor", **step, "matmul_gflop": 800.0, "floor_seconds": 0.004},
+        {"scenario": "eval", "eval_seconds": statistics.median(eval_each), "eval_seconds_each": list(eval_each)},
+        {"scenario": "eval_before", "eval_seconds": 2.0, "eval_seconds_each": [2.0, 2.1, 1.9]},
+        {"scenario": "breakdown", "forward_share": {"entity_encoder": 0.6, "tucker": 0.3, "triple_encoder": 0.1}},
+        {"scenario": "resume_save", "save_blocking_seconds": 1.0, "save_snapshot_seconds": 0.1,
+         "save_blocking_seconds_each": [1.0, 1.1, 0.9], "save_snapshot_seconds_each": [0.1, 0.1, 0.1]},
+    ]
+    meta = {"dataset": "DB15K", "version": "commit abc1234 (code md5 0123456789ab)", "torch": "2.11.0+cu130",
+            "batch_size": 2048, "device": "cuda"}
+
+    def run(epochs, test=None):
+        pieces = [{"epochs_before": 0, "epochs_after": 10, "seconds": 10 * max(epochs) + 5, "epoch_seconds": epochs},
+                  {"epochs_before": 10, "epochs_after": 20, "seconds": 10 * max(epochs) + 5, "epoch_seconds": epochs}]
+        return {"pieces": pieces, **({"test_eval_seconds": test} if test else {})}
+    folder = tmp_path / "gpu"
+    folder.mkdir()
+    (folder / "harness.json").write_text(json.dumps({"meta": meta, "results": results}))
+    (folder / "eager_run.json").write_text(json.dumps(run([3.0] + [2.0] * 9)))
+    return folder, run([5.0] + [0.35, 0.36, 0.34] * 3, test=1.2)
+
+
+def test_gpu_verdicts_judge_each_after_against_its_before_in_the_same_run(tmp_path):
+    from gpu_report import verdicts
+    folder, graphed = gpu_folder(tmp_path)
+    harness, eager = (json.loads((folder / f).read_text()) for f in ("harness.json", "eager_run.json"))
+    text = verdicts(harness, eager, graphed)
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ")}
+    assert "code: commit abc1234" in text.lower() and "NVIDIA H100" in text.splitlines()[0]
+    assert rows["the step replayed as one CUDA graph (`train.cuda_graph`)"].endswith(
+        "| 30.00 ms | 10.50 ms | 0.35 | **faster** |")
+    assert rows["bf16 autocast (`train.amp`) against float32"].endswith("| within the spread |")
+    assert rows["the last layer for [ENT] only, against every slot"].endswith("| failed | 30.00 ms | | |")
+    assert "step_all_slots (torch.OutOfMemoryError: CUDA out of memory)" in text
+    assert not any(k.startswith("compiled") for k in rows)                  # not run: no row
+    assert rows["known answers looked up on the device, ranks kept there, against on the host per batch"].endswith(
+        "| 2000.00 ms | 850.00 ms | 0.42 | **faster** |")
+    assert "| 1000.00 ms | 100.00 ms | 0.10 | **faster** |" in text          # the resume state
+    assert "| 2.000 s | 0.350 s | 0.17 | **faster** |" in text              # the real runs, first epochs left out
+    assert "| training <= 0.4 s per epoch, real run (graphed; median epoch, training alone) | 0.350 s | yes |" in text
+    assert "| training <= 0.4 s per epoch, real run (eager; median epoch, training alone) | 2.000 s | no |" in text
+    assert "(harness, warm, median) | 0.850 s | yes |" in text
+    assert "(the real run's, its first in the process) | 1.200 s | no |" in text
+    assert ("A step's matrix products are 800 GFLOP: 1.00 ms at the measured bf16 peak (800,000 GFLOP/s); timed "
+            "alone on their own shapes they take 4.00 ms (4.0x). The step takes 30.00 ms (30.0x), replayed as one "
+            "graph 10.50 ms (10.5x). The epoch target needs a step of 5.13 ms at most (78 steps an epoch).") in text
+    assert "everything else (elementwise kernels, norms, dropout, gathers, the optimizer, launches) for 6.50 ms" in text
+    assert "The forward's largest parts: entity_encoder 60%, tucker 30%." in text
+    # slower, and too few timings to judge
+    harness["results"][2]["step_seconds"] = [0.040, 0.041, 0.042, 0.040]
+    harness["results"][2]["median_step_seconds"] = 0.0405
+    assert "| 30.00 ms | 40.50 ms | 1.35 | **slower** |" in verdicts(harness, eager, graphed)
+    harness["results"][2]["step_seconds"] = [0.01, 0.01]
+    assert "too few timings to judge" in verdicts(harness, eager, graphed)
+
+
+def test_gpu_report_writes_the_verdicts_beside_the_files_and_names_a_folder_without_them(tmp_path):
+    folder, _ = gpu_folder(tmp_path)
+    proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_report.py"), str(folder)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (folder / "verdicts.md").read_text().startswith("# DB15K on NVIDIA H100: each change against its before")
+    assert not (folder / "summary.md").exists()           # no run.json: no run to summarise
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_report.py"), str(empty)], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and f"{empty}: neither run.json nor harness.json" in proc.stderr
+
+
+def test_a_benchmark_names_the_code_it_measured_with_git_or_without(tmp_path):
+    """bench/version.py: git's commit in a checkout; in a copy without .git (a GPU machine's), the
+    prepared commit while the code is its code, and "+changes" once it is not."""
+    from version import CODE, describe, text
+    copy = tmp_path / "copy"
+    for name in CODE:
+        source = ROOT / name
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-r", str(source), str(target)], check=True)
+    here = describe(ROOT)
+    assert describe(copy)["code_md5"] == describe(ROOT)["code_md5"] and describe(copy)["commit"] == "unknown"
+    record = tmp_path / "version.json"
+    record.write_text(json.dumps({"commit": "abc1234", "code_md5": here["code_md5"]}))
+    assert describe(copy, record) == {"commit": "abc1234", "code_md5": here["code_md5"]}
+    assert text(describe(copy, record)) == f"commit abc1234 (code md5 {here['code_md5'][:12]})"
+    (copy / "src/mygo/model.py").write_text((copy / "src/mygo/model.py").read_text() + "\n# edited\n")
+    assert describe(copy, record)["commit"] == "abc1234+changes"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(copy)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert describe(copy, record)["commit"] == head
+    (copy / "bench/harness.py").write_text("# edited\n")
+    assert describe(copy)["commit"] == f"{head}+changes"
 
 
 def test_the_demo_findings_are_mygo_compares_verdicts():

@@ -6,6 +6,8 @@
 #                                         # builds gpu_inputs/ (DB15K, its graph and entity tokens)
 #   bench/gpu_check.sh OUT                # on the GPU: about 8 minutes
 #   bench/gpu_check.sh --quick OUT        # the short rerun after a fix: about 4 minutes
+#   bench/gpu_check.sh --amp OUT          # bf16 against float32 on the demo's curves, 3 seeds
+#                                         # (bench/gpu_amp.py; AMP_SEEDS, AMP_EPOCHS; about 2 minutes)
 #   TRAIN_MINUTES="0.5 1 2" bench/gpu_check.sh --quick OUT    # ... with longer training runs
 #
 # The full run: the CUDA tests (pytest tests/test_cuda.py), the harness's CUDA scenarios on the
@@ -24,7 +26,8 @@
 # Back on the CPU machine, the folder copied under bench/results/:
 #   python bench/gpu_report.py bench/results/NAME   # summary.md, valid_mrr.png and verdicts.md
 # Environment: PYTHON (default python3), GPU_INPUTS (default gpu_inputs), DATA (for --prepare,
-# default ../shared/data/DB15K), TRAIN_MINUTES ("EAGER FIRST SECOND": each run's minutes; "FIRST
+# default ../shared/data/DB15K), DEMO (for --prepare: the demo's kg/ and entity_tokens/, default
+# data/processed), TRAIN_MINUTES ("EAGER FIRST SECOND": each run's minutes; "FIRST
 # SECOND": the graphed pieces alone).
 set -u
 cd "$(dirname "$0")/.."
@@ -50,15 +53,24 @@ EOF
     "$PYTHON" stages/tokenize_text.py "$INPUTS.tmp/kg" "$INPUTS.tmp/text_tokens" --params "$P"
     "$PYTHON" stages/select_tokens.py "$INPUTS.tmp/kg" "$INPUTS.tmp/entity_tokens" \
         --text-dir "$INPUTS.tmp/text_tokens" --params "$P"
+    # the demo's prepared graph and tokens, for --amp (the outputs of `make repro`, when present)
+    DEMO=${DEMO:-data/processed}
+    if [ -d "$DEMO/kg" ] && [ -d "$DEMO/entity_tokens" ]; then
+        mkdir -p "$INPUTS.tmp/demo"
+        cp -r "$DEMO/kg" "$DEMO/entity_tokens" params.yaml "$INPUTS.tmp/demo/"
+    else
+        echo "no $DEMO/kg (make repro makes it): the inputs have no demo, so --amp cannot run" >&2
+    fi
     "$PYTHON" bench/version.py --write "$INPUTS.tmp/version.json"    # the commit, for the GPU machine's copy
     rm -rf "$INPUTS.tmp/text_tokens" "$INPUTS" && mv "$INPUTS.tmp" "$INPUTS"
     du -sh "$INPUTS"
     exit 0
 fi
 
-QUICK=0
+QUICK=0 AMP=0
 if [ "${1:-}" = "--quick" ]; then QUICK=1; shift; fi
-OUT=${1:?usage: bench/gpu_check.sh [--quick] OUT   (or --prepare)}
+if [ "${1:-}" = "--amp" ]; then AMP=1; shift; fi
+OUT=${1:?usage: bench/gpu_check.sh [--quick | --amp] OUT   (or --prepare)}
 mkdir -p "$OUT"
 [ -d "$INPUTS/kg" ] || { echo "$INPUTS/kg is missing: run bench/gpu_check.sh --prepare first" >&2; exit 1; }
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
@@ -82,6 +94,14 @@ part() {          # part NAME SECONDS COMMAND...: run with a time limit, report 
     [ "$rc" -eq 0 ] || FAILED+=("$name (exit $rc)")
 }
 
+if [ "$AMP" = 1 ]; then
+    [ -d "$INPUTS/demo/kg" ] || { echo "$INPUTS/demo is missing: make repro, then bench/gpu_check.sh --prepare" >&2; exit 1; }
+    part amp-curves "${AMP_LIMIT:-300}" "$PYTHON" bench/gpu_amp.py "$INPUTS/demo" "$OUT/amp_curves.json" \
+        --seeds ${AMP_SEEDS:-2024 1 2} ${AMP_EPOCHS:+--epochs $AMP_EPOCHS}
+    [ "${#FAILED[@]}" -eq 0 ] || { echo "FAILED: ${FAILED[*]}"; exit 1; }
+    echo "all parts passed"
+    exit 0
+fi
 part environment 60 bash -c "nvidia-smi || true; $PYTHON -c 'import torch, platform; print(\"python\", platform.python_version(), \"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA device\")'"
 part cuda-tests 180 "$PYTHON" -m pytest tests/test_cuda.py -v -p no:cacheprovider
 HARNESS=("$PYTHON" bench/harness.py --dataset "$INPUTS/DB15K" --preset db15k --device cuda)

@@ -7,7 +7,8 @@ the paper, and valid_mrr.png, its curves (vl-convert). From harness.json and eag
 verdicts.md, each change's after against its before in that same run (faster, slower or within
 the spread of the timed repeats: after's upper quartile below before's lower one, or the
 reverse), the targets against what was measured, and how far the step is from its matrix FLOP at
-the card's peak.
+the card's peak. From amp_curves.json (`bench/gpu_check.sh --amp`): amp.md, bf16 against float32
+on the demo's curves and test metrics over seeds.
 """
 from __future__ import annotations
 
@@ -192,6 +193,55 @@ def verdicts(harness: dict, eager: dict | None, run: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def mean_sd(values: list[float]) -> str:
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
+
+
+def amp_report(record: dict) -> str:
+    """bf16 against float32 on the demo (bench/gpu_amp.py's record): test metrics with Welch's t
+    over the seeds, as `mygo compare` judges, and the valid curves against the seed noise."""
+    from mygo.compare import said, welch
+    runs = {amp: [r for r in record["runs"] if r["amp"] is amp] for amp in (False, True)}
+    seeds = [r["seed"] for r in runs[False]]
+    ran_bf16 = all(r["bf16"] for r in runs[True])
+    lines = [f"# bf16 autocast against float32 on the demo's curves, {record['gpu'] or 'on a CPU'}", "",
+             f"Command: `{record['command']}`; code: {record['version']}; torch {record['torch']}; the demo recipe, "
+             f"{record['epochs']} epochs, seeds {', '.join(map(str, seeds))}; each best model evaluated on test in "
+             "float32. Welch's t over the seeds (p < 0.05: above the noise).", ""]
+    if not ran_bf16:
+        lines += ["bf16 did not run (it needs CUDA or a CPU with bf16 units): both columns are float32.", ""]
+    lines += ["| | float32 | bf16 autocast | bf16 - float32 | p (Welch) | verdict |", "|---|---|---|---|---|---|"]
+
+    def compare(name: str, get) -> None:
+        a, b = [get(r) for r in runs[False]], [get(r) for r in runs[True]]
+        diff, p = welch(a, b)
+        lines.append(f"| {name} | {mean_sd(a)} | {mean_sd(b)} | {diff:+.3f} | "
+                     f"{'' if p is None else '<0.001' if p < 0.001 else f'{p:.3f}'} | {said(p)} |")
+    for key in ("mrr", "hits@1", "hits@10"):
+        compare(f"test {'MRR' if key == 'mrr' else key.replace('hits', 'Hits')}", lambda r, k=key: r["test"][k])
+    compare("best valid MRR", lambda r: max(v["mrr"] for v in r["valid"]))
+    lines.append(f"| seconds per run | {statistics.mean(r['seconds'] for r in runs[False]):.1f} | "
+                 f"{statistics.mean(r['seconds'] for r in runs[True]):.1f} | | | |")
+    epochs = [v["epoch"] for v in runs[False][0]["valid"]]
+
+    def at(amp: bool, i: int) -> list[float]:
+        return [r["valid"][i]["mrr"] for r in runs[amp]]
+    lines += ["", "Valid MRR at each validation, mean over the seeds; noise: twice the larger of the two standard "
+                  "deviations:", "", "| epoch | " + " | ".join(map(str, epochs)) + " |", "|---|" + "---|" * len(epochs)]
+    lines.append("| float32 | " + " | ".join(f"{statistics.mean(at(False, i)):.3f}" for i in range(len(epochs))) + " |")
+    lines.append("| bf16 | " + " | ".join(f"{statistics.mean(at(True, i)):.3f}" for i in range(len(epochs))) + " |")
+    outside = []
+    if len(seeds) > 1:
+        noise = [2 * max(statistics.stdev(at(False, i)), statistics.stdev(at(True, i))) for i in range(len(epochs))]
+        lines.append("| noise | " + " | ".join(f"{n:.3f}" for n in noise) + " |")
+        outside = [epochs[i] for i in range(len(epochs))
+                   if abs(statistics.mean(at(True, i)) - statistics.mean(at(False, i))) > noise[i]]
+        lines += ["", ("bf16's valid curve stays within the seed noise of float32's at every validation."
+                       if not outside else "bf16's valid curve is outside the seed noise of float32's at epoch"
+                       f"{'s' if len(outside) > 1 else ''} {', '.join(map(str, outside))}.")]
+    return "\n".join(lines) + "\n"
+
+
 def curve_png(valid: list[dict], loss: list[dict], title: str) -> bytes:
     import vl_convert
     spec = {"$schema": "https://vega.github.io/schema/vega-lite/v5.json", "title": title,
@@ -216,9 +266,10 @@ def main() -> None:
     def read(name: str) -> dict | None:
         path = folder / name
         return json.loads(path.read_text()) if path.is_file() else None
-    run, harness = read("run.json"), read("harness.json")
-    if run is None and harness is None:
-        raise ValueError(f"{folder}: neither run.json nor harness.json (not a folder of bench/gpu_check.sh's files)")
+    run, harness, amp = read("run.json"), read("harness.json"), read("amp_curves.json")
+    if run is None and harness is None and amp is None:
+        raise ValueError(f"{folder}: no run.json, harness.json or amp_curves.json (not a folder of "
+                         "bench/gpu_check.sh's files)")
     if run is not None:
         valid, loss = read_csv(folder / "valid.csv"), read_csv(folder / "loss.csv")
         text = summary(run, valid, args.dataset)
@@ -228,6 +279,10 @@ def main() -> None:
     if harness is not None:
         text = verdicts(harness, read("eager_run.json"), run)
         (folder / "verdicts.md").write_text(text)
+        print(text)
+    if amp is not None:
+        text = amp_report(amp)
+        (folder / "amp.md").write_text(text)
         print(text)
 
 

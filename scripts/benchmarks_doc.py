@@ -100,7 +100,9 @@ the step replayed as one CUDA graph (`train.cuda_graph`, off until timed) have n
 GPU: the current `gpu_check.sh` times each after beside its before in the same run
 (`step_graphed` against `step`, `eval` against `eval_before`, a real run eagerly and graphed),
 records the commit it measured, and `python bench/gpu_report.py FOLDER` judges each after against
-its before, and the run against the targets, in the folder's `verdicts.md`. The
+its before, and the run against the targets, in the folder's `verdicts.md`; `gpu_check.sh --amp`
+trains the demo in bf16 and in float32 over three seeds, for the report's `amp.md` (bf16 is
+`train.amp`'s default on a GPU, so its curves are checked against float32's seed noise). The
 DB15K run is the recipe's settings for part of its epochs, in two time-boxed
 pieces (the second resumed from the first's state); docs/paper.md sets it beside the paper.""",
      ["db15k_h200.md", "db15k_h200_breakdown.md", "db15k_h200_compiled.md", "db15k_h200_run/summary.md"]),

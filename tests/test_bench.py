@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -159,13 +160,21 @@ def test_distributed_bench_runs_one_and_two_ranks(tmp_path):
 def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
     """bench/gpu_check.sh without CUDA: --prepare builds its inputs, the CUDA tests skip cleanly,
     and the parts that need CUDA fail with that reason, named at the end (exit 1)."""
+    demo = tmp_path / "processed"           # stands in for `make repro`'s data/processed: copied as it is
+    for name in ("kg", "entity_tokens"):
+        (demo / name).mkdir(parents=True)
+        (demo / name / "marker").write_text(name)
     env = {**os.environ, "PYTHON": sys.executable, "GPU_INPUTS": str(tmp_path / "inputs"),
-           "DATA": str(ROOT / "data/raw/demo"), "TRAIN_MINUTES": "0.01 0.01 0.01", "TMPDIR": str(tmp_path)}
+           "DATA": str(ROOT / "data/raw/demo"), "DEMO": str(demo), "TRAIN_MINUTES": "0.01 0.01 0.01",
+           "TMPDIR": str(tmp_path)}
     script = str(ROOT / "bench/gpu_check.sh")
     prepared = subprocess.run(["bash", script, "--prepare"], capture_output=True, text=True, env=env)
     assert prepared.returncode == 0, prepared.stderr[-2000:]
-    assert {p.name for p in (tmp_path / "inputs").iterdir()} == {"DB15K", "kg", "entity_tokens", "params.yaml",
-                                                                 "version.json"}
+    inputs = tmp_path / "inputs"
+    assert {p.name for p in inputs.iterdir()} == {"DB15K", "kg", "entity_tokens", "params.yaml", "version.json",
+                                                  "demo"}
+    assert {p.name for p in (inputs / "demo").iterdir()} == {"kg", "entity_tokens", "params.yaml"}
+    assert (inputs / "demo/entity_tokens/marker").read_text() == "entity_tokens"
     out = tmp_path / "out"
     proc = subprocess.run(["bash", script, "--quick", str(out)], capture_output=True, text=True, env=env)
     log = (out / "log.txt").read_text()
@@ -181,6 +190,30 @@ def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
     assert re.search(r"Torch not compiled with CUDA enabled|Found no NVIDIA driver", log), log[-3000:]
     assert "CUDA is not available" in log
     assert len(list(out.iterdir())) <= 8          # what a GPU machine's output folder brings back
+
+    # --amp: bf16 against float32 on the demo, here on a prepared graph (bf16 runs where the CPU has
+    # bf16 units; elsewhere both columns are float32 and the report says so)
+    for name in ("kg", "entity_tokens"):
+        shutil.rmtree(inputs / "demo" / name)
+        shutil.copytree(inputs / name, inputs / "demo" / name)
+    amp_out = tmp_path / "amp"
+    proc = subprocess.run(["bash", script, "--amp", str(amp_out)], capture_output=True, text=True,
+                          env={**env, "AMP_SEEDS": "1 2", "AMP_EPOCHS": "2"})
+    assert proc.returncode == 0, (amp_out / "log.txt").read_text()[-3000:]
+    assert {p.name for p in amp_out.iterdir()} == {"log.txt", "amp_curves.json"}
+    record = json.loads((amp_out / "amp_curves.json").read_text())
+    assert [(r["seed"], r["amp"]) for r in record["runs"]] == [(1, False), (1, True), (2, False), (2, True)]
+    assert record["version"] == json.loads((out / "harness.json").read_text())["meta"]["version"]
+    report = subprocess.run([sys.executable, str(ROOT / "bench/gpu_report.py"), str(amp_out)], capture_output=True,
+                            text=True)
+    assert report.returncode == 0, report.stderr
+    amp = (amp_out / "amp.md").read_text()
+    from mygo.device import cpu_bf16_units
+    ran = all(r["bf16"] for r in record["runs"] if r["amp"])
+    assert not any(r["bf16"] for r in record["runs"] if not r["amp"])
+    assert not ran or cpu_bf16_units() is not None
+    assert ("bf16 did not run" in amp) == (not ran)
+    assert "| test MRR |" in amp and "| epoch | 2 |" in amp
 
 
 def test_gpu_run_summary_is_made_from_its_committed_files():
@@ -272,7 +305,32 @@ def test_gpu_report_writes_the_verdicts_beside_the_files_and_names_a_folder_with
     empty.mkdir()
     proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_report.py"), str(empty)], capture_output=True,
                           text=True)
-    assert proc.returncode != 0 and f"{empty}: neither run.json nor harness.json" in proc.stderr
+    assert proc.returncode != 0 and f"{empty}: no run.json, harness.json or amp_curves.json" in proc.stderr
+
+
+def test_the_amp_report_judges_bf16_against_float32_over_the_seeds():
+    from gpu_report import amp_report
+
+    def run(amp, seed, curve, test):
+        return {"amp": amp, "bf16": amp, "seed": seed, "seconds": 10.0 if amp else 20.0,
+                "valid": [{"epoch": 5 * (i + 1), "mrr": m} for i, m in enumerate(curve)],
+                "test": {"mrr": test, "hits@1": test / 2, "hits@3": test, "hits@10": 2 * test}}
+    record = {"command": "python bench/gpu_amp.py gpu_inputs/demo OUT --seeds 1 2 3", "version": "commit abc1234",
+              "gpu": "NVIDIA H100", "torch": "2.11.0", "epochs": 10, "eval_every": 5, "runs": [
+                  run(False, 1, [0.20, 0.30], 0.30), run(True, 1, [0.21, 0.40], 0.31),
+                  run(False, 2, [0.22, 0.31], 0.32), run(True, 2, [0.20, 0.41], 0.30),
+                  run(False, 3, [0.21, 0.29], 0.31), run(True, 3, [0.22, 0.39], 0.32)]}
+    text = amp_report(record)
+    assert text.startswith("# bf16 autocast against float32 on the demo's curves, NVIDIA H100")
+    assert "did not run" not in text
+    assert "| test MRR | 0.310 ± 0.010 | 0.310 ± 0.010 | +0.000 | 1.000 | within the noise |" in text
+    assert "| best valid MRR | 0.300 ± 0.010 | 0.400 ± 0.010 | +0.100 | <0.001 | above the noise |" in text
+    assert "| seconds per run | 20.0 | 10.0 | | | |" in text
+    assert "| float32 | 0.210 | 0.300 |" in text and "| bf16 | 0.210 | 0.400 |" in text
+    assert text.rstrip().endswith("bf16's valid curve is outside the seed noise of float32's at epoch 10.")
+    for r in record["runs"]:
+        r["bf16"] = False
+    assert "bf16 did not run (it needs CUDA or a CPU with bf16 units)" in amp_report(record)
 
 
 def test_a_benchmark_names_the_code_it_measured_with_git_or_without(tmp_path):

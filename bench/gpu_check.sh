@@ -108,15 +108,16 @@ HARNESS=("$PYTHON" bench/harness.py --dataset "$INPUTS/DB15K" --preset db15k --d
 TRAIN=("$PYTHON" bench/gpu_train.py "$INPUTS/kg" "$INPUTS/entity_tokens" "$INPUTS/params.yaml")
 rm -rf "$STATE" "$OUT/run.json" "$EAGER" "$EAGER.pt"
 if [ "$QUICK" = 1 ]; then
-    part harness 200 "${HARNESS[@]}" --scenarios step,step_graphed,eval,eval_before,resume_save --steps 10 \
+    part harness 200 "${HARNESS[@]}" --scenarios step,step_graphed,step_device_decisions,eval,eval_before,resume_save --steps 10 \
         --scenario-timeout 60 --out "$OUT/harness"
 else
-    # with the befores of the model-side changes that act on any device: the [ENT]-only last
-    # layer (step_all_slots), the counter masks and the folded attention's own backward
+    # with the before of deciding the encoded slots and the contrastive rows on the host
+    # (step_device_decisions), and the befores of the model-side changes that act on any device:
+    # the [ENT]-only last layer (step_all_slots), the counter masks and the folded attention's own backward
     # (step_drawn_masks), the attention through the query (step_kv_attention, against
     # step_drawn_masks) and the token tables projected before gathering (step_gathered_tokens)
     part harness 400 "${HARNESS[@]}" \
-        --scenarios peak,step,step_graphed,step_fp32,step_no_visual,step_all_slots,step_drawn_masks,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,resume_save,step_compiled \
+        --scenarios peak,step,step_graphed,step_device_decisions,step_fp32,step_no_visual,step_all_slots,step_drawn_masks,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,resume_save,step_compiled \
         --steps 20 --scenario-timeout 100 --out "$OUT/harness"
 fi
 # the real runs (minutes each; TRAIN_MINUTES="EAGER FIRST SECOND"): eagerly, then graphed in two

@@ -60,6 +60,8 @@ TARGETS = {"epoch": 0.4, "eval": 1.0}     # seconds: DB15K recipe settings, one 
 # (change, before, after): harness scenarios compared by their timed steps (or evaluations)
 CHANGES = [
     ("the step replayed as one CUDA graph (`train.cuda_graph`)", "step", "step_graphed"),
+    ("the encoded slots and the contrastive rows decided on the host, against read back from the device",
+     "step_device_decisions", "step"),
     ("compiled (`train.compile`) against eager", "step", "step_compiled"),
     ("bf16 autocast (`train.amp`) against float32", "step_fp32", "step"),
     ("the `fast` kernels against `drawn-masks` (counter dropout masks, the folded attention's own backward, "

@@ -137,6 +137,9 @@ SCENARIOS = {
     "step_fp32": "training step in float32 without TF32 (on CUDA; `step` uses bf16 autocast there)",
     "step_tf32": "training step in float32 with TF32 matmuls (CUDA)",
     "step_max_autotune": "training step, torch.compile(mode='max-autotune') (CUDA; CUDA graphs where they apply)",
+    "step_device_decisions": "training step with the slots to encode and the contrastive views' valid rows "
+                             "decided by reading the masks back from the device (a wait for the device each "
+                             "time on a GPU; the same as `step` on a CPU): the before of deciding from host copies",
     "step_graphed": "training step replayed as one captured CUDA graph (train.cuda_graph; mygo.fast.graphs): "
                     "the after of `step`'s kernel-by-kernel launches",
     "eval": "full filtered test evaluation, both directions, batched (after one untimed evaluation); its parts and "
@@ -157,8 +160,8 @@ SCENARIOS = {
 # CUDA while on a CPU without bf16 units it is many times slower than float32.
 DEFAULT_SCENARIOS = [name for name in SCENARIOS
                      if name not in ("epoch", "step_amp", "step_fp32", "step_tf32", "step_max_autotune", "peak", "profile",
-                                     "eval_amp", "step_graphed", "resume_save")]
-CUDA_SCENARIOS = ("peak,step,step_graphed,step_fp32,step_tf32,step_no_visual,floor,eval,eval_before,breakdown,"
+                                     "eval_amp", "step_graphed", "resume_save", "step_device_decisions")]
+CUDA_SCENARIOS = ("peak,step,step_graphed,step_device_decisions,step_fp32,step_tf32,step_no_visual,floor,eval,eval_before,breakdown,"
                   "resume_save,step_compiled,step_max_autotune")
 
 
@@ -435,6 +438,8 @@ def run_scenario(name, args) -> dict:
         model.entity_encoder.ent_attention = slot0_attention_folded
     if name == "step_gathered_tokens":
         model.entity_encoder.tokens = project_tokens
+    if name == "step_device_decisions":
+        model.entity_encoder.host_slot_mask = lambda entities=None: None
     if name == "step_cat_sequence":
         def without_residual(layer, x, padded, attention=model.entity_encoder.ent_attention):
             out = attention(layer, x, padded)

@@ -98,7 +98,8 @@ query, the token tables projected before gathering, the ranking without (B, N) m
 that waits for the device only at an epoch's end, the known answers looked up on the device) and
 the step replayed as one CUDA graph (`train.cuda_graph`, off until timed) have not been timed on a
 GPU: the current `gpu_check.sh` times each after beside its before in the same run
-(`step_graphed` against `step`, `eval` against `eval_before`, a real run eagerly and graphed),
+(`step_graphed` against `step`, `step` against `step_device_decisions` (the eager step's
+decisions read back from the device), `eval` against `eval_before`, a real run eagerly and graphed),
 records the commit it measured, and `python bench/gpu_report.py FOLDER` judges each after against
 its before, and the run against the targets, in the folder's `verdicts.md`; `gpu_check.sh --amp`
 trains the demo in bf16 and in float32 over three seeds, for the report's `amp.md` (bf16 is

@@ -100,6 +100,28 @@ def test_evaluation_ranks_equal_the_cpus():
         np.testing.assert_array_equal(gpu[kind], cpu[kind])
 
 
+def test_the_eager_step_waits_for_the_device_nowhere():
+    """A training step on CUDA reads nothing back: the slots to encode and the contrastive views'
+    valid rows are decided from host copies of the masks, so the host queues the next steps while
+    the device runs (torch.cuda's sync debug mode makes any wait an error). The first step makes
+    the host copies; the one after must not wait at all."""
+    from mygo.training import adam, step_losses
+    cuda = torch.device("cuda")
+    model = tiny_model().to(cuda).train()
+    config = TrainParams(device="cuda", batch_size=6, mu=0.5, contrastive_size=5)
+    optimizer = adam(model, config.lr)
+    queries = tuple(t.to(cuda) for t in batch(model, B=6))
+    generator = torch.Generator().manual_seed(0)
+    step_losses(model, optimizer, config, queries, generator, cuda)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        losses = step_losses(model, optimizer, config, queries, generator, cuda)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(losses["loss"]).item()
+
+
 def test_cuda_graph_step_is_captured_and_trains_as_the_eager_step():
     """Warm-up steps, the capture, replays and an eager partial batch between them."""
     from test_graphs import assert_same_training, train_steps

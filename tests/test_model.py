@@ -172,6 +172,36 @@ def test_contrastive_on_the_sample_equals_slicing_a_full_pass():
         assert torch.allclose(grads_a[name], grads_b[name], atol=1e-6), name
 
 
+def test_decisions_from_the_host_masks_are_the_devices_own():
+    """What a model on a GPU decides from host copies (the slots to encode, the contrastive views'
+    valid rows) is what reading the device's masks back decides: the same slots, the same loss to
+    the bit; and the host copies follow the buffers when they change (a loaded state dict)."""
+    from mygo.model import info_nce
+    model = tiny_model(emb_dropout=0.0, vis_dropout=0.0, txt_dropout=0.0, attn_dropout=0.0)
+    encoder = model.entity_encoder
+    for entities in (None, torch.tensor([0, 3]), torch.tensor([5, 0, 3, 6]), torch.tensor([0])):
+        mask = encoder.slot_mask(entities)
+        assert torch.equal(encoder.host_slot_mask(entities), mask)
+        ours, theirs = encoder._kept_slots(mask, encoder.host_slot_mask(entities)), encoder._kept_slots(mask)
+        assert (ours is None and theirs is None) or torch.equal(ours, theirs)
+    assert encoder._kept_slots(encoder.slot_mask(torch.tensor([0]))) is not None    # entity 0: no visual slots
+    g = torch.Generator().manual_seed(0)
+    anchor, view = torch.randn(6, 8, generator=g), torch.randn(6, 8, generator=g)
+    for valid in (torch.tensor([1, 0, 1, 1, 0, 1], dtype=torch.bool), torch.ones(6, dtype=torch.bool)):
+        assert torch.equal(info_nce(anchor, view, valid, 0.5, host_valid=valid), info_nce(anchor, view, valid, 0.5))
+    assert info_nce(anchor, view, torch.zeros(6, dtype=torch.bool), 0.5, host_valid=torch.zeros(6, dtype=torch.bool)) \
+        is None
+    entity_emb = model.entity_embeddings()
+    sample = torch.tensor([5, 0, 3, 6])
+    out, mask = encoder(sample)
+    assert torch.equal(model.fine_grained_loss(entity_emb[sample], out, mask, 0.5, encoder.host_slot_mask(sample)),
+                       model.fine_grained_loss(entity_emb[sample], out, mask, 0.5))
+    state = model.state_dict()
+    state["entity_encoder.visual_mask"] = torch.zeros_like(state["entity_encoder.visual_mask"])
+    model.load_state_dict(state)
+    assert not encoder.host_slot_mask()[:, 2:5].any() and torch.equal(encoder.host_slot_mask(), encoder.slot_mask())
+
+
 def test_skipping_padded_slots_keeps_loss_and_gradients():
     def loss_and_grads(skip: bool):
         model = tiny_model(emb_dropout=0.0, vis_dropout=0.0, txt_dropout=0.0, attn_dropout=0.0,

@@ -269,8 +269,12 @@ class CrossModalEntityEncoder(nn.Module):
         numbers as slicing the full output, at a fraction of the last layer's work.
         """
         every = entities is None      # all N in order: the tables themselves, no gathered copies
+        device = self.structure.device
+        host_entities = None          # entities given on the host for a model on the device
         if every:
-            entities = torch.arange(self.config.num_entities, device=self.structure.device)
+            entities = torch.arange(self.config.num_entities, device=device)
+        elif entities.device != device:
+            host_entities, entities = entities, entities.to(device, non_blocking=True)
         E, d = entities.shape[0], self.config.dim
 
         def rows(table: torch.Tensor) -> torch.Tensor:
@@ -289,7 +293,10 @@ class CrossModalEntityEncoder(nn.Module):
                                self.bias_txt.expand(1, n, d)], dim=1)                 # (1, L, d)
         sequence = self.assemble([ent, structure, visual, text], slot_bias)           # (E, L, d)
         mask = self.slot_mask(None if every else entities)                           # (E, L)
-        keep = self._kept_slots(mask)
+        host_mask = None       # on a device: the same mask from host copies, so that deciding waits for nothing
+        if mask.device.type != "cpu" and (every or host_entities is not None):
+            host_mask = self.host_slot_mask(host_entities)
+        keep = self._kept_slots(mask, host_mask)
         if keep is None:
             return self._encode(sequence, ~mask, ent_only), mask
         # Slots padded for every entity in the batch (e.g. all visual slots when there are no
@@ -303,20 +310,37 @@ class CrossModalEntityEncoder(nn.Module):
     def slot_mask(self, entities: torch.Tensor | None = None) -> torch.Tensor:
         """(E, L) bool, True = a real slot ([ENT], structure, m visual, n text) of `entities` (None:
         all N, in order)."""
-        visual, text = (m if entities is None else m[entities] for m in (self.visual_mask, self.text_mask))
+        return self._slot_mask(self.visual_mask, self.text_mask, entities)
+
+    def host_slot_mask(self, entities: torch.Tensor | None = None) -> torch.Tensor:
+        """slot_mask on the host, for `entities` on the host (None: all N), from host copies of the
+        token masks (made again whenever the buffers change): what the slots to encode and the
+        contrastive views' valid rows are decided from without waiting for the device."""
+        key = tuple((t.device, t.data_ptr(), t._version) for t in (self.visual_mask, self.text_mask))
+        if getattr(self, "_host_masks", (None,))[0] != key:
+            self._host_masks = (key, self.visual_mask.cpu(), self.text_mask.cpu())
+        return self._slot_mask(self._host_masks[1], self._host_masks[2], entities)
+
+    def _slot_mask(self, visual_mask: torch.Tensor, text_mask: torch.Tensor,
+                   entities: torch.Tensor | None) -> torch.Tensor:
+        visual, text = (m if entities is None else m[entities] for m in (visual_mask, text_mask))
         always = torch.ones(len(visual), 1, dtype=torch.bool, device=visual.device)
         return torch.cat([always, always & self.config.use_structure, visual, text], dim=1)
 
-    def _kept_slots(self, mask: torch.Tensor) -> torch.Tensor | None:
+    def _kept_slots(self, mask: torch.Tensor, host_mask: torch.Tensor | None = None) -> torch.Tensor | None:
         """The slots to encode, (L',) long, or None for all: those some entity of the batch fills
-        (mask (E, L)). Deciding reads the mask back from the device; after fix_slots(), the
-        decision made once for all entities is used instead."""
+        (mask (E, L)), decided from `host_mask`, its copy on the host, when given (else reading
+        the mask back from the device); after fix_slots(), the decision made once for all
+        entities is used instead."""
         if self.fixed_slots is not None:
             return None if len(self.fixed_slots) == mask.shape[1] else self.fixed_slots
         if not self.skip_padded_slots:
             return None
-        active = mask.any(0)                                                          # (L,)
-        return None if bool(active.all()) else active.nonzero().squeeze(1)
+        active = (mask if host_mask is None else host_mask).any(0)                   # (L,)
+        if bool(active.all()):
+            return None
+        kept = active.nonzero().squeeze(1)
+        return kept if host_mask is None else kept.to(mask.device, non_blocking=True)
 
     def fix_slots(self) -> None:
         """Decide once which slots are encoded: those some entity of the whole graph fills. Every
@@ -421,14 +445,25 @@ def cosine_logits(anchor: torch.Tensor, view: torch.Tensor, tau: float) -> torch
     return F.normalize(anchor, dim=-1) @ F.normalize(view, dim=-1).t() / tau
 
 
-def info_nce(anchor: torch.Tensor, view: torch.Tensor, valid: torch.Tensor, tau: float) -> torch.Tensor | None:
+def info_nce(anchor: torch.Tensor, view: torch.Tensor, valid: torch.Tensor, tau: float,
+             host_valid: torch.Tensor | None = None) -> torch.Tensor | None:
     """InfoNCE with cosine similarity / tau; row i's positive is view i, negatives the other
-    valid views in the batch. anchor, view (B, d); valid (B,) bool. None when no row is valid."""
-    if not bool(valid.any()):
+    valid views in the batch. anchor, view (B, d); valid (B,) bool. None when no row is valid.
+    `host_valid`: valid's copy on the host, from which the valid rows are chosen without waiting
+    for the device (the same rows, so the same loss)."""
+    if host_valid is None and not bool(valid.any()):
+        return None
+    rows = None if host_valid is None else host_valid.nonzero().squeeze(1)
+    if rows is not None and not len(rows):
         return None
     logits = cosine_logits(anchor, view, tau).masked_fill(~valid[None, :], float("-inf"))
     targets = torch.arange(anchor.shape[0], device=anchor.device)
-    return F.cross_entropy(logits[valid], targets[valid])
+    if rows is None:
+        return F.cross_entropy(logits[valid], targets[valid])
+    if len(rows) == len(host_valid):                                   # every row
+        return F.cross_entropy(logits, targets)
+    rows = rows.to(anchor.device, non_blocking=True)
+    return F.cross_entropy(logits.index_select(0, rows), targets.index_select(0, rows))
 
 
 def info_nce_terms(anchor: torch.Tensor, view: torch.Tensor, valid: torch.Tensor,
@@ -562,12 +597,17 @@ class MyGO(nn.Module):
         full N-entity pass, at B_c / N of the cost.
         """
         out, mask = self.entity_encoder(sample)                            # (B_c, L, d)
-        return self.fine_grained_loss(entity_emb[sample], out, mask, tau)
+        host_mask = None          # a sample drawn on the host for a model on the device: decide there
+        if mask.device.type != "cpu" and sample.device.type == "cpu":
+            host_mask = self.entity_encoder.host_slot_mask(sample)
+        return self.fine_grained_loss(entity_emb[sample.to(entity_emb.device, non_blocking=True)], out, mask, tau,
+                                      host_mask)
 
     def fine_grained_loss(self, anchor: torch.Tensor, out: torch.Tensor, mask: torch.Tensor,
-                          tau: float) -> torch.Tensor:
+                          tau: float, host_mask: torch.Tensor | None = None) -> torch.Tensor:
         """InfoNCE of the anchors (B_c, d) against four views of a second encoder pass
-        out (B_c, L, d) with its mask (B_c, L): [ENT], all slots, visual slots, text slots."""
+        out (B_c, L, d) with its mask (B_c, L): [ENT], all slots, visual slots, text slots.
+        `host_mask`: the mask's copy on the host, which the views' valid rows are read from."""
         m = self.config.max_vis_token
         vis_mask, txt_mask = mask[:, 2:2 + m], mask[:, 2 + m:]
         views = [
@@ -580,7 +620,13 @@ class MyGO(nn.Module):
             losses, present = zip(*(info_nce_terms(anchor, view, valid, tau) for view, valid in views))
             present = torch.stack(present)
             return (torch.stack(losses) * present).sum() / present.sum()
-        losses = [loss for view, valid in views if (loss := info_nce(anchor, view, valid, tau)) is not None]
+        if host_mask is None:
+            hosts = [None] * len(views)
+        else:
+            every = torch.ones(len(host_mask), dtype=torch.bool)
+            hosts = [every, every, host_mask[:, 2:2 + m].any(1), host_mask[:, 2 + m:].any(1)]
+        losses = [loss for (view, valid), host in zip(views, hosts)
+                  if (loss := info_nce(anchor, view, valid, tau, host)) is not None]
         return torch.stack(losses).mean()
 
     def forward(self, known: torch.Tensor, relation: torch.Tensor, predict_head: torch.Tensor) -> torch.Tensor:
@@ -594,7 +640,7 @@ class MyGO(nn.Module):
         """The training loss of a batch of queries with their targets (B,):
         kgc_weight * L_kgc + con_weight * mu * L_con (the weights let the ranks of a distributed
         step hold shares that sum to the single-process loss). The contrastive loss's entities are
-        drawn from `generator` (contrastive_sample), or given as `sample` on the model's device."""
+        drawn from `generator` (contrastive_sample), or given as `sample` (on the host or the model's device)."""
         entity_emb = self.entity_embeddings()
         scores = self.score(entity_emb, known, relation, predict_head)
         kgc = kgc_weight * F.cross_entropy(scores.float(), target, label_smoothing=label_smoothing)
@@ -602,7 +648,7 @@ class MyGO(nn.Module):
         if mu > 0:
             if sample is None:
                 sample = contrastive_sample(self.config.num_entities, contrastive_size, generator)
-            con = con_weight * mu * self.contrastive_loss(entity_emb, sample.to(entity_emb.device), tau)
+            con = con_weight * mu * self.contrastive_loss(entity_emb, sample, tau)       # on the host or device
         return Losses(kgc, con)
 
 

@@ -272,7 +272,9 @@ def main() -> None:
     if run is None and harness is None and amp is None:
         raise ValueError(f"{folder}: no run.json, harness.json or amp_curves.json (not a folder of "
                          "bench/gpu_check.sh's files)")
-    if run is not None:
+    if run is not None and "test" not in run:
+        print(f"{folder / 'run.json'}: the run has no test metrics (its last piece did not finish): no summary.md")
+    elif run is not None:
         valid, loss = read_csv(folder / "valid.csv"), read_csv(folder / "loss.csv")
         text = summary(run, valid, args.dataset)
         (folder / "summary.md").write_text(text)

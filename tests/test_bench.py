@@ -295,12 +295,18 @@ def test_gpu_verdicts_judge_each_after_against_its_before_in_the_same_run(tmp_pa
 
 
 def test_gpu_report_writes_the_verdicts_beside_the_files_and_names_a_folder_without_them(tmp_path):
-    folder, _ = gpu_folder(tmp_path)
+    folder, graphed = gpu_folder(tmp_path)
     proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_report.py"), str(folder)], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
     assert (folder / "verdicts.md").read_text().startswith("# DB15K on NVIDIA H100: each change against its before")
     assert not (folder / "summary.md").exists()           # no run.json: no run to summarise
+    del graphed["test_eval_seconds"]                       # a graphed run whose last piece did not finish
+    (folder / "run.json").write_text(json.dumps(graphed))
+    proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_report.py"), str(folder)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0 and "the run has no test metrics" in proc.stdout, proc.stderr
+    assert "graphed against eager" in (folder / "verdicts.md").read_text() and not (folder / "summary.md").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = subprocess.run([sys.executable, str(ROOT / "bench/gpu_report.py"), str(empty)], capture_output=True,

@@ -4,7 +4,7 @@
 #
 #   bench/gpu_check.sh --prepare          # once, on a CPU machine with the project installed:
 #                                         # builds gpu_inputs/ (DB15K, its graph and entity tokens)
-#   bench/gpu_check.sh OUT                # on the GPU: about 8 minutes
+#   bench/gpu_check.sh OUT                # on the GPU: about 8.5 minutes (one call of at most 10)
 #   bench/gpu_check.sh --quick OUT        # the short rerun after a fix: about 4 minutes
 #   bench/gpu_check.sh --amp OUT          # bf16 against float32 on the demo's curves, 3 seeds
 #                                         # (bench/gpu_amp.py; AMP_SEEDS, AMP_EPOCHS; about 2 minutes)
@@ -23,6 +23,9 @@
 # OUT receives at most 8 files: log.txt (everything printed, the test output included),
 # harness.json/.md, eager_run.json (the eager run's record), and the graphed run's run.json,
 # loss.csv and valid.csv (its curves). Each record names the code it measured (bench/version.py).
+# With a GPU lent for 15 minutes (its start included): `bench/gpu_check.sh OUT` in one call with
+# a 590 s limit; `--amp` in a second call only if the time left allows it (it writes amp_log.txt
+# and amp_curves.json, so both calls' files fit one folder).
 # Back on the CPU machine, the folder copied under bench/results/:
 #   python bench/gpu_report.py bench/results/NAME   # summary.md, valid_mrr.png and verdicts.md
 # Environment: PYTHON (default python3), GPU_INPUTS (default gpu_inputs), DATA (for --prepare,
@@ -77,7 +80,7 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 STATE=${TMPDIR:-/tmp}/mygo_gpu_check_state.pt
 EAGER=${TMPDIR:-/tmp}/mygo_gpu_check_eager
 FAILED=()
-exec > >(tee -a "$OUT/log.txt") 2>&1
+exec > >(tee -a "$OUT/$([ "$AMP" = 1 ] && echo amp_log.txt || echo log.txt)") 2>&1
 # the code measured: the commit --prepare recorded, if this is still its code (results and logs say it)
 MYGO_BENCH_VERSION=$("$PYTHON" bench/version.py --prepared "$INPUTS/version.json") || MYGO_BENCH_VERSION=unknown
 export MYGO_BENCH_VERSION
@@ -123,7 +126,7 @@ fi
 # the real runs (minutes each; TRAIN_MINUTES="EAGER FIRST SECOND"): eagerly, then graphed in two
 # pieces, the second resuming from the first's state file and evaluating the best model on test
 # (two numbers: the graphed pieces alone, no eager run)
-read -r EAGER_MIN FIRST SECOND <<< "${TRAIN_MINUTES:-$([ "$QUICK" = 1 ] && echo "0.25 0.25 0.5" || echo "0.5 0.75 0.75")}"
+read -r EAGER_MIN FIRST SECOND <<< "${TRAIN_MINUTES:-$([ "$QUICK" = 1 ] && echo "0.25 0.25 0.5" || echo "0.5 0.5 0.5")}"
 [ -n "$SECOND" ] || { SECOND=$FIRST; FIRST=$EAGER_MIN; EAGER_MIN=0; }
 limit() { awk "BEGIN{print int($1 * 60 + 75)}"; }
 if [ "$EAGER_MIN" != 0 ]; then

@@ -199,8 +199,8 @@ def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
     amp_out = tmp_path / "amp"
     proc = subprocess.run(["bash", script, "--amp", str(amp_out)], capture_output=True, text=True,
                           env={**env, "AMP_SEEDS": "1 2", "AMP_EPOCHS": "2"})
-    assert proc.returncode == 0, (amp_out / "log.txt").read_text()[-3000:]
-    assert {p.name for p in amp_out.iterdir()} == {"log.txt", "amp_curves.json"}
+    assert proc.returncode == 0, (amp_out / "amp_log.txt").read_text()[-3000:]
+    assert {p.name for p in amp_out.iterdir()} == {"amp_log.txt", "amp_curves.json"}
     record = json.loads((amp_out / "amp_curves.json").read_text())
     assert [(r["seed"], r["amp"]) for r in record["runs"]] == [(1, False), (1, True), (2, False), (2, True)]
     assert record["version"] == json.loads((out / "harness.json").read_text())["meta"]["version"]

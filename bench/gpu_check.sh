@@ -11,8 +11,8 @@
 #   TRAIN_MINUTES="0.5 1 2" bench/gpu_check.sh --quick OUT    # ... with longer training runs
 #
 # The full run: the CUDA tests (pytest tests/test_cuda.py), the harness's CUDA scenarios on the
-# DB15K config, each after beside its before (peak matrix rate; the step launched kernel by kernel
-# and replayed as a CUDA graph; bf16 and fp32; the befores of the model-side changes; the floor;
+# DB15K config, each after beside its before (peak matrix rate; the step launched kernel by kernel,
+# profiled, and replayed as a CUDA graph; bf16 and fp32; the befores of the model-side changes; the floor;
 # the evaluation and its before; the per-part breakdown; the resume state's save and its before;
 # the compiled step), then the DB15K recipe
 # as real training runs: eagerly (train.cuda_graph false, the before), then with the graphed step
@@ -120,7 +120,7 @@ else
     # (step_drawn_masks), the attention through the query (step_kv_attention, against
     # step_drawn_masks) and the token tables projected before gathering (step_gathered_tokens)
     part harness 400 "${HARNESS[@]}" \
-        --scenarios peak,step,step_graphed,step_device_decisions,step_fp32,step_no_visual,step_all_slots,step_drawn_masks,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,resume_save,step_compiled \
+        --scenarios peak,step,profile,step_graphed,step_device_decisions,step_fp32,step_no_visual,step_all_slots,step_drawn_masks,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,resume_save,step_compiled \
         --steps 20 --scenario-timeout 100 --out "$OUT/harness"
 fi
 # the real runs (minutes each; TRAIN_MINUTES="EAGER FIRST SECOND"): eagerly, then graphed in two

@@ -513,12 +513,19 @@ def run_scenario(name, args) -> dict:
                 step(args.warmup % steps_per_epoch, queries)
             elapsed = time.perf_counter() - started
             use = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-            ops = sorted(((e.key, getattr(e, use) / 1e6, e.count) for e in prof.key_averages()),
-                         key=lambda row: -row[1])
+            averages = prof.key_averages()
+            # on CUDA the kernels are events of their own, and each operator's self device time is
+            # that of the kernels it launched: operators are listed, the kernels give the total
+            kernels = [e for e in averages if str(getattr(e, "device_type", "")).endswith("CUDA")]
+            operators = [e for e in averages if e not in kernels] if kernels else list(averages)
+            ops = sorted(((e.key, getattr(e, use) / 1e6, e.count) for e in operators), key=lambda row: -row[1])
+            total = sum(getattr(e, use) for e in (kernels or operators)) / 1e6
+            if kernels:                     # what a CUDA graph of the step launches at once
+                result["device_kernels"] = sum(e.count for e in kernels)
             result.update(profiled_step_seconds=elapsed, ops=[list(row) for row in ops if row[1] > 0][:40],
                           matmul_seconds=sum(s for k, s, _ in ops if k.split("::")[-1] in
                                              ("mm", "addmm", "bmm", "baddbmm")),
-                          total_self_seconds=sum(s for _, s, _ in ops))
+                          total_self_seconds=total)
         elif name == "floor":
             # `--warmup` steps and one recorded step, then `--steps` rounds of a timed step and its
             # recorded products timed alone, interleaved so that both see the same machine state.
@@ -781,9 +788,10 @@ def markdown(results: list[dict], meta: dict) -> str:
                           f"**{r['eval_seconds'] / at_peak:.1f}x** that."]
     for r in results:
         if r["scenario"] == "profile" and "error" not in r:
+            kernels = f"; {r['device_kernels']} kernels launched" if r.get("device_kernels") else ""
             lines += ["", f"Profile of one step ({seconds(r['profiled_step_seconds'], 2)} s under the profiler; "
                       f"operators' self time {r['total_self_seconds']:.2f} s, of which matrix products "
-                      f"{r['matmul_seconds']:.2f} s): the operators with the most self time.", "",
+                      f"{r['matmul_seconds']:.2f} s{kernels}): the operators with the most self time.", "",
                       "| operator | self seconds | share | calls |", "|---|---|---|---|"]
             lines += [f"| {k} | {s:.3f} | {s / r['total_self_seconds']:.1%} | {c} |" for k, s, c in r["ops"][:25]]
     for r in results:

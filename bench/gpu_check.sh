@@ -4,7 +4,7 @@
 #
 #   bench/gpu_check.sh --prepare          # once, on a CPU machine with the project installed:
 #                                         # builds gpu_inputs/ (DB15K, its graph and entity tokens)
-#   bench/gpu_check.sh OUT                # on the GPU: about 8.5 minutes (one call of at most 10)
+#   bench/gpu_check.sh OUT                # on the GPU: 9.5 minutes at most (BUDGET)
 #   bench/gpu_check.sh --quick OUT        # the short rerun after a fix: about 4 minutes
 #   bench/gpu_check.sh --amp OUT          # bf16 against float32 on the demo's curves, 3 seeds
 #                                         # (bench/gpu_amp.py; AMP_SEEDS, AMP_EPOCHS; about 2 minutes)
@@ -31,7 +31,7 @@
 # Environment: PYTHON (default python3), GPU_INPUTS (default gpu_inputs), DATA (for --prepare,
 # default ../shared/data/DB15K), DEMO (for --prepare: the demo's kg/ and entity_tokens/, default
 # data/processed), TRAIN_MINUTES ("EAGER FIRST SECOND": each run's minutes; "FIRST
-# SECOND": the graphed pieces alone).
+# SECOND": the graphed pieces alone), BUDGET (seconds for the whole run, default 570).
 set -u
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -86,9 +86,24 @@ MYGO_BENCH_VERSION=$("$PYTHON" bench/version.py --prepared "$INPUTS/version.json
 export MYGO_BENCH_VERSION
 echo "== code: $MYGO_BENCH_VERSION"
 
+# The whole run keeps within BUDGET seconds (default 570: one device call of at most 600), each
+# part within its own limit and what is left after keeping the later parts' share (`within`).
+BUDGET=${BUDGET:-570}
+STARTED=$(date +%s)
+left() { echo $(( BUDGET - ($(date +%s) - STARTED) )); }
+within() {        # within LIMIT RESERVE: LIMIT, or less, so that RESERVE seconds stay for what follows
+    local most=$(( $(left) - $2 ))
+    if [ "$most" -lt "$1" ]; then echo "$most"; else echo "$1"; fi
+}
+
 part() {          # part NAME SECONDS COMMAND...: run with a time limit, report and go on
     local name=$1 limit=$2 started rc
     shift 2
+    if [ "$limit" -lt 15 ]; then
+        echo "== $name: skipped, $(left) s left of the run's $BUDGET s (BUDGET)"
+        FAILED+=("$name (no time left)")
+        return
+    fi
     echo "== $(date -u +%H:%M:%S) $name (limit ${limit} s): $*"
     started=$(date +%s)
     timeout -k 10 "$limit" "$@"
@@ -105,38 +120,48 @@ if [ "$AMP" = 1 ]; then
     echo "all parts passed"
     exit 0
 fi
-part environment 60 bash -c "nvidia-smi || true; $PYTHON -c 'import torch, platform; print(\"python\", platform.python_version(), \"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA device\")'"
-part cuda-tests 180 "$PYTHON" -m pytest tests/test_cuda.py -v -p no:cacheprovider
+part environment "$(within 60 0)" bash -c "nvidia-smi || true; $PYTHON -c 'import torch, platform; print(\"python\", platform.python_version(), \"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"available\", torch.cuda.is_available()); print(torch.cuda.get_device_name() if torch.cuda.is_available() else \"no CUDA device\")'"
+part cuda-tests "$(within 180 380)" "$PYTHON" -m pytest tests/test_cuda.py -v -p no:cacheprovider
 HARNESS=("$PYTHON" bench/harness.py --dataset "$INPUTS/DB15K" --preset db15k --device cuda)
 TRAIN=("$PYTHON" bench/gpu_train.py "$INPUTS/kg" "$INPUTS/entity_tokens" "$INPUTS/params.yaml")
 rm -rf "$STATE" "$OUT/run.json" "$EAGER" "$EAGER.pt"
 if [ "$QUICK" = 1 ]; then
-    part harness 200 "${HARNESS[@]}" --scenarios step,step_graphed,step_device_decisions,eval,eval_before,resume_save --steps 10 \
+    part harness "$(within 200 190)" "${HARNESS[@]}" --scenarios step,step_graphed,step_device_decisions,eval,eval_before,resume_save --steps 10 \
         --scenario-timeout 60 --out "$OUT/harness"
 else
-    # with the before of deciding the encoded slots and the contrastive rows on the host
+    # in the order of what matters most, as the budget may stop the harness before its end (what
+    # it finished stays in harness.json): the step, its graph and its products' floor against the
+    # peak, the evaluation and its before; then the befores of the model-side changes; the
+    # profile, breakdown, resume save and compiled step last.
+    # With the before of deciding the encoded slots and the contrastive rows on the host
     # (step_device_decisions), and the befores of the model-side changes that act on any device:
     # the [ENT]-only last layer (step_all_slots), the counter masks and the folded attention's own backward
     # (step_drawn_masks), the attention through the query (step_kv_attention, against
     # step_drawn_masks) and the token tables projected before gathering (step_gathered_tokens)
-    part harness 400 "${HARNESS[@]}" \
-        --scenarios peak,step,profile,step_graphed,step_device_decisions,step_fp32,step_no_visual,step_all_slots,step_drawn_masks,step_kv_attention,step_gathered_tokens,floor,eval,eval_before,breakdown,resume_save,step_compiled \
+    part harness "$(within 400 190)" "${HARNESS[@]}" \
+        --scenarios peak,step,step_graphed,floor,eval,eval_before,step_no_visual,step_all_slots,step_drawn_masks,step_kv_attention,step_gathered_tokens,step_device_decisions,step_fp32,profile,breakdown,resume_save,step_compiled \
         --steps 20 --scenario-timeout 100 --out "$OUT/harness"
 fi
 # the real runs (minutes each; TRAIN_MINUTES="EAGER FIRST SECOND"): eagerly, then graphed in two
 # pieces, the second resuming from the first's state file and evaluating the best model on test
 # (two numbers: the graphed pieces alone, no eager run)
-read -r EAGER_MIN FIRST SECOND <<< "${TRAIN_MINUTES:-$([ "$QUICK" = 1 ] && echo "0.25 0.25 0.5" || echo "0.5 0.5 0.5")}"
+read -r EAGER_MIN FIRST SECOND <<< "${TRAIN_MINUTES:-$([ "$QUICK" = 1 ] && echo "0.25 0.25 0.5" || echo "0.25 0.4 0.4")}"
 [ -n "$SECOND" ] || { SECOND=$FIRST; FIRST=$EAGER_MIN; EAGER_MIN=0; }
-limit() { awk "BEGIN{print int($1 * 60 + 75)}"; }
+# each run's time limit: its minutes and 75 s (start-up, the last epoch, saving), within the budget
+# less RESERVE for the runs after it; when the budget cuts the limit, the minutes shrink with it
+limit() { within "$(awk "BEGIN{print int($1 * 60 + 75)}")" "$2"; }
+minutes() { awk "BEGIN{m = ($2 - 75) / 60; print (m < $1 ? (m > 0.05 ? m : 0.05) : $1)}"; }
 if [ "$EAGER_MIN" != 0 ]; then
-    part train-eager "$(limit "$EAGER_MIN")" "${TRAIN[@]}" "$EAGER" --state "$EAGER.pt" \
-        --set device=cuda eval_every=10 cuda_graph=false --minutes "$EAGER_MIN"
+    L=$(limit "$EAGER_MIN" 150)
+    part train-eager "$L" "${TRAIN[@]}" "$EAGER" --state "$EAGER.pt" \
+        --set device=cuda eval_every=10 cuda_graph=false --minutes "$(minutes "$EAGER_MIN" "$L")"
     [ -f "$EAGER/run.json" ] && cp "$EAGER/run.json" "$OUT/eager_run.json"
 fi
 GRAPHED=("${TRAIN[@]}" "$OUT" --state "$STATE" --set device=cuda eval_every=10 cuda_graph=true)
-part train-piece-1 "$(limit "$FIRST")" "${GRAPHED[@]}" --minutes "$FIRST"
-part train-piece-2 "$(limit "$SECOND")" "${GRAPHED[@]}" --minutes "$SECOND" --test
+L=$(limit "$FIRST" 75)
+part train-piece-1 "$L" "${GRAPHED[@]}" --minutes "$(minutes "$FIRST" "$L")"
+L=$(limit "$SECOND" 0)
+part train-piece-2 "$L" "${GRAPHED[@]}" --minutes "$(minutes "$SECOND" "$L")" --test
 rm -rf "$EAGER" "$EAGER.pt"
 if [ "${#FAILED[@]}" -gt 0 ]; then
     echo "FAILED: ${FAILED[*]}"

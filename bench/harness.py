@@ -839,13 +839,17 @@ def markdown(results: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save(out: str | None, saved: dict, text: str) -> None:
-    """Print the markdown and, with an output prefix, write `out`.json and `out`.md."""
-    print(text)
+def save(out: str | None, saved: dict, text: str, quiet: bool = False) -> None:
+    """Print the markdown (unless `quiet`) and, with an output prefix, write `out`.json and
+    `out`.md (each whole: written under a temporary name, then renamed)."""
+    if not quiet:
+        print(text)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out + ".json").write_text(json.dumps(saved, indent=2) + "\n")
-        Path(out + ".md").write_text(text)
+        for path, content in ((Path(out + ".json"), json.dumps(saved, indent=2) + "\n"), (Path(out + ".md"), text)):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(content)
+            tmp.replace(path)
 
 
 def main() -> None:
@@ -906,6 +910,19 @@ def main() -> None:
     if args.scenarios == "cuda":          # the GPU set: fp32 / TF32 / bf16 / compiled variants
         args.scenarios = CUDA_SCENARIOS
         forwarded = [CUDA_SCENARIOS if a == "cuda" else a for a in forwarded]
+    # the code measured (bench/gpu_check.sh passes the prepared commit: a GPU machine's copy has no git)
+    version = os.environ.get("MYGO_BENCH_VERSION") or version_text(describe())
+
+    def meta() -> dict:
+        ok = [r for r in results if "error" not in r and "dataset" in r]
+        return {"command": "python bench/harness.py " + " ".join(forwarded), "version": version, "machine":
+                f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(), "cpu": cpu_name(),
+                "torch": torch.__version__, "threads": args.threads,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(), "reproducible": bool(args.reproducible),
+                "warmup": args.warmup, "device": args.device, "batch_size": args.batch_size, "preset": args.preset,
+                "dataset": ok[0]["dataset"] if ok else Path(args.dataset or f"synthetic-{args.synthetic}").name,
+                "entities": ok[0]["entities"] if ok else (args.synthetic or "?"),
+                "train_triples": ok[0]["train_triples"] if ok else (5 * args.synthetic if args.synthetic else "?")}
     for name in args.scenarios.split(","):
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
@@ -916,25 +933,19 @@ def main() -> None:
             results.append({"scenario": name, "what": SCENARIOS[name], "peak_rss_mib": float("nan"),
                             "error": f"timed out after {args.scenario_timeout:g} s (--scenario-timeout)"})
             print(f"  failed: {results[-1]['error']}", file=sys.stderr)
-            continue
-        if proc.returncode != 0:
-            results.append({"scenario": name, "what": SCENARIOS[name], "error": proc.stderr.strip()[-500:],
-                            "peak_rss_mib": float("nan")})
-            print(f"  failed: {proc.stderr.strip()[-300:]}", file=sys.stderr)
-            continue
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(f"  {json.dumps({k: v for k, v in results[-1].items() if k not in ('what',)})}", file=sys.stderr)
+        else:
+            if proc.returncode != 0:
+                results.append({"scenario": name, "what": SCENARIOS[name], "error": proc.stderr.strip()[-500:],
+                                "peak_rss_mib": float("nan")})
+                print(f"  failed: {proc.stderr.strip()[-300:]}", file=sys.stderr)
+            else:
+                results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                print(f"  {json.dumps({k: v for k, v in results[-1].items() if k not in ('what',)})}",
+                      file=sys.stderr)
+        if args.out:            # the results so far, so that a run stopped from outside keeps them
+            save(args.out, {"meta": meta(), "results": results}, markdown(results, meta()), quiet=True)
+    save(args.out, {"meta": meta(), "results": results}, markdown(results, meta()))
     ok = [r for r in results if "error" not in r and "dataset" in r]
-    meta = {"command": "python bench/harness.py " + " ".join(forwarded),
-            # the code measured (bench/gpu_check.sh passes the prepared commit: a GPU machine's copy has no git)
-            "version": os.environ.get("MYGO_BENCH_VERSION") or version_text(describe()), "machine": f"{platform.machine()} "
-            f"{platform.processor() or ''} {os.cpu_count()} cpus".strip(), "cpu": cpu_name(), "torch": torch.__version__,
-            "threads": args.threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "reproducible": bool(args.reproducible), "warmup": args.warmup, "device": args.device, "batch_size": args.batch_size, "preset": args.preset,
-            "dataset": ok[0]["dataset"] if ok else Path(args.dataset or f"synthetic-{args.synthetic}").name,
-            "entities": ok[0]["entities"] if ok else (args.synthetic or "?"),
-            "train_triples": ok[0]["train_triples"] if ok else (5 * args.synthetic if args.synthetic else "?")}
-    save(args.out, {"meta": meta, "results": results}, markdown(results, meta))
     if not ok and not any(r["scenario"] == "peak" and "error" not in r for r in results):
         sys.exit(1)         # every scenario failed (one failing is reported in the table)
 

@@ -67,6 +67,28 @@ def test_harness_reports_a_failed_scenario(tmp_path):
     assert "| step | training step, contrastive loss on (mu > 0) | failed: ValueError: train.memory_budget_gb" in text
 
 
+def test_harness_keeps_the_scenarios_done_when_stopped(tmp_path):
+    """Each finished scenario is written at once: a harness stopped from outside (a time limit)
+    leaves whole files with what it finished."""
+    import signal
+    import time
+    out = tmp_path / "h"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench/harness.py"), "--synthetic", "60", "--batch-size", "32",
+                             "--scenarios", "step,step_no_contrastive,step_no_visual", "--steps", "1", "--out",
+                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not out.with_suffix(".json").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["results"][0]["scenario"] == "step" and "median_step_seconds" in saved["results"][0]
+    assert out.with_suffix(".md").read_text().startswith("# Benchmark: synthetic-60")
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_harness_peak_rate_and_the_step_against_it(tmp_path):
     """The peak scenario measures the machine's large-product rate in the same run as the floor,
     and the report sets the step's FLOP against it; a scenario past --scenario-timeout is a row
@@ -190,6 +212,12 @@ def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
     assert re.search(r"Torch not compiled with CUDA enabled|Found no NVIDIA driver", log), log[-3000:]
     assert "CUDA is not available" in log
     assert len(list(out.iterdir())) <= 8          # what a GPU machine's output folder brings back
+
+    # a run out of time skips what it cannot fit, and says so
+    late = tmp_path / "late"
+    proc = subprocess.run(["bash", script, str(late)], capture_output=True, text=True, env={**env, "BUDGET": "5"})
+    log = (late / "log.txt").read_text()
+    assert proc.returncode == 1 and "== cuda-tests: skipped" in log and "train-piece-2 (no time left)" in log, log
 
     # --amp: bf16 against float32 on the demo, here on a prepared graph (bf16 runs where the CPU has
     # bf16 units; elsewhere both columns are float32 and the report says so)

@@ -70,14 +70,16 @@ def main() -> None:
     config = load_params(folder / "params.yaml").train
     if args.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
-    runs = [train_one(folder, config, amp, seed, args.device) for seed in args.seeds for amp in (False, True)]
     device = torch.device("cuda" if torch.cuda.is_available() and args.device in ("auto", "cuda") else "cpu")
-    write_json(Path(args.out), {
-        "version": os.environ.get("MYGO_BENCH_VERSION") or version_text(describe()),
-        "command": f"python bench/gpu_amp.py {args.folder} OUT --seeds {' '.join(map(str, args.seeds))}"
-                   + (f" --epochs {args.epochs}" if args.epochs else ""),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "torch": torch.__version__,
-        "epochs": config.epochs, "eval_every": config.eval_every, "runs": runs})
+    record = {"version": os.environ.get("MYGO_BENCH_VERSION") or version_text(describe()),
+              "command": f"python bench/gpu_amp.py {args.folder} OUT --seeds {' '.join(map(str, args.seeds))}"
+                         + (f" --epochs {args.epochs}" if args.epochs else ""),
+              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+              "torch": torch.__version__, "epochs": config.epochs, "eval_every": config.eval_every, "runs": []}
+    for seed in args.seeds:                 # written after each pair, so that a stopped run keeps them
+        for amp in (False, True):
+            record["runs"].append(train_one(folder, config, amp, seed, args.device))
+        write_json(Path(args.out), record)
 
 
 if __name__ == "__main__":

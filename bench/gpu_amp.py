@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from mygo.io import write_json
 from mygo.models import build_model
 from mygo.params import load_params
 from mygo.training import Trainer, fingerprint
-from version import describe, text as version_text
+import version
 
 log = logging.getLogger("mygo.gpu_amp")
 
@@ -71,7 +70,7 @@ def main() -> None:
     if args.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
     device = torch.device("cuda" if torch.cuda.is_available() and args.device in ("auto", "cuda") else "cpu")
-    record = {"version": os.environ.get("MYGO_BENCH_VERSION") or version_text(describe()),
+    record = {"version": version.current(),
               "command": f"python bench/gpu_amp.py {args.folder} OUT --seeds {' '.join(map(str, args.seeds))}"
                          + (f" --epochs {args.epochs}" if args.epochs else ""),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,

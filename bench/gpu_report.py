@@ -75,11 +75,10 @@ CHANGES = [
 ]
 
 
-def quartiles(samples: list[float]) -> tuple[float, float, float]:
-    if len(samples) < 2:
-        return samples[0], samples[0], samples[0]
-    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
-    return q1, q2, q3
+def quartiles(samples: list[float]) -> tuple[float, float]:
+    """The lower and upper quartiles."""
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q3
 
 
 def verdict(before: list[float], after: list[float]) -> str:
@@ -87,8 +86,8 @@ def verdict(before: list[float], after: list[float]) -> str:
     three timings a side, no verdict beyond the ratio."""
     if min(len(before), len(after)) < 3:
         return "too few timings to judge"
-    b1, _, b3 = quartiles(before)
-    a1, _, a3 = quartiles(after)
+    b1, b3 = quartiles(before)
+    a1, a3 = quartiles(after)
     return "**faster**" if a3 < b1 else "**slower**" if a1 > b3 else "within the spread"
 
 

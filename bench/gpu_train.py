@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import statistics
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from mygo.params import load_params
 from mygo import fast
 from mygo.models import build_model
 from mygo.training import Trainer, fingerprint
-from version import describe, text as version_text
+import version
 
 log = logging.getLogger("mygo.gpu_train")
 
@@ -102,7 +101,7 @@ def main() -> None:
                              "median_epoch_seconds": statistics.median(epochs[1:] or epochs) if epochs else None,
                              "validation_seconds": validations,
                              "resume_save_seconds": saves})      # the snapshot; the write goes on behind
-    record.update(version=os.environ.get("MYGO_BENCH_VERSION") or version_text(describe()), device=str(device), gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    record.update(version=version.current(), device=str(device), gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                   torch=torch.__version__, cuda=torch.version.cuda, train_config=dataclasses.asdict(config),
                   overrides=overrides, model_config=dataclasses.asdict(model.config), summary=summary)
     if args.test:

@@ -40,7 +40,7 @@ from mygo.fast import graphs  # noqa: E402
 from mygo.model import ModelConfig, MyGO, assemble, project_tokens, slot0_attention_folded  # noqa: E402
 from mygo.training import TrainParams, adam, train_step, training_queries  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-from version import describe, text as version_text  # noqa: E402
+import version  # noqa: E402
 
 reproducible.flush_denormals()    # as every stage does (MYGO_KEEP_DENORMALS=1 for the before)
 
@@ -910,12 +910,11 @@ def main() -> None:
     if args.scenarios == "cuda":          # the GPU set: fp32 / TF32 / bf16 / compiled variants
         args.scenarios = CUDA_SCENARIOS
         forwarded = [CUDA_SCENARIOS if a == "cuda" else a for a in forwarded]
-    # the code measured (bench/gpu_check.sh passes the prepared commit: a GPU machine's copy has no git)
-    version = os.environ.get("MYGO_BENCH_VERSION") or version_text(describe())
+    code = version.current()           # the code measured
 
     def meta() -> dict:
         ok = [r for r in results if "error" not in r and "dataset" in r]
-        return {"command": "python bench/harness.py " + " ".join(forwarded), "version": version, "machine":
+        return {"command": "python bench/harness.py " + " ".join(forwarded), "version": code, "machine":
                 f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus".strip(), "cpu": cpu_name(),
                 "torch": torch.__version__, "threads": args.threads,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(), "reproducible": bool(args.reproducible),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -64,6 +65,12 @@ def describe(root: Path = ROOT, prepared: Path | None = None) -> dict:
 
 def text(version: dict) -> str:
     return f"commit {version['commit']} (code md5 {version['code_md5'][:12]})"
+
+
+def current() -> str:
+    """What a benchmark records as its code: MYGO_BENCH_VERSION where bench/gpu_check.sh set it
+    (the prepared commit, on a copy without git), else this checkout described."""
+    return os.environ.get("MYGO_BENCH_VERSION") or text(describe())
 
 
 def main() -> None:

@@ -51,8 +51,8 @@ def measured():
     return _run("vendor_ops.py")
 
 
-@pytest.mark.skipif(not GOLDEN.exists(), reason="no golden values committed")
-def test_pinned_operations_give_the_golden_bytes(measured):
+def _assert_golden(measured: dict) -> None:
+    """measured's hashes are the golden ones (skipped under another torch than the golden values')."""
     golden = json.loads(GOLDEN.read_text())
     if measured["environment"]["torch"].split("+")[0] != golden["environment"]["torch"].split("+")[0]:
         pytest.skip(f"the golden values are torch {golden['environment']['torch']}'s; this is torch "
@@ -66,6 +66,48 @@ def test_pinned_operations_give_the_golden_bytes(measured):
     assert not differ, (f"{len(differ)} of {len(golden['hashes'])} operations give other bytes on this CPU "
                         f"({measured['environment']}) than on the golden values' "
                         f"({golden['environment']}):\n  " + "\n  ".join(differ))
+
+
+@pytest.mark.skipif(not GOLDEN.exists(), reason="no golden values committed")
+def test_pinned_operations_give_the_golden_bytes(measured):
+    _assert_golden(measured)
+
+
+PRODUCT = ("import hashlib, torch; g = torch.Generator().manual_seed(0); "
+           "a, b = torch.randn(300, 200, generator=g), torch.randn(200, 100, generator=g); "
+           "print(hashlib.md5((a @ b).numpy().tobytes()).hexdigest())")
+
+
+@pytest.fixture(scope="module")
+def intel_dispatch(tmp_path_factory) -> dict:
+    """LD_PRELOAD of tests/mkl_intel_dispatch.c compiled: MKL's vendor check answers Intel."""
+    library = tmp_path_factory.mktemp("mkl") / "libmkl_intel_dispatch.so"
+    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", "-O2", "-o", str(library),
+                    str(ROOT / "tests" / "mkl_intel_dispatch.c")], check=True, capture_output=True)
+    return {"LD_PRELOAD": " ".join(filter(None, [str(library), os.environ.get("LD_PRELOAD")]))}
+
+
+@pytest.mark.skipif(not GOLDEN.exists(), reason="no golden values committed")
+def test_golden_bytes_hold_on_mkls_intel_branch(measured, intel_dispatch):
+    """MKL picks its code by vendor as well as by instruction set: on a CPU MKL takes for another
+    vendor's, the pinned operations run MKL's Intel branch too (its vendor check answered by
+    tests/mkl_intel_dispatch.c) and must still give the golden bytes. Its default branch changes
+    with the answer, which shows MKL heard it."""
+    if measured["environment"]["mkl_vendor"] != "another":
+        pytest.skip(f"MKL takes this CPU for {measured['environment']['mkl_vendor'] or 'nothing: no MKL'}'s: "
+                    "test_pinned_operations_give_the_golden_bytes runs its Intel branch already")
+
+    def product(extra: dict) -> str:
+        env = {**_env(), "MKL_CBWR": "AUTO", **extra}
+        return subprocess.run([sys.executable, "-c", PRODUCT], env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+    assert product(intel_dispatch) != product({}), ("MKL's default branch did not change with its vendor check "
+                                                     "answered Intel: the preloaded answer did not reach it")
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "vendor_ops.py")], env={**_env(), **intel_dispatch},
+                         check=True, capture_output=True, text=True)
+    on_intel_branch = json.loads(out.stdout)
+    assert on_intel_branch["environment"]["mkl_vendor"] == "Intel"
+    _assert_golden(on_intel_branch)
 
 
 def test_golden_file_lists_the_operations_its_cases_call(measured):

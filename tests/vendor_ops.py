@@ -235,9 +235,23 @@ def run() -> tuple[dict, list]:
     return hashes, sorted(calls.ops)
 
 
+def mkl_vendor() -> str | None:
+    """Which vendor MKL's dispatch takes this process's CPU for: 'Intel' or 'another' (None where
+    torch carries no MKL). MKL asks mkl_serv_intel_cpu_true through libtorch_cpu's PLT, so a
+    definition in the process's global scope (tests/mkl_intel_dispatch.c, preloaded) answers
+    before MKL's own."""
+    import ctypes
+    for library in (None, str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so")):
+        try:
+            return "Intel" if ctypes.CDLL(library).mkl_serv_intel_cpu_true() else "another"
+        except (OSError, AttributeError):
+            continue
+    return None
+
+
 def environment() -> dict:
     return {"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(),
-            "mkl_branch": reproducible.mkl_branch(), "threads": torch.get_num_threads()}
+            "mkl_branch": reproducible.mkl_branch(), "mkl_vendor": mkl_vendor(), "threads": torch.get_num_threads()}
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def main() -> None:
                     ("metrics/eval.json", md5(metrics), locked("metrics/eval.json"))]
             lines += [f"## 3. The demo's train and evaluate stages (dataset `{params['dataset']}`, "
                       f"{params['train']['epochs']} epochs), pinned, on the Intel branch", "",
-                      f"The train stage's mode, as it logged it: `{mode}`. Both stages took "
+                      f"The train stage's mode, as it logged it: `` {mode} ``. Both stages took "
                       f"{time.perf_counter() - stage_started:.0f} s.", "",
                       "| output | md5 on MKL's Intel branch | md5 in dvc.lock | |", "|---|---|---|---|"]
             lines += [f"| `{path}` | `{got}` | `{want}` | {'the same' if got == want else 'differs'} |"

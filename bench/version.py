@@ -45,10 +45,13 @@ def git_commit(root: Path = ROOT) -> str | None:
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
-        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", *CODE], capture_output=True,
-                                 text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all", "--",
+                                 *CODE], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
+    # code only, as the digest counts it: a result written under bench/results is no change of code
+    changed = [line[3:] for line in status.splitlines() if line[3:].strip('"') in CODE
+               or line[3:].strip('"').endswith(SUFFIXES)]
     return f"{head}+changes" if changed else head
 
 

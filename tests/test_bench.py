@@ -391,6 +391,12 @@ def test_a_benchmark_names_the_code_it_measured_with_git_or_without(tmp_path):
     subprocess.run([*git, "commit", "-qm", "x"], check=True)
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert describe(copy, record)["commit"] == head
+    (copy / "bench/results").mkdir(exist_ok=True)
+    (copy / "bench/results/new_record.md").write_text("a benchmark's result, not code\n")
+    assert describe(copy)["commit"] == head
+    (copy / "bench/new_script.py").write_text("# new code\n")
+    assert describe(copy)["commit"] == f"{head}+changes"
+    (copy / "bench/new_script.py").unlink()
     (copy / "bench/harness.py").write_text("# edited\n")
     assert describe(copy)["commit"] == f"{head}+changes"
 

@@ -249,9 +249,21 @@ def mkl_vendor() -> str | None:
     return None
 
 
+def preloaded_answers() -> int | None:
+    """How many times MKL asked tests/mkl_intel_dispatch.c for the vendor (None: not preloaded)."""
+    import ctypes
+    try:
+        return ctypes.c_long.in_dll(ctypes.CDLL(None), "mygo_mkl_vendor_checks").value
+    except ValueError:
+        return None
+
+
 def environment() -> dict:
+    answered = preloaded_answers()              # before mkl_vendor() asks it once more
     return {"torch": torch.__version__, "capability": torch.backends.cpu.get_cpu_capability(),
-            "mkl_branch": reproducible.mkl_branch(), "mkl_vendor": mkl_vendor(), "threads": torch.get_num_threads()}
+            "mkl_branch": reproducible.mkl_branch(), "mkl_vendor": mkl_vendor(),
+            **({} if answered is None else {"mkl_vendor_answered_by_preload": answered}),
+            "threads": torch.get_num_threads()}
 
 
 if __name__ == "__main__":

@@ -142,11 +142,12 @@ def main() -> None:
             run([str(bin_dir / "dvc"), "repro"], env, tmp / "repro.log", cwd=clone)
             seconds = time.perf_counter() - repro_started
             status = run(["git", "status", "--porcelain"], env, cwd=clone).splitlines()
-            mode = next((line.split(" ", 3)[-1] for line in (tmp / "repro.log").read_text().splitlines()
-                         if "mygo.reproducible" in line), "(none)")
+            log = (tmp / "repro.log").read_text().splitlines()
+            mode = next((line.split(" ", 3)[-1] for line in log if "mygo.reproducible" in line), "(none)")
+            ran = [line.split("'")[1] for line in log if line.startswith("Running stage '")]
             model = md5(clone / "models" / "model.pt")
             lines += [f"## 3. `dvc repro` in a fresh clone of {commit}, on the Intel branch", "",
-                      f"Every stage ran ({seconds:.0f} s); the stages' mode, as they logged it: `` {mode} ``. "
+                      f"It ran {len(ran)} stages ({', '.join(ran)}) in {seconds:.0f} s; the stages' mode, as they logged it: `` {mode} ``. "
                       f"`models/model.pt`: `{model}` here, `{locked('models/model.pt')}` in the committed dvc.lock.", "",
                       "`git status --porcelain` afterwards: " + ("empty: every output is the committed bytes."
                                                                if not status else

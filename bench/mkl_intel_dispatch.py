@@ -145,9 +145,12 @@ def main() -> None:
             log = (tmp / "repro.log").read_text().splitlines()
             mode = next((line.split(" ", 3)[-1] for line in log if "mygo.reproducible" in line), "(none)")
             ran = [line.split("'")[1] for line in log if line.startswith("Running stage '")]
+            kept = [line.split("'")[1] for line in log if line.startswith("Stage '") and "didn't change" in line]
             model = md5(clone / "models" / "model.pt")
             lines += [f"## 3. `dvc repro` in a fresh clone of {commit}, on the Intel branch", "",
-                      f"It ran {len(ran)} stages ({', '.join(ran)}) in {seconds:.0f} s; the stages' mode, as they logged it: `` {mode} ``. "
+                      f"It ran {len(ran)} stages ({', '.join(ran)}) in {seconds:.0f} s"
+                      + (f", and skipped {', '.join(kept)}: their inputs were the committed ones" if kept else "")
+                      + f"; the stages' mode, as they logged it: `` {mode} ``. "
                       f"`models/model.pt`: `{model}` here, `{locked('models/model.pt')}` in the committed dvc.lock.", "",
                       "`git status --porcelain` afterwards: " + ("empty: every output is the committed bytes."
                                                                if not status else

@@ -942,8 +942,10 @@ def main() -> None:
                 print(f"  {json.dumps({k: v for k, v in results[-1].items() if k not in ('what',)})}",
                       file=sys.stderr)
         if args.out:            # the results so far, so that a run stopped from outside keeps them
-            save(args.out, {"meta": meta(), "results": results}, markdown(results, meta()), quiet=True)
-    save(args.out, {"meta": meta(), "results": results}, markdown(results, meta()))
+            described = meta()
+            save(args.out, {"meta": described, "results": results}, markdown(results, described), quiet=True)
+    described = meta()
+    save(args.out, {"meta": described, "results": results}, markdown(results, described))
     ok = [r for r in results if "error" not in r and "dataset" in r]
     if not ok and not any(r["scenario"] == "peak" and "error" not in r for r in results):
         sys.exit(1)         # every scenario failed (one failing is reported in the table)

@@ -34,6 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import version  # noqa: E402
+from mygo import reproducible  # noqa: E402  (the pinned environment's names; imports no torch)
 
 PROBE = """
 import hashlib, torch
@@ -53,7 +54,8 @@ def build(folder: Path) -> Path:
 
 
 def environment(intel: Path | None, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MKL_CBWR", "MYGO_REPRODUCIBLE")}
+    drop = {*reproducible.PINNED_ENV, "MYGO_REPRODUCIBLE", "LD_PRELOAD"}     # as tests/test_vendor_ops.py's
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")])
     if intel is not None:
         env["LD_PRELOAD"] = str(intel)

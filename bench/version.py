@@ -50,8 +50,7 @@ def git_commit(root: Path = ROOT) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     # code only, as the digest counts it: a result written under bench/results is no change of code
-    changed = [line[3:] for line in status.splitlines() if line[3:].strip('"') in CODE
-               or line[3:].strip('"').endswith(SUFFIXES)]
+    changed = any(line[3:].strip('"').endswith(SUFFIXES) for line in status.splitlines())
     return f"{head}+changes" if changed else head
 
 

@@ -28,6 +28,7 @@ from mygo import reproducible
 
 reproducible.apply(True)
 
+import ctypes  # noqa: E402
 import hashlib  # noqa: E402  (after the pin, like every stage)
 import json  # noqa: E402
 
@@ -240,7 +241,6 @@ def mkl_vendor() -> str | None:
     torch carries no MKL). MKL asks mkl_serv_intel_cpu_true through libtorch_cpu's PLT, so a
     definition in the process's global scope (tests/mkl_intel_dispatch.c, preloaded) answers
     before MKL's own."""
-    import ctypes
     for library in (None, str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so")):
         try:
             return "Intel" if ctypes.CDLL(library).mkl_serv_intel_cpu_true() else "another"
@@ -251,7 +251,6 @@ def mkl_vendor() -> str | None:
 
 def preloaded_answers() -> int | None:
     """How many times MKL asked tests/mkl_intel_dispatch.c for the vendor (None: not preloaded)."""
-    import ctypes
     try:
         return ctypes.c_long.in_dll(ctypes.CDLL(None), "mygo_mkl_vendor_checks").value
     except ValueError:

@@ -11,8 +11,9 @@ as on an Intel CPU of the same instruction sets. This runs, with that answer (pa
    COMPATIBLE one (the pinned mode's);
 2. tests/vendor_ops.py, every operation the pinned mode computes with, against the golden bytes
    (its environment counts the times MKL asked the preloaded vendor check);
-3. `dvc repro` in a fresh clone of HEAD (every stage, pinned, as `make repro` runs it), then
-   `git status --porcelain`: empty when every output is the committed bytes.
+3. `dvc repro` in a fresh clone of HEAD (pinned, as `make repro` runs it; the record names the
+   stages it ran and those it skipped as unchanged), then `git status --porcelain`: empty when
+   every output is the committed bytes.
 
 What it does not emulate: another CPU's instruction sets (an Intel CPU's AVX-512 or AMX), which
 MKL also branches on. It is evidence about MKL's vendor dispatch, not a run on an Intel CPU.

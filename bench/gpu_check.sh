@@ -132,13 +132,14 @@ else
     # in the order of what matters most, as the budget may stop the harness before its end (what
     # it finished stays in harness.json): the step, its graph and its products' floor against the
     # peak, the evaluation and its before; then the befores of the model-side changes that act
-    # on any device: the [ENT]-only last layer (step_all_slots), the counter masks and the folded
-    # attention's own backward (step_drawn_masks), the attention through the query
+    # on any device: the [ENT]-only last layer (step_all_slots), the [ENT] attention's own backward
+    # (step_autograd_attention), the counter masks and the folded attention's own backward
+    # (step_drawn_masks), the attention through the query
     # (step_kv_attention, against step_drawn_masks), the token tables projected before gathering
     # (step_gathered_tokens), deciding the encoded slots and the contrastive rows on the host
     # (step_device_decisions); the profile, breakdown, resume save and compiled step last.
     part harness "$(within 400 190)" "${HARNESS[@]}" \
-        --scenarios peak,step,step_graphed,floor,eval,eval_before,step_no_visual,step_all_slots,step_drawn_masks,step_kv_attention,step_gathered_tokens,step_device_decisions,step_fp32,profile,breakdown,resume_save,step_compiled \
+        --scenarios peak,step,step_graphed,floor,eval,eval_before,step_no_visual,step_all_slots,step_autograd_attention,step_drawn_masks,step_kv_attention,step_gathered_tokens,step_device_decisions,step_fp32,profile,breakdown,resume_save,step_compiled \
         --steps 20 --scenario-timeout 100 --out "$OUT/harness"
 fi
 # the real runs (minutes each; TRAIN_MINUTES="EAGER FIRST SECOND"): eagerly, then graphed in two

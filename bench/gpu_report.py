@@ -69,6 +69,8 @@ CHANGES = [
     ("the [ENT] attention with the query folded in, against every slot's keys and values (both with drawn masks)",
      "step_kv_attention", "step_drawn_masks"),
     ("the last layer for [ENT] only, against every slot", "step_all_slots", "step"),
+    ("the [ENT] attention's own backward (slot 0's gradients added in place), against autograd's",
+     "step_autograd_attention", "step"),
     ("the token tables projected before gathering, against the gathered tokens projected",
      "step_gathered_tokens", "step"),
     ("known answers looked up on the device, ranks kept there, against on the host per batch", "eval_before", "eval"),

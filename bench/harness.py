@@ -393,6 +393,36 @@ def eval_parts(model, splits, batch_size: int, device: torch.device) -> dict:
                                     "masked tie-aware ranking on the (B, N) masks": ranking_before}}
 
 
+def scenario_model(name: str, num_entities: int, num_relations: int, preset: dict) -> MyGO:
+    """The model a scenario times (on the CPU): `build`'s, with the scenario's before, if it is one
+    of the model's (step_all_slots, step_autograd_attention, ...), in place of the after."""
+    kernels = {"step_torch_dropout": "torch-dropout", "step_torch_attention": "torch-attention",
+               "step_kv_attention": "kv-attention", "step_drawn_masks": "drawn-masks"}.get(name)  # None: fast.ops()
+    model = build(num_entities, num_relations, preset, visual="no_visual" not in name, kernels=kernels,
+                  model_class=ContrastiveOverAllEntities if name == "step_before" else MyGO)
+    encoder = model.entity_encoder
+    if name.endswith("_before"):
+        encoder.skip_padded_slots = False
+    if name == "step_all_slots":
+        full = type(encoder).forward
+        encoder.forward = lambda entities=None, ent_only=False: full(encoder, entities, False)
+    if name == "step_autograd_attention":
+        encoder.ent_attention = slot0_attention_folded
+    if name == "step_gathered_tokens":
+        encoder.tokens = project_tokens
+    if name == "step_device_decisions":
+        encoder.host_slot_mask = lambda entities=None: None
+    if name == "step_cat_sequence":
+        def without_residual(layer, x, padded, attention=encoder.ent_attention):
+            out = attention(layer, x, padded)
+            return out[0] if isinstance(out, tuple) else out
+        encoder.assemble, encoder.ent_attention = assemble, without_residual
+    if name == "step_unfolded":
+        from mygo.fast.attention import BatchFirstEncoderLayer
+        BatchFirstEncoderLayer.folds_dropout = lambda self, x: False
+    return model
+
+
 def run_scenario(name, args) -> dict:
     torch.set_num_threads(args.threads)
     if name == "peak":
@@ -423,31 +453,8 @@ def run_scenario(name, args) -> dict:
     preset["model"] = {**preset["model"], "encoder_chunk": args.encoder_chunk}
     N, R, splits, label = load_graph(args)
     device = torch.device(args.device)
-    kernels = {"step_torch_dropout": "torch-dropout", "step_torch_attention": "torch-attention",
-               "step_kv_attention": "kv-attention", "step_drawn_masks": "drawn-masks"}.get(name)  # None: fast.ops()
-    model = build(N, R, preset, visual="no_visual" not in name, kernels=kernels,
-                  model_class=ContrastiveOverAllEntities if name == "step_before" else MyGO).to(device)
-    if name.endswith("_before"):
-        model.entity_encoder.skip_padded_slots = False
+    model = scenario_model(name, N, R, preset).to(device)
     result = {"scenario": name, "what": SCENARIOS[name]}
-    if name == "step_all_slots":
-        encoder_class = type(model.entity_encoder)
-        full = encoder_class.forward
-        encoder_class.forward = lambda self, entities=None, ent_only=False: full(self, entities, False)
-    if name == "step_autograd_attention":
-        model.entity_encoder.ent_attention = slot0_attention_folded
-    if name == "step_gathered_tokens":
-        model.entity_encoder.tokens = project_tokens
-    if name == "step_device_decisions":
-        model.entity_encoder.host_slot_mask = lambda entities=None: None
-    if name == "step_cat_sequence":
-        def without_residual(layer, x, padded, attention=model.entity_encoder.ent_attention):
-            out = attention(layer, x, padded)
-            return out[0] if isinstance(out, tuple) else out
-        model.entity_encoder.assemble, model.entity_encoder.ent_attention = assemble, without_residual
-    if name == "step_unfolded":
-        from mygo.fast.attention import BatchFirstEncoderLayer
-        BatchFirstEncoderLayer.folds_dropout = lambda self, x: False
     if reuse_memory_if(not (args.system_allocator or args.memory_budget_gb or name == "step_system_allocator"),
                        device, args.encoder_chunk):
         result["reuse_memory"] = True                        # train.reuse_memory, as training does

@@ -162,6 +162,25 @@ def test_kernel_parts_against_their_befores(tmp_path):
     assert text.count("\n| ") == 1 + len(saved) and "Command: `python bench/kernels.py --repeat 1 --out" in text
 
 
+def test_the_gpu_path_is_counted_without_a_gpu(tmp_path):
+    """bench/gpu_path.py runs a step on the meta device down the code paths a CUDA device takes
+    (torch's native dropout, the [ENT] attention's own backward with drawn masks): per scenario
+    its operations and bytes, and the step moves fewer bytes than the befores it replaced."""
+    saved, text = run("gpu_path.py", "--synthetic", "300", "--batch-size", "64",
+                      "--scenarios", "step,step_autograd_attention,step_all_slots", tmp_path=tmp_path)
+    results = {r["scenario"]: r for r in saved["results"]}
+    assert list(results) == ["step", "step_autograd_attention", "step_all_slots"]
+    for r in results.values():
+        assert r["operations"] == sum(p["operations"] for p in r["phases"].values()) > 100
+        assert r["read_bytes"] == sum(p["read_bytes"] for p in r["phases"].values()) > 0
+    step = results["step"]
+    assert {t["op"] for t in step["top"]} >= {"native_dropout", "native_dropout_backward"}   # CUDA's dropout
+    moved = {name: r["read_bytes"] + r["written_bytes"] for name, r in results.items()}
+    assert moved["step"] < moved["step_autograd_attention"] < moved["step_all_slots"]
+    assert text.count("\n| step") == 3 and "- step_autograd_attention: " in text
+    assert "Command: `python bench/gpu_path.py --synthetic 300" in text
+
+
 def test_seconds_keep_three_digits_for_gpu_times():
     from harness import seconds
     assert [seconds(v, 0) for v in (1150.4, 25.6, 1.318, 0.0339)] == ["1150", "26", "1.32", "0.0339"]

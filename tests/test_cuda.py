@@ -64,6 +64,35 @@ def test_compile_on_cuda_matches_eager():
     torch.testing.assert_close(compiled[2], eager[2], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("amp", [False, True])
+def test_the_fused_ent_attention_on_cuda_is_autograds(amp):
+    """mygo.fast.attention.slot0_attention_fused on CUDA (its own backward, the attention dropout
+    drawn as F.dropout draws it there): the output and the gradients of x and the in-projection
+    equal autograd's through slot0_attention_folded after the same seed, in fp32 and under bf16
+    autocast."""
+    from mygo.fast.attention import slot0_attention_fused
+    from mygo.model import slot0_attention_folded
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(32, 2, 64, dropout=0.2, batch_first=True).cuda().train()
+    padded = torch.rand(50, 7, device="cuda") < 0.3
+    padded[:, 0] = False
+    results = []
+    for attention in (slot0_attention_folded, slot0_attention_fused):
+        x = torch.randn(50, 7, 32, device="cuda", generator=torch.Generator("cuda").manual_seed(1),
+                        requires_grad=True)
+        layer.zero_grad()
+        torch.manual_seed(5)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            out = attention(layer, x, padded)
+            out, residual = out if isinstance(out, tuple) else (out, x[:, :1])
+        (out.float().sum() + 2 * residual.float().sum()).backward()
+        results.append([out.float().detach(), x.grad, layer.self_attn.in_proj_weight.grad,
+                        layer.self_attn.in_proj_bias.grad])
+    tolerance = dict(rtol=2e-2, atol=2e-2) if amp else dict(rtol=1e-4, atol=1e-5)
+    for name, a, b in zip(["out", "x", "weight", "bias"], *results):
+        torch.testing.assert_close(b, a, **tolerance, msg=name)
+
+
 def test_training_resumes_bit_identically_on_the_same_gpu(tmp_path, monkeypatch):
     """Killed mid-run (an exception inside an optimizer step), resumed from the saved state: the
     same weights as an uninterrupted run on the same GPU (cuBLAS is deterministic per device

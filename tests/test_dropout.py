@@ -391,13 +391,34 @@ def folded_with_counter_dropout(layer, x, padded):
         F.dropout = original
 
 
+def folded_with_native_dropout(layer, x, padded):
+    """slot0_attention_folded with its attention dropout drawn by torch.native_dropout, as F.dropout
+    draws on CUDA: the reference for the fused backward's drawn masks."""
+    from mygo.model import slot0_attention_folded
+    original = F.dropout
+    try:
+        F.dropout = lambda t, q, *args, **kwargs: torch.native_dropout(t, q, True)[0]
+        return slot0_attention_folded(layer, x, padded)
+    finally:
+        F.dropout = original
+
+
+def fused_and_its_reference(masks):
+    """slot0_attention_fused with `masks` and the autograd reference drawing the same masks."""
+    from mygo.fast.attention import slot0_attention_fused
+    reference = folded_with_counter_dropout if masks == "counter" else folded_with_native_dropout
+    return reference, lambda layer, x, padded: slot0_attention_fused(layer, x, padded, masks=masks)
+
+
+@pytest.mark.parametrize("masks", ["counter", "drawn"])
 @pytest.mark.parametrize("heads", [1, 2, 4])
 @pytest.mark.parametrize("p", [0.0, 0.3])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_fused_slot0_attention_backward_equals_autograd(heads, p, dtype):
+def test_fused_slot0_attention_backward_equals_autograd(heads, p, dtype, masks):
     """slot0_attention_fused's own backward: the output and the gradients of x, the in-projection's
     weight and bias equal autograd's through slot0_attention_folded, with padded slots, an entity
-    with no tokens and attention dropout (counter masks, the same draw)."""
+    with no tokens and attention dropout (counter masks, as on the CPU, or drawn ones, as
+    elsewhere: the same draw in both)."""
     from mygo.fast.attention import slot0_attention_fused
     torch.manual_seed(heads)
     layer = torch.nn.TransformerEncoderLayer(16, heads, 32, dropout=p, batch_first=True).to(dtype).train()
@@ -407,7 +428,7 @@ def test_fused_slot0_attention_backward_equals_autograd(heads, p, dtype):
     padded[:, 0] = False
     padded[3, 1:] = True
     results = []
-    for attention in (folded_with_counter_dropout, slot0_attention_fused):
+    for attention in fused_and_its_reference(masks):
         x = torch.randn(9, 6, 16, dtype=dtype, generator=torch.Generator().manual_seed(0), requires_grad=True)
         layer.zero_grad()
         torch.manual_seed(5)
@@ -422,20 +443,20 @@ def test_fused_slot0_attention_backward_equals_autograd(heads, p, dtype):
     assert torch.equal(results[1][1], x[:, :1].detach())
     if p:
         torch.manual_seed(6)
-        assert not torch.equal(slot0_attention_fused(layer, x, padded)[0], results[1][0])
+        assert not torch.equal(slot0_attention_fused(layer, x, padded, masks=masks)[0], results[1][0])
 
 
-def test_fused_slot0_attention_under_bf16_autocast_equals_autograd():
+@pytest.mark.parametrize("masks", ["counter", "drawn"])
+def test_fused_slot0_attention_under_bf16_autocast_equals_autograd(masks):
     """Under CPU bf16 autocast the fused attention casts x once (not once per product): the same
     output and gradients as autograd through the folded attention under autocast, x's gradient in
     x's dtype."""
-    from mygo.fast.attention import slot0_attention_fused
     torch.manual_seed(0)
     layer = torch.nn.TransformerEncoderLayer(32, 2, 64, dropout=0.2, batch_first=True).train()
     padded = torch.rand(20, 6) < 0.3
     padded[:, 0] = False
     results = []
-    for attention in (folded_with_counter_dropout, slot0_attention_fused):
+    for attention in fused_and_its_reference(masks):
         x = torch.randn(20, 6, 32, generator=torch.Generator().manual_seed(1), requires_grad=True)
         layer.zero_grad()
         torch.manual_seed(5)
@@ -478,3 +499,37 @@ def test_fused_slot0_attention_without_gradients_is_the_folded_forward():
     layer.train()
     out, residual = slot0_attention_fused(layer, x, padded)                 # the weights want gradients
     assert torch.equal(out, slot0_attention_folded(layer, x, padded)) and torch.equal(residual, x[:, :1])
+
+
+def test_off_the_cpu_the_all_entity_pass_adds_slot_0s_gradients_in_place():
+    """Off the CPU (here on `meta`, which computes nothing but takes the code paths a CUDA device
+    takes) the [ENT] attention runs its own backward too (drawn masks), so the all-entity pass's
+    backward makes no zero-filled (E, L, d) gradient for slot 0's slices to be added on: what it
+    saves a GPU step is two such tensors written and three (E, L, d) sums."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from helpers import tiny_model
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.outputs = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            self.outputs.append((func.overloadpacket.__name__, tuple(getattr(out, "shape", ()))))
+            return out
+
+    model = tiny_model(attn_dropout=0.2).to("meta").train()
+    encoder = model.entity_encoder
+    encoder.host_slot_mask = lambda entities=None: None          # no host copies of meta tensors
+    encoder.fixed_slots = torch.arange(encoder.visual_ids.shape[1] + encoder.text_ids.shape[1] + 2, device="meta")
+    sequence = (model.config.num_entities, len(encoder.fixed_slots), model.config.dim)
+    embeddings = model.entity_embeddings()
+    assert embeddings.grad_fn is not None
+    with Record() as record:
+        embeddings.sum().backward()
+    names = [name for name, _ in record.outputs]
+    assert "native_dropout_backward" in names                    # the fused backward's drawn mask
+    zero_filled = [(name, shape) for name, shape in record.outputs
+                   if name in ("select_backward", "slice_backward") and shape == sequence]
+    assert not zero_filled, zero_filled

@@ -80,42 +80,64 @@ class _FoldedSlot0(torch.autograd.Function):
     the scores and the attention-weighted sum comes out of one batched product (instead of two
     summed in autograd), and the [ENT] query's part is added to slot 0 in place (instead of a
     zero-filled (E, L, d) tensor added on), with the residual's: slot 0's input is a second output
-    (mygo.model.first_slot), so that its gradient too goes into slot 0 in place. Attention dropout
-    uses counter masks (nothing stored).
+    (mygo.model.first_slot), so that its gradient too goes into slot 0 in place. On any device:
+    under autocast (of x's device type) forward and backward alike.
 
-    x (E, L, d); w (3d, d), b (3d,) the in-projection; padded (E, L) bool; mask a Counter or None
-    -> (E, d), and x[:, :1] (E, 1, d)."""
+    x (E, L, d); w (3d, d), b (3d,) the in-projection; padded (E, L) bool; mask the attention
+    dropout: None, a Counter (counter masks, nothing stored: CPU) or a probability p (drawn by
+    torch.native_dropout, as F.dropout draws on CUDA, its (E, h, L) bool mask kept); scale the
+    kept entries' factor -> (E, d), and x[:, :1] (E, 1, d)."""
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cpu")
     def forward(ctx, x, w, b, padded, heads: int, mask, scale: float):
         E, L, d = x.shape
         c = d // heads
         x0 = x[:, 0]
         residual = x[:, :1].clone()
-        if torch.is_autocast_enabled("cpu") and x.dtype == torch.float32:
+        device = x.device.type
+        ctx.autocast = None                                  # no autocast for this device type
+        if torch.amp.is_autocast_available(device):
+            ctx.autocast = dict(device_type=device, enabled=torch.is_autocast_enabled(device),
+                                dtype=torch.get_autocast_dtype(device))
+        if ctx.autocast and ctx.autocast["enabled"] and x.dtype == torch.float32:
             # x in the autocast dtype once (autocast would cast it again for each of the four
             # products below and in backward), and kept in it for backward
-            x = x.to(torch.get_autocast_dtype("cpu"))
+            x = x.to(ctx.autocast["dtype"])
         qs = F.linear(x0, w[:d], b[:d]).view(E, heads, c) * c ** -0.5                      # (E, h, c), scaled
         qk = torch.bmm(qs.transpose(0, 1), w[d:2 * d].view(heads, c, d)).transpose(0, 1)   # (E, h, d): W_k,h^T q_h
         a = torch.bmm(qk, x.transpose(1, 2)).masked_fill_(padded.view(E, 1, L), float("-inf")).softmax(-1)
-        ad = a if mask is None else counter.scaled(a, mask, scale)                        # (E, h, L)
+        kept = ()                                                                          # a drawn mask
+        if mask is None:
+            ad = a
+        elif isinstance(mask, Counter):
+            ad = counter.scaled(a, mask, scale)                                            # (E, h, L)
+        else:
+            ad, keep = torch.native_dropout(a, mask, True)
+            kept = (keep,)
         mixed = torch.bmm(ad, x)                                                           # (E, h, d)
         out = torch.bmm(mixed.transpose(0, 1), w[2 * d:].view(heads, c, d).transpose(1, 2)).transpose(0, 1)
         bias = b[2 * d:].view(heads, c)
         total = ad.sum(-1, keepdim=True) if mask is not None else None                    # sum_l a_l with dropout
         out = out + (total * bias if mask is not None else bias)
-        ctx.save_for_backward(x, w, b, qs, qk, a, ad, mixed, *(() if total is None else (total,)))
+        ctx.save_for_backward(x, w, b, qs, qk, a, ad, mixed, *kept, *(() if total is None else (total,)))
         ctx.heads, ctx.mask, ctx.scale, ctx.dtype = heads, mask, scale, residual.dtype
         return out.reshape(E, d), residual
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cpu")              # under bf16 autocast when forward was
     def backward(ctx, grad, grad_residual):
-        x, w, b, qs, qk, a, ad, mixed, *total = ctx.saved_tensors
+        if ctx.autocast is None:
+            return _FoldedSlot0._backward(ctx, grad, grad_residual)
+        with torch.autocast(**ctx.autocast):                 # under autocast when forward was
+            return _FoldedSlot0._backward(ctx, grad, grad_residual)
+
+    @staticmethod
+    def _backward(ctx, grad, grad_residual):
+        x, w, b, qs, qk, a, ad, mixed, *rest = ctx.saved_tensors
+        mask = ctx.mask
+        keep = rest.pop(0) if mask is not None and not isinstance(mask, Counter) else None
+        total = rest
         E, L, d = x.shape
-        h, mask = ctx.heads, ctx.mask
+        h = ctx.heads
         c = d // h
         g = grad.reshape(E, h, c)
         gt = g.transpose(0, 1)                                                              # (h, E, c)
@@ -127,7 +149,9 @@ class _FoldedSlot0(torch.autograd.Function):
         # mixed = ad x; ad = dropout(a); a = softmax(qk x^T)
         grad_ad = torch.bmm(grad_mixed, x.transpose(1, 2))                                  # (E, h, L)
         if mask is not None:
-            grad_a = counter.scaled(grad_ad.add_((g * bias).sum(-1, keepdim=True)), mask, ctx.scale)
+            grad_ad = grad_ad.add_((g * bias).sum(-1, keepdim=True))
+            grad_a = (counter.scaled(grad_ad, mask, ctx.scale) if keep is None
+                      else torch.ops.aten.native_dropout_backward(grad_ad, keep, ctx.scale))
         else:
             grad_a = grad_ad
         grad_scores = grad_a.sub_((grad_a * a).sum(-1, keepdim=True)).mul_(a)              # (E, h, L)
@@ -156,20 +180,29 @@ def folded_feed_forward(layer: nn.TransformerEncoderLayer, y: torch.Tensor) -> t
     return feed_forward(layer, y)
 
 
-def slot0_attention_fused(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor
-                          ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+def slot0_attention_fused(layer: nn.TransformerEncoderLayer, x: torch.Tensor, padded: torch.Tensor,
+                          masks: str | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """mygo.model.slot0_attention_folded (the same function and forward arithmetic) with the
-    backward of _FoldedSlot0 where gradients are wanted on CPU, returning (E, d) and the residual
-    x[:, :1] (mygo.model.first_slot); elsewhere, and under torch.compile, slot0_attention_folded
-    itself. Its attention dropout with counter masks."""
+    backward of _FoldedSlot0 where gradients are wanted, returning (E, d) and the residual
+    x[:, :1] (mygo.model.first_slot); without gradients, and under torch.compile,
+    slot0_attention_folded itself. Its attention dropout (`masks`): "counter" masks, the default
+    on the CPU, or "drawn" by torch.native_dropout, the default elsewhere (the draws F.dropout
+    makes on CUDA, so the same numbers as slot0_attention_folded there)."""
     attn = layer.self_attn
     wants_grad = torch.is_grad_enabled() and (x.requires_grad or attn.in_proj_weight.requires_grad)
-    if not wants_grad or x.device.type != "cpu" or torch.compiler.is_compiling():
+    if not wants_grad or torch.compiler.is_compiling():
         return slot0_attention_folded(layer, x, padded)
     p = attn.dropout if layer.training else 0.0
-    mask = Counter.draw(p) if p > 0 else None
-    return _FoldedSlot0.apply(x, attn.in_proj_weight, attn.in_proj_bias, padded, attn.num_heads, mask,
-                              1.0 / kept_fraction(p) if p > 0 else 1.0)
+    masks = masks or ("counter" if x.device.type == "cpu" else "drawn")
+    if masks not in ("counter", "drawn") or (masks == "counter" and x.device.type != "cpu"):
+        raise ValueError(f"masks = {masks!r} on {x.device.type}: expected 'drawn', or 'counter' on the CPU")
+    if p == 0:
+        mask, scale = None, 1.0
+    elif masks == "counter":
+        mask, scale = Counter.draw(p), 1.0 / kept_fraction(p)
+    else:
+        mask, scale = p, 1.0 / (1.0 - p)
+    return _FoldedSlot0.apply(x, attn.in_proj_weight, attn.in_proj_bias, padded, attn.num_heads, mask, scale)
 
 
 __all__ = ["BatchFirstEncoderLayer", "folded_feed_forward", "slot0_attention_fused"]

@@ -1,0 +1,215 @@
+"""A training step's operations and memory traffic on the GPU code path, counted on a CPU machine.
+
+    python bench/gpu_path.py --dataset ../shared/data/DB15K --preset db15k \
+        --scenarios step,step_autograd_attention --out bench/results/db15k_gpu_path
+
+The model runs on torch's `meta` device: every operation is dispatched, with its shapes, and none
+computes. Code that branches on the device takes the branch a CUDA device takes (the model's CPU
+kernels are CPU-only), and dropout is `torch.native_dropout`, the one kernel F.dropout runs on CUDA.
+Each scenario is harness.py's model (its before, for the befores) in float32, one step's loss
+(`MyGO.losses`, contrastive term on) and its backward; not the gradient clipping and the Adam
+update after them (the meta device has no multi-tensor kernels to count them by: on CUDA they
+are a few multi-tensor launches over every parameter, the same in every scenario). For every operation
+that is not a view, it counts one operation, the bytes it reads (its tensor inputs, a broadcast
+input once) and the bytes it writes (its outputs): the traffic a GPU's memory carries at the least,
+and the kernels it launches at the most. Differences from a CUDA run: scaled_dot_product_attention
+is counted as the math backend's operations (the triple encoder's; CUDA runs one fused kernel),
+bf16 autocast is off (it halves most activations' bytes on a GPU), and the slots to encode and the
+contrastive views' valid rows are decided from host copies, as the eager CUDA step decides them.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402  (puts src/ on the path)
+import version  # noqa: E402
+from mygo.model import contrastive_sample  # noqa: E402
+
+VIEWS = {"view", "_unsafe_view", "expand", "t", "transpose", "permute", "unsqueeze", "squeeze", "select",
+         "slice", "alias", "detach", "as_strided", "unbind", "split", "split_with_sizes", "_reshape_alias",
+         "lift_fresh", "unfold", "diagonal", "view_as_real", "view_as_complex", "_local_scalar_dense"}
+# operations that read only their input's shape and dtype
+SHAPE_ONLY = {"empty", "empty_like", "new_empty", "new_empty_strided", "empty_strided", "zeros_like", "ones_like",
+              "full_like", "new_zeros", "new_ones", "new_full", "zeros", "ones", "full", "arange", "scalar_tensor",
+              "promote_types"}
+# what allocates without writing
+NO_WRITE = {"empty", "empty_like", "new_empty", "new_empty_strided", "empty_strided", "promote_types"}
+SCENARIOS = ("step", "step_autograd_attention", "step_all_slots", "step_gathered_tokens", "step_drawn_masks",
+             "step_kv_attention", "step_cat_sequence")
+
+
+def distinct_bytes(t: torch.Tensor) -> int:
+    """The bytes of a tensor's distinct elements: a broadcast (stride 0) dimension counts once."""
+    n = 1
+    for size, stride in zip(t.shape, t.stride()):
+        if stride != 0:
+            n *= size
+    return n * t.element_size()
+
+
+def tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors(v)]
+    return []
+
+
+class Traffic(TorchDispatchMode):
+    """Every non-view operation: (phase, name, bytes read, bytes written)."""
+
+    def __init__(self):
+        super().__init__()
+        self.phase = "forward"
+        self.rows: list[tuple[str, str, int, int]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = func.overloadpacket.__name__
+        if name not in VIEWS:
+            read = 0 if name in SHAPE_ONLY else sum(distinct_bytes(t) for t in tensors(list(args) + list(kwargs.values())))
+            written = 0 if name in NO_WRITE else sum(distinct_bytes(t) for t in tensors(out))
+            self.rows.append((self.phase, name, read, written))
+        return out
+
+
+def cuda_dropout(x, p=0.5, training=True, inplace=False):
+    """F.dropout as CUDA runs it: one native_dropout kernel."""
+    if not training or p == 0.0:
+        return x
+    out = torch.native_dropout(x, p, True)[0]
+    return x.copy_(out) if inplace else out
+
+
+def count(name: str, num_entities: int, num_relations: int, train: torch.Tensor, preset: dict,
+          batch_size: int) -> dict:
+    model = harness.scenario_model(name, num_entities, num_relations, preset)
+    encoder = model.entity_encoder
+    visual, text = encoder.visual_mask.clone(), encoder.text_mask.clone()       # the host copies
+    encoder.host_slot_mask = lambda entities=None: encoder._slot_mask(visual, text, entities)
+    model = model.to("meta").train()
+    g = torch.Generator().manual_seed(0)
+    rows = train[torch.randperm(len(train), generator=g)[:batch_size]]
+    head = torch.rand(len(rows), generator=g) < 0.5
+    known = torch.where(head, rows[:, 2], rows[:, 0])
+    target = torch.where(head, rows[:, 0], rows[:, 2])
+    batch = [t.to("meta") for t in (known, rows[:, 1], head, target)]
+    sample = contrastive_sample(num_entities, 512, g)
+    original, F.dropout = F.dropout, cuda_dropout
+    traffic = Traffic()
+    try:
+        with traffic:
+            loss = model.losses(*batch, mu=preset["mu"], tau=0.5, sample=sample).total
+            traffic.phase = "backward"
+            loss.backward()
+    finally:
+        F.dropout = original
+    phases = {}
+    for phase in ("forward", "backward"):
+        mine = [r for r in traffic.rows if r[0] == phase]
+        phases[phase] = {"operations": len(mine), "read_bytes": sum(r[2] for r in mine),
+                         "written_bytes": sum(r[3] for r in mine)}
+    by_op = collections.defaultdict(lambda: [0, 0, 0])
+    for _, op, read, written in traffic.rows:
+        by_op[op][0] += 1
+        by_op[op][1] += read
+        by_op[op][2] += written
+    top = sorted(by_op.items(), key=lambda kv: -(kv[1][1] + kv[1][2]))[:8]
+    return {"scenario": name, "what": harness.SCENARIOS[name], "phases": phases,
+            "operations": len(traffic.rows), "read_bytes": sum(r[2] for r in traffic.rows),
+            "written_bytes": sum(r[3] for r in traffic.rows),
+            "top": [{"op": op, "count": c, "read_bytes": r, "written_bytes": w} for op, (c, r, w) in top]}
+
+
+def gb(n: int) -> str:
+    return f"{n / 1e9:.3f}"
+
+
+def markdown(results: list[dict], meta: dict) -> str:
+    lines = [f"# A step's operations and memory traffic on the GPU code path: {meta['dataset']} ({meta['preset']} config)",
+             "", f"Command: `{meta['command']}`", "",
+             f"Counted on the `meta` device by bench/gpu_path.py (float32, batch {meta['batch_size']}, "
+             f"{meta['num_entities']} entities, every visual and text slot filled; torch {meta['torch']}; "
+             f"code {meta['code']}). Operations: those that are not views (at most the kernels a GPU "
+             "launches); GB read and written: their tensor inputs and outputs (at least what a GPU's "
+             "memory carries). A step's loss and backward, without the gradient clipping and Adam update.", "",
+             "| scenario | what | operations | GB read | GB written | forward: ops / GB | backward: ops / GB |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        cells = [f"{p['operations']} / {gb(p['read_bytes'] + p['written_bytes'])}" for p in r["phases"].values()]
+        lines.append(f"| {r['scenario']} | {r['what']} | {r['operations']} | {gb(r['read_bytes'])} | "
+                     f"{gb(r['written_bytes'])} | " + " | ".join(cells) + " |")
+    base = next((r for r in results if r["scenario"] == "step"), None)
+    if base:
+        total = base["read_bytes"] + base["written_bytes"]
+        lines += ["", "The step against each before (GB read and written, operations):", ""]
+        for r in results:
+            if r is base:
+                continue
+            other, ops = r["read_bytes"] + r["written_bytes"], r["operations"] - base["operations"]
+            lines.append(f"- {r['scenario']}: {gb(other)} GB in {r['operations']} operations; the step moves "
+                         f"{gb(abs(other - total))} GB {'less' if other >= total else 'more'} "
+                         f"({100 * abs(other - total) / other:.1f} %) in {abs(ops)} "
+                         f"{'fewer' if ops >= 0 else 'more'} operations.")
+        lines += ["", "The step's operations moving the most bytes:", "", "| operation | count | GB read | GB written |",
+                  "|---|---|---|---|"]
+        lines += [f"| {t['op']} | {t['count']} | {gb(t['read_bytes'])} | {gb(t['written_bytes'])} |" for t in base["top"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="a raw dataset directory (e.g. ../shared/data/DB15K)")
+    source.add_argument("--synthetic", type=int, help="a random graph of this many entities")
+    parser.add_argument("--preset", choices=sorted(harness.PRESETS), default="db15k")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help=f"comma-separated, of: {', '.join(SCENARIOS)} (default: all)")
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--out", help="write OUT.json and OUT.md (else print the table)")
+    args = parser.parse_args()
+    names = [s for s in args.scenarios.split(",") if s]
+    unknown = [s for s in names if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"--scenarios: unknown {', '.join(unknown)}; expected some of {', '.join(SCENARIOS)}")
+    args.synthetic = args.synthetic or 0
+    N, R, splits, label = harness.load_graph(args)
+    preset = dict(harness.PRESETS[args.preset])
+    train = torch.as_tensor(splits["train"], dtype=torch.long)
+    results = []
+    for name in names:
+        started = time.perf_counter()
+        results.append(count(name, N, R, train, preset, args.batch_size))
+        print(f"{name}: {results[-1]['operations']} operations, "
+              f"{gb(results[-1]['read_bytes'] + results[-1]['written_bytes'])} GB ({time.perf_counter() - started:.1f} s)",
+              file=sys.stderr)
+    meta = {"dataset": label, "preset": args.preset, "batch_size": args.batch_size, "num_entities": N,
+            "torch": torch.__version__, "code": version.current(),
+            "command": "python bench/gpu_path.py " + " ".join(sys.argv[1:])}
+    text = markdown(results, meta)
+    if not args.out:
+        print(text)
+        return
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, content in ((".json", json.dumps({"meta": meta, "results": results}, indent=2) + "\n"), (".md", text)):
+        partial = out.with_name(out.name + suffix + ".partial")
+        partial.write_text(content)
+        partial.replace(out.with_name(out.name + suffix))
+    print(f"wrote {out}.md and {out}.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -66,21 +66,23 @@ def tensors(value) -> list[torch.Tensor]:
 
 
 class Traffic(TorchDispatchMode):
-    """Every non-view operation: (phase, name, bytes read, bytes written)."""
+    """Every non-view operation: (phase, name, bytes read, bytes written, its tensor inputs' shapes)."""
 
     def __init__(self):
         super().__init__()
         self.phase = "forward"
-        self.rows: list[tuple[str, str, int, int]] = []
+        self.rows: list[tuple[str, str, int, int, list]] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = func.overloadpacket.__name__
         if name not in VIEWS:
-            read = 0 if name in SHAPE_ONLY else sum(distinct_bytes(t) for t in tensors(list(args) + list(kwargs.values())))
+            inputs = tensors(list(args) + [v for k, v in kwargs.items() if k != "out"])     # out= is written
+            read = 0 if name in SHAPE_ONLY else sum(distinct_bytes(t) for t in inputs)
             written = 0 if name in NO_WRITE else sum(distinct_bytes(t) for t in tensors(out))
-            self.rows.append((self.phase, name, read, written))
+            shapes = [list(t.shape) for t in tensors(list(args))]
+            self.rows.append((self.phase, name, read, written, shapes))
         return out
 
 
@@ -121,7 +123,7 @@ def count(name: str, num_entities: int, num_relations: int, train: torch.Tensor,
         phases[phase] = {"operations": len(mine), "read_bytes": sum(r[2] for r in mine),
                          "written_bytes": sum(r[3] for r in mine)}
     by_op = collections.defaultdict(lambda: [0, 0, 0])
-    for _, op, read, written in traffic.rows:
+    for _, op, read, written, _ in traffic.rows:
         by_op[op][0] += 1
         by_op[op][1] += read
         by_op[op][2] += written
@@ -129,7 +131,9 @@ def count(name: str, num_entities: int, num_relations: int, train: torch.Tensor,
     return {"scenario": name, "what": harness.SCENARIOS[name], "phases": phases,
             "operations": len(traffic.rows), "read_bytes": sum(r[2] for r in traffic.rows),
             "written_bytes": sum(r[3] for r in traffic.rows),
-            "top": [{"op": op, "count": c, "read_bytes": r, "written_bytes": w} for op, (c, r, w) in top]}
+            "top": [{"op": op, "count": c, "read_bytes": r, "written_bytes": w} for op, (c, r, w) in top],
+            "largest": [{"phase": phase, "op": op, "inputs": shapes, "read_bytes": r, "written_bytes": w}
+                        for phase, op, r, w, shapes in sorted(traffic.rows, key=lambda row: -(row[2] + row[3]))[:12]]}
 
 
 def gb(n: int) -> str:
@@ -165,6 +169,10 @@ def markdown(results: list[dict], meta: dict) -> str:
         lines += ["", "The step's operations moving the most bytes:", "", "| operation | count | GB read | GB written |",
                   "|---|---|---|---|"]
         lines += [f"| {t['op']} | {t['count']} | {gb(t['read_bytes'])} | {gb(t['written_bytes'])} |" for t in base["top"]]
+        lines += ["", "The step's single operations moving the most bytes:", "",
+                  "| phase | operation | inputs | GB read | GB written |", "|---|---|---|---|---|"]
+        lines += [f"| {t['phase']} | {t['op']} | {', '.join('x'.join(map(str, s)) or 'scalar' for s in t['inputs'])} | "
+                  f"{gb(t['read_bytes'])} | {gb(t['written_bytes'])} |" for t in base["largest"]]
     return "\n".join(lines) + "\n"
 
 

@@ -177,6 +177,12 @@ def test_the_gpu_path_is_counted_without_a_gpu(tmp_path):
     assert {t["op"] for t in step["top"]} >= {"native_dropout", "native_dropout_backward"}   # CUDA's dropout
     moved = {name: r["read_bytes"] + r["written_bytes"] for name, r in results.items()}
     assert moved["step"] < moved["step_autograd_attention"] < moved["step_all_slots"]
+    # the attention's backward acts in the all-entity pass's backward alone
+    before, after = results["step_autograd_attention"]["phases"], step["phases"]
+    assert before["forward: the rest"] == after["forward: the rest"]
+    assert before["backward: the rest"] == after["backward: the rest"]
+    assert (after["backward: all-entity pass"]["written_bytes"]
+            < before["backward: all-entity pass"]["written_bytes"])
     assert text.count("\n| step") == 3 and "- step_autograd_attention: " in text
     assert "Command: `python bench/gpu_path.py --synthetic 300" in text
 

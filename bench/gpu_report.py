@@ -7,7 +7,8 @@ the paper, and valid_mrr.png, its curves (vl-convert). From harness.json and eag
 verdicts.md, each change's after against its before in that same run (faster, slower or within
 the spread of the timed repeats: after's upper quartile below before's lower one, or the
 reverse), the targets against what was measured, and how far the step is from its matrix FLOP at
-the card's peak. From amp_curves.json (`bench/gpu_check.sh --amp`): amp.md, bf16 against float32
+the card's peak and from its memory traffic (bench/gpu_path.py's count, --traffic) at the
+card's measured copy rate. From amp_curves.json (`bench/gpu_check.sh --amp`): amp.md, bf16 against float32
 on the demo's curves and test metrics over seeds.
 """
 from __future__ import annotations
@@ -120,7 +121,8 @@ def row(change: str, before: list[float], after: list[float], unit=ms) -> str:
     return f"| {change} | {unit(b)} | {unit(a)} | {a / b:.2f} | {verdict(before, after)} |"
 
 
-def verdicts(harness: dict, eager: dict | None, run: dict | None) -> str:
+def verdicts(harness: dict, eager: dict | None, run: dict | None, traffic: dict | None = None) -> str:
+    """verdicts.md; `traffic`: bench/gpu_path.py's record of the step's bytes, for the memory floor."""
     results = {r["scenario"]: r for r in harness["results"]}
     ok = {k: r for k, r in results.items() if "error" not in r}
     meta = harness["meta"]
@@ -193,6 +195,16 @@ def verdicts(harness: dict, eager: dict | None, run: dict | None) -> str:
         if shares:
             top = sorted(shares.items(), key=lambda kv: -kv[1])[:2]
             lines[-1] += " The forward's largest parts: " + ", ".join(f"{k} {v:.0%}" for k, v in top) + "."
+    counted = next((r for r in (traffic or {}).get("results", []) if r["scenario"] == "step"), None)
+    fp32 = ok.get("step_fp32")
+    if peak and "copy_gb_per_s" in peak and counted and fp32 and traffic["meta"]["dataset"] == meta["dataset"]:
+        moved = counted["read_bytes"] + counted["written_bytes"]
+        floor_s = moved / (peak["copy_gb_per_s"] * 1e9)
+        lines += ["", f"Memory: a float32 step's loss and backward read and write {moved / 1e9:.2f} GB at the least "
+                      f"(bench/gpu_path.py, {traffic['meta']['code']}): {ms(floor_s)} at the measured copy rate "
+                      f"({peak['copy_gb_per_s']:,.0f} GB/s). The float32 step (`step_fp32`, the optimizer included) "
+                      f"takes {ms(fp32['median_step_seconds'])} ({fp32['median_step_seconds'] / floor_s:.1f}x that); "
+                      "under bf16 autocast most of those bytes are halved."]
     return "\n".join(lines) + "\n"
 
 
@@ -263,6 +275,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", help="a folder of bench/gpu_check.sh's files")
     parser.add_argument("--dataset", default="DB15K")
+    parser.add_argument("--traffic", default=str(Path(__file__).parent / "results/db15k_gpu_path.json"),
+                        help="bench/gpu_path.py's record of the step's bytes (default: the committed DB15K one; "
+                        "'' for none)")
     args = parser.parse_args()
     folder = Path(args.folder)
 
@@ -282,7 +297,8 @@ def main() -> None:
         (folder / "valid_mrr.png").write_bytes(curve_png(valid, loss, f"{args.dataset} on {run['gpu']}"))
         print(text)
     if harness is not None:
-        text = verdicts(harness, read("eager_run.json"), run)
+        traffic = json.loads(Path(args.traffic).read_text()) if args.traffic else None
+        text = verdicts(harness, read("eager_run.json"), run, traffic)
         (folder / "verdicts.md").write_text(text)
         print(text)
     if amp is not None:

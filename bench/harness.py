@@ -202,6 +202,24 @@ class ContrastiveOverAllEntities(MyGO):
         return self.fine_grained_loss(entity_emb[sample], out[sample], mask[sample], tau)
 
 
+def copy_rate(device: torch.device, mib: int, repeats: int = 10) -> float:
+    """Bytes/s a copy of `mib` MiB moves (read and written: twice its size): the best of `repeats`
+    timed copies (each synchronised on CUDA) after one untimed one, as peak_rate takes the best."""
+    a = torch.ones(mib * 2**20 // 4, device=device)
+    b = torch.empty_like(a)
+    b.copy_(a)
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        b.copy_(a)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+    return 2.0 * a.numel() * a.element_size() / best
+
+
 def peak_rate(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 10) -> float:
     """FLOP/s of a size x size x size product on random data: the best of `repeats` timed products
     (each synchronised on CUDA) after three untimed ones; the best, since a peak is what the
@@ -439,7 +457,9 @@ def run_scenario(name, args) -> dict:
         else:
             rates["fp32"] = peak_rate(device, torch.float32, size)
         rates["bf16"] = peak_rate(device, torch.bfloat16, size)
-        return {"scenario": name, "what": SCENARIOS[name], "peak_size": size,
+        mib = args.copy_mib or (2048 if device.type == "cuda" else 256)
+        return {"scenario": name, "what": SCENARIOS[name], "peak_size": size, "copy_mib": mib,
+                "copy_gb_per_s": copy_rate(device, mib) / 1e9,
                 "peak_gflops": {k: v / 1e9 for k, v in rates.items() if isinstance(v, float)},
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 **({"gpu": rates["gpu"], "cuda": rates["cuda"],
@@ -812,6 +832,10 @@ def markdown(results: list[dict], meta: dict) -> str:
         lines += ["", f"Peak matrix rate ({size} x {size} x {size} product on random data, the best of 10"
                   + ("; fp32 also re-measured after each floor round, the best of all" if rounds else "") + "): " +
                   ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peak.items()) + "."]
+        copy = next((r for r in results if r["scenario"] == "peak" and "copy_gb_per_s" in r), None)
+        if copy:
+            lines[-1] += (f" Memory: a {copy['copy_mib']} MiB copy moves {copy['copy_gb_per_s']:,.0f} GB/s (read and "
+                          "written, the best of 10).")
     for r in results:
         if r["scenario"] == "floor" and "error" not in r and peak:
             rate = peak["bf16"] if meta["device"].startswith("cuda") else peak["fp32"]
@@ -888,6 +912,8 @@ def main() -> None:
                         "process is stopped and reported as failed (0: no limit)")
     parser.add_argument("--peak-size", type=int, default=0, help="side of the peak scenario's square product "
                         "(default 8192 on CUDA, 2048 on CPU)")
+    parser.add_argument("--copy-mib", type=int, default=0, help="size of the peak scenario's memory copy "
+                        "(default 2048 MiB on CUDA, 256 on CPU)")
     parser.add_argument("--out", help="output prefix (writes .json and .md)")
     parser.add_argument("--render", metavar="JSON", help="rewrite the .md beside a results .json from it (no runs)")
     parser.add_argument("--system-allocator", action="store_true", help="train.reuse_memory: false (freed "

@@ -93,7 +93,7 @@ def test_harness_peak_rate_and_the_step_against_it(tmp_path):
     """The peak scenario measures the machine's large-product rate in the same run as the floor,
     and the report sets the step's FLOP against it; a scenario past --scenario-timeout is a row
     that says so, and the rest still run."""
-    saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "2", "--peak-size", "256",
+    saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "2", "--peak-size", "256", "--copy-mib", "8",
                       "--scenarios", "peak,floor", tmp_path=tmp_path)
     peak, floor = saved["results"]
     assert peak["peak_size"] == 256 and set(peak["peak_gflops"]) == {"fp32", "bf16"}
@@ -103,7 +103,9 @@ def test_harness_peak_rate_and_the_step_against_it(tmp_path):
     at_peak_ms = floor["matmul_gflop"] / best * 1000
     assert f"would take {at_peak_ms:.2f} ms" in text and "Peak matrix rate (256 x 256 x 256" in text
     assert f"fp32 {best:,.0f} GFLOP/s" in text
-    saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "1", "--peak-size", "64",
+    assert peak["copy_mib"] == 8 and peak["copy_gb_per_s"] > 0
+    assert f"Memory: a 8 MiB copy moves {peak['copy_gb_per_s']:,.0f} GB/s" in text
+    saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--steps", "1", "--peak-size", "64", "--copy-mib", "8",
                       "--scenarios", "step,peak", "--scenario-timeout", "0.5", tmp_path=tmp_path, returncode=1)
     assert [r["error"] for r in saved["results"]] == ["timed out after 0.5 s (--scenario-timeout)"] * 2
     assert "| step | training step, contrastive loss on (mu > 0) | failed: timed out after 0.5 s" in text
@@ -114,7 +116,7 @@ def test_harness_evaluation_parts_profile_and_the_befores(tmp_path):
     before, a profiled step, and the befores of the CPU changes (denormals kept, memory returned,
     dropout unfolded, keys and values for [ENT]) as rows of one run."""
     saved, text = run("harness.py", "--synthetic", "40", "--batch-size", "16", "--eval-batch-size", "16",
-                      "--steps", "1", "--peak-size", "128",
+                      "--steps", "1", "--peak-size", "128", "--copy-mib", "8",
                       "--scenarios", "peak,eval,eval_before,eval_amp,profile,resume_save,step_denormals,"
                                      "step_system_allocator,"
                                      "step_unfolded,"
@@ -286,7 +288,8 @@ def gpu_folder(tmp_path, graphed_steps=(0.010, 0.011, 0.010, 0.012), eval_each=(
     step = {"median_step_seconds": 0.030, "step_seconds": [0.030, 0.031, 0.029, 0.030], "steps_per_epoch": 78,
             "gpu": "NVIDIA H100", "cuda": "13.0"}
     results = [
-        {"scenario": "peak", "peak_gflops": {"fp32": 50_000.0, "bf16": 800_000.0}, "gpu": "NVIDIA H100"},
+        {"scenario": "peak", "peak_gflops": {"fp32": 50_000.0, "bf16": 800_000.0}, "gpu": "NVIDIA H100",
+         "copy_mib": 2048, "copy_gb_per_s": 3000.0},
         {"scenario": "step", **step},
         {"scenario": "step_graphed", **step, "step_seconds": list(graphed_steps),
          "median_step_seconds": statistics.median(graphed_steps), "graph_failed": None},
@@ -339,6 +342,15 @@ def test_gpu_verdicts_judge_each_after_against_its_before_in_the_same_run(tmp_pa
             "graph 10.50 ms (10.5x). The epoch target needs a step of 5.13 ms at most (78 steps an epoch).") in text
     assert "everything else (elementwise kernels, norms, dropout, gathers, the optimizer, launches) for 6.50 ms" in text
     assert "The forward's largest parts: entity_encoder 60%, tucker 30%." in text
+    assert "Memory:" not in text                                           # no count of the step's bytes given
+    traffic = {"meta": {"dataset": "DB15K", "code": "commit def5678 (code md5 0123456789ab)"},
+               "results": [{"scenario": "step", "read_bytes": 10e9, "written_bytes": 5e9}]}
+    assert ("Memory: a float32 step's loss and backward read and write 15.00 GB at the least (bench/gpu_path.py, "
+            "commit def5678 (code md5 0123456789ab)): 5.00 ms at the measured copy rate (3,000 GB/s). The float32 "
+            "step (`step_fp32`, the optimizer included) takes 30.00 ms (6.0x that)") in verdicts(harness, eager,
+                                                                                              graphed, traffic)
+    traffic["meta"]["dataset"] = "MKG-W"                                     # another dataset's count: not used
+    assert "Memory:" not in verdicts(harness, eager, graphed, traffic)
     # slower, and too few timings to judge
     harness["results"][2]["step_seconds"] = [0.040, 0.041, 0.042, 0.040]
     harness["results"][2]["median_step_seconds"] = 0.0405

@@ -114,7 +114,8 @@ step and for each model-side before (`bench/results/db15k_gpu_path.md`, float32)
 dropout, over each query's d x d matrix, moves the most. The [ENT] attention's own backward (slot
 0's gradients added in place) now runs on a GPU as well as on the CPU: the step moves 10.7 % fewer
 bytes than with autograd's backward (`step_autograd_attention`), which `gpu_check.sh` times
-beside it in the same run.""",
+beside it in the same run. `gpu_report.py` sets the float32 step against this count at the card's
+copy rate, which the harness's `peak` scenario measures beside its matrix rates.""",
      ["db15k_gpu_path.md", "db15k_h200.md", "db15k_h200_breakdown.md", "db15k_h200_compiled.md",
       "db15k_h200_run/summary.md"]),
 ]

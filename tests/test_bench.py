@@ -232,7 +232,9 @@ def test_gpu_check_on_a_cpu_gets_as_far_as_it_can(tmp_path):
     version = json.loads((tmp_path / "inputs/version.json").read_text())
     assert f"== code: commit {version['commit']} (code md5 {version['code_md5'][:12]})" in log
     assert json.loads((out / "harness.json").read_text())["meta"]["version"].startswith(f"commit {version['commit']}")
-    cuda_tests = (ROOT / "tests/test_cuda.py").read_text().count("\ndef test_")
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                                "tests/test_cuda.py"], capture_output=True, text=True, cwd=ROOT).stdout
+    cuda_tests = sum(line.startswith("tests/test_cuda.py::") for line in collected.splitlines())   # parametrized: each
     assert f"{cuda_tests} skipped" in log and "== cuda-tests: exit 0" in log
     assert "FAILED: harness (exit 1) train-eager (exit 1) train-piece-1 (exit 1) train-piece-2 (exit 1)" in log
     # the harness's reason: a CPU build of torch, or a CUDA build on a machine without a driver

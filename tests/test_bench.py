@@ -574,3 +574,34 @@ def test_the_committed_intel_branch_record_is_of_the_committed_bytes():
                                                        "dvc.lock: make it again")
     if "`git status --porcelain` afterwards: empty" in text:
         assert model.group(1) == model.group(2)
+
+
+def test_a_cpu_kinds_record_shows_this_versions_bytes_only_when_it_saw_them(tmp_path):
+    """bench/cpu_kind.py: the CPU kind from /proc/cpuinfo, and a record counts as this version's
+    bytes only when its clone left git clean and its dvc.lock's outputs are today's."""
+    import cpu_kind
+    intel = cpu_kind.cpu_identity("vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
+                                  "model name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+                                  "flags\t\t: fpu avx2 fma avx512f avx512_bf16 amx_tile\n"
+                                  "vendor_id\t: GenuineIntel\nmodel name\t: another core's line\n")
+    assert intel["isa"] == ["AVX2", "FMA", "AVX-512", "AVX512-BF16", "AMX"] and intel["model"] == 143
+    assert cpu_kind.kind_key(intel) == "intel_f6_m143"
+    assert cpu_kind.label(intel).endswith("-core Intel(R) Xeon(R) Platinum 8480+ (family 6, model 143; AVX-512, AMX)")
+    today = cpu_kind.outs_digest(ROOT / "dvc.lock")
+    lock = (ROOT / "dvc.lock").read_text()
+    stale = tmp_path / "dvc.lock"
+    stale.write_text(lock.replace(re.search(r"md5: ([0-9a-f]{32})", lock.split("outs:")[1]).group(1), "0" * 32, 1))
+    assert cpu_kind.outs_digest(stale) != today
+    amd = {**intel, "vendor": "AuthenticAMD", "family": 25, "model": 1, "model_name": "AMD EPYC", "isa": ["AVX2", "FMA"]}
+
+    def record(cpu, status=(), digest=today, code=0):
+        return {"cpu": cpu, "commit": "abc1234", "tests": None,
+                "repro": {"exit": code, "git_status": list(status), "outs_digest": digest}}
+    records = [record(amd), record(intel, digest=cpu_kind.outs_digest(stale)),
+               record({**intel, "model": 207}, status=[" M dvc.lock", " M metrics/eval.json"]),
+               record({**amd, "model": 17}, code=2)]
+    rows = cpu_kind.table(records).splitlines()[2:]
+    assert "AVX2, no AVX-512" in rows[0] and "**this version's bytes**" in rows[0] and rows[0].endswith("| not run |")
+    assert "not yet seen for this version" in rows[1]
+    assert "changed 2 files: not the committed bytes" in rows[2] and "`make repro` failed (exit 2)" in rows[3]
+    assert cpu_kind.reproducing(records) == [cpu_kind.label(amd)]

@@ -256,3 +256,20 @@ def test_the_demo_recipe_departs_from_the_paper_only_where_validation_shows_it()
         if label not in (recipe, ALL_REVERTED):
             name = departure(label)
             assert re.search(rf"^- {re.escape(name)}: valid MRR \+.*: above the noise$", result, re.M), name
+
+
+def test_the_cpu_kinds_seen_to_reproduce_are_the_records():
+    """docs/reproducibility.md's table of CPU kinds is bench/cpu_kind.py's table of the committed
+    records, the README lists exactly the kinds whose records saw today's bytes, and the page says
+    an Intel CPU is not yet seen for this version exactly while no Intel record saw them."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import cpu_kind
+    records = cpu_kind.records()
+    page = (ROOT / "docs/reproducibility.md").read_text()
+    assert cpu_kind.table(records) in page, "python bench/cpu_kind.py --table differs from the page's table"
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    listed = re.search(r"for this version \(`bench/results/cpu_kinds/`\): (.*?)\. The pin's cost", readme)
+    assert listed, "README: the list of CPU kinds seen to reproduce this version's bytes is missing"
+    assert listed.group(1) == ("; ".join(cpu_kind.reproducing(records)) or "none yet")
+    intel = any(r["cpu"]["vendor"] == "GenuineIntel" and cpu_kind.this_version(r) for r in records)
+    assert ("Not yet seen for this version: an Intel CPU." in page) == (not intel)

@@ -11,9 +11,10 @@ Each scenario is harness.py's model (its before, for the befores) in float32, on
 update after them (the meta device has no multi-tensor kernels to count them by: on CUDA they
 are a few multi-tensor launches over every parameter, the same in every scenario). For every operation
 that is not a view, it counts one operation, the bytes it reads (its tensor inputs, a broadcast
-input once) and the bytes it writes (its outputs): the traffic a GPU's memory carries at the least,
-and the kernels it launches at the most. Differences from a CUDA run: scaled_dot_product_attention
-is counted as the math backend's operations (the triple encoder's; CUDA runs one fused kernel),
+input once) and the bytes it writes (its outputs): each operation's compulsory traffic, and about
+the kernels a GPU launches (a few operations launch two). Differences from a CUDA run:
+scaled_dot_product_attention is counted as the math backend's operations and intermediates (the
+triple encoder's; CUDA runs one fused kernel),
 bf16 autocast is off (it halves most activations' bytes on a GPU), and the slots to encode and the
 contrastive views' valid rows are decided from host copies, as the eager CUDA step decides them.
 """
@@ -176,9 +177,9 @@ def markdown(results: list[dict], meta: dict) -> str:
              "", f"Command: `{meta['command']}`", "",
              f"Counted on the `meta` device by bench/gpu_path.py (float32, batch {meta['batch_size']}, "
              f"{meta['num_entities']} entities, every visual and text slot filled; torch {meta['torch']}; "
-             f"code {meta['code']}). Operations: those that are not views (at most the kernels a GPU "
-             "launches); GB read and written: their tensor inputs and outputs (at least what a GPU's "
-             "memory carries). A step's loss and backward, without the gradient clipping and Adam update.", "",
+             f"code {meta['code']}). Operations: those that are not views (about the kernels a GPU "
+             "launches); GB read and written: their tensor inputs read once and outputs written once (each "
+             "operation's compulsory traffic). A step's loss and backward, without the gradient clipping and Adam update.", "",
              "| scenario | what | operations | GB read | GB written | " + " | ".join(f"{p}: ops / GB" for p in PHASES) + " |",
              "|---|---|---|---|---|" + "---|" * len(PHASES)]
     for r in results:

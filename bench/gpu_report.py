@@ -200,8 +200,9 @@ def verdicts(harness: dict, eager: dict | None, run: dict | None, traffic: dict 
     if peak and "copy_gb_per_s" in peak and counted and fp32 and traffic["meta"]["dataset"] == meta["dataset"]:
         moved = counted["read_bytes"] + counted["written_bytes"]
         floor_s = moved / (peak["copy_gb_per_s"] * 1e9)
-        lines += ["", f"Memory: a float32 step's loss and backward read and write {moved / 1e9:.2f} GB at the least "
-                      f"(bench/gpu_path.py, {traffic['meta']['code']}): {ms(floor_s)} at the measured copy rate "
+        lines += ["", f"Memory: a float32 step's loss and backward read and write {moved / 1e9:.2f} GB "
+                      f"(bench/gpu_path.py, {traffic['meta']['code']}; each operation's inputs read once and outputs written "
+                      f"once): {ms(floor_s)} at the measured copy rate "
                       f"({peak['copy_gb_per_s']:,.0f} GB/s). The float32 step (`step_fp32`, the optimizer included) "
                       f"takes {ms(fp32['median_step_seconds'])} ({fp32['median_step_seconds'] / floor_s:.1f}x that); "
                       "under bf16 autocast most of those bytes are halved."]

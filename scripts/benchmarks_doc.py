@@ -108,8 +108,8 @@ DB15K run is the recipe's settings for part of its epochs, in two time-boxed
 pieces (the second resumed from the first's state); docs/paper.md sets it beside the paper.
 
 What a step asks of a GPU is counted without one: `bench/gpu_path.py` runs it on torch's `meta`
-device, down the code paths a CUDA device takes, and counts its operations (at most the kernels
-it launches) and the bytes they read and write (at least what the GPU's memory carries), for the
+device, down the code paths a CUDA device takes, and counts its operations (about the kernels it
+launches) and the bytes they read and write once (their compulsory memory traffic), for the
 step and for each model-side before (`bench/results/db15k_gpu_path.md`, float32). TuckER's core
 dropout, over each query's d x d matrix, moves the most. The [ENT] attention's own backward (slot
 0's gradients added in place) now runs on a GPU as well as on the CPU: the step moves 10.7 % fewer

@@ -347,8 +347,9 @@ def test_gpu_verdicts_judge_each_after_against_its_before_in_the_same_run(tmp_pa
     assert "Memory:" not in text                                           # no count of the step's bytes given
     traffic = {"meta": {"dataset": "DB15K", "code": "commit def5678 (code md5 0123456789ab)"},
                "results": [{"scenario": "step", "read_bytes": 10e9, "written_bytes": 5e9}]}
-    assert ("Memory: a float32 step's loss and backward read and write 15.00 GB at the least (bench/gpu_path.py, "
-            "commit def5678 (code md5 0123456789ab)): 5.00 ms at the measured copy rate (3,000 GB/s). The float32 "
+    assert ("Memory: a float32 step's loss and backward read and write 15.00 GB (bench/gpu_path.py, "
+            "commit def5678 (code md5 0123456789ab); each operation's inputs read once and outputs written once): "
+            "5.00 ms at the measured copy rate (3,000 GB/s). The float32 "
             "step (`step_fp32`, the optimizer included) takes 30.00 ms (6.0x that)") in verdicts(harness, eager,
                                                                                               graphed, traffic)
     traffic["meta"]["dataset"] = "MKG-W"                                     # another dataset's count: not used

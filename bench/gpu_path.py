@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402  (puts src/ on the path)
 import version  # noqa: E402
 from mygo.model import contrastive_sample  # noqa: E402
+from mygo.training import training_queries  # noqa: E402
 
 VIEWS = {"view", "_unsafe_view", "expand", "t", "transpose", "permute", "unsqueeze", "squeeze", "select",
          "slice", "alias", "detach", "as_strided", "unbind", "split", "split_with_sizes", "_reshape_alias",
@@ -115,19 +115,15 @@ def cuda_dropout(x, p=0.5, training=True, inplace=False):
     return x.copy_(out) if inplace else out
 
 
-def count(name: str, num_entities: int, num_relations: int, train: torch.Tensor, preset: dict,
-          batch_size: int) -> dict:
+def count(name: str, num_entities: int, num_relations: int, train, preset: dict, batch_size: int) -> dict:
     model = harness.scenario_model(name, num_entities, num_relations, preset)
     encoder = model.entity_encoder
     visual, text = encoder.visual_mask.clone(), encoder.text_mask.clone()       # the host copies
     encoder.host_slot_mask = lambda entities=None: encoder._slot_mask(visual, text, entities)
     model = model.to("meta").train()
     g = torch.Generator().manual_seed(0)
-    rows = train[torch.randperm(len(train), generator=g)[:batch_size]]
-    head = torch.rand(len(rows), generator=g) < 0.5
-    known = torch.where(head, rows[:, 2], rows[:, 0])
-    target = torch.where(head, rows[:, 0], rows[:, 2])
-    batch = [t.to("meta") for t in (known, rows[:, 1], head, target)]
+    known, relation, target, head = training_queries(train, "random", g)          # a training step's first batch
+    batch = [t[:batch_size].to("meta") for t in (known, relation, head, target)]
     sample = contrastive_sample(num_entities, 512, g)
     traffic = Traffic()
     entity_embeddings = model.entity_embeddings
@@ -227,28 +223,19 @@ def main() -> None:
     args.synthetic = args.synthetic or 0
     N, R, splits, label = harness.load_graph(args)
     preset = dict(harness.PRESETS[args.preset])
-    train = torch.as_tensor(splits["train"], dtype=torch.long)
     results = []
     for name in names:
         started = time.perf_counter()
-        results.append(count(name, N, R, train, preset, args.batch_size))
+        results.append(count(name, N, R, splits["train"], preset, args.batch_size))
         print(f"{name}: {results[-1]['operations']} operations, "
               f"{gb(results[-1]['read_bytes'] + results[-1]['written_bytes'])} GB ({time.perf_counter() - started:.1f} s)",
               file=sys.stderr)
     meta = {"dataset": label, "preset": args.preset, "batch_size": args.batch_size, "num_entities": N,
             "torch": torch.__version__, "code": version.current(),
             "command": "python bench/gpu_path.py " + " ".join(sys.argv[1:])}
-    text = markdown(results, meta)
-    if not args.out:
-        print(text)
-        return
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for suffix, content in ((".json", json.dumps({"meta": meta, "results": results}, indent=2) + "\n"), (".md", text)):
-        partial = out.with_name(out.name + suffix + ".partial")
-        partial.write_text(content)
-        partial.replace(out.with_name(out.name + suffix))
-    print(f"wrote {out}.md and {out}.json", file=sys.stderr)
+    harness.save(args.out, {"meta": meta, "results": results}, markdown(results, meta), quiet=bool(args.out))
+    if args.out:
+        print(f"wrote {args.out}.md and {args.out}.json", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ MKL also branches on. It is evidence about MKL's vendor dispatch, not a run on a
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -35,6 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import version  # noqa: E402
+from cpu_kind import cpu_identity, md5  # noqa: E402
 from mygo import reproducible  # noqa: E402  (the pinned environment's names; imports no torch)
 
 PROBE = """
@@ -72,10 +72,6 @@ def run(command: list[str], env: dict, log: Path | None = None, cwd: Path = ROOT
     return out.stdout
 
 
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 def locked(path: str) -> str:
     """The md5 that dvc.lock records for an output `path`."""
     for stage in yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"].values():
@@ -86,14 +82,8 @@ def locked(path: str) -> str:
 
 
 def cpu() -> str:
-    fields = {}
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-        if not line.strip():
-            break
-    return (f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}, "
-            f"{os.cpu_count()} cores)")
+    c = cpu_identity()
+    return f"{c['model_name']} (family {c['family']}, model {c['model']}, {c['cores']} cores)"
 
 
 def main() -> None:

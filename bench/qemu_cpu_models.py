@@ -1,0 +1,134 @@
+"""The pinned mode's operations under emulated CPU models: what a CPU's identity alone changes.
+
+    python bench/qemu_cpu_models.py --out bench/results/qemu_cpu_models.md \
+        --models Icelake-Server-v4 EPYC-Milan-v1
+
+Runs tests/vendor_ops.py (every kind of operation the pinned mode computes with, hashed) under
+`qemu-x86_64 -cpu MODEL` (Debian's qemu-user) for each model, and compares the hashes with the
+golden bytes of tests/golden/vendor_ops.json. In user-mode emulation every CPUID instruction is
+answered by the model: the vendor string, family and model, the instruction sets and the cache
+sizes. So every library that picks its code from CPUID (MKL's vendor and instruction-set dispatch,
+torch's cpuinfo, oneDNN) picks as it would on that CPU, and the instructions are emulated
+(QEMU 7.2 emulates up to AVX2 and FMA: no AVX-512, no AMX).
+
+What it shows: whether a CPU's identity (vendor, model, caches) moves the pinned bytes, through
+any library's dispatch. What it does not: the rounding of the few x86 instructions whose results
+differ between implementations (the approximate reciprocals), and AVX-512 or AMX code paths. It is
+not a run on an Intel CPU. Emulation is slow: about 20 minutes a model; models run in parallel,
+one a core.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import version  # noqa: E402
+from cpu_kind import cpu_identity  # noqa: E402
+from mkl_intel_dispatch import environment  # noqa: E402  (the pinned env unset, as the tests start it)
+
+# prints the CPU as CPUID reports it: vendor, family, model, AVX2, AVX-512F
+CPUID_PROBE = r"""
+#include <cpuid.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+    unsigned a, b, c, d; char vendor[13] = {0};
+    __cpuid(0, a, b, c, d); memcpy(vendor, &b, 4); memcpy(vendor + 4, &d, 4); memcpy(vendor + 8, &c, 4);
+    __cpuid(1, a, b, c, d);
+    unsigned family = (a >> 8) & 0xf, model = (a >> 4) & 0xf;
+    if (family == 0xf) family += (a >> 20) & 0xff;
+    if (family >= 6) model += ((a >> 16) & 0xf) << 4;
+    __cpuid_count(7, 0, a, b, c, d);
+    printf("%s %u %u %d %d\n", vendor, family, model, (b >> 5) & 1, (b >> 16) & 1);
+    return 0;
+}
+"""
+
+
+def qemu() -> str:
+    path = shutil.which("qemu-x86_64")
+    if path is None:
+        raise SystemExit("qemu-x86_64 not found: apt-get install qemu-user")
+    return path
+
+
+def identity(probe: Path, model: str) -> str:
+    out = subprocess.run([qemu(), "-cpu", model, str(probe)], capture_output=True, text=True, check=True)
+    vendor, family, cpu_model, avx2, avx512 = out.stdout.split()
+    isa = "AVX2" if avx2 == "1" else "no AVX2"
+    return f"{vendor}, family {family}, model {cpu_model}; {isa}" + (", AVX-512F" if avx512 == "1" else ", no AVX-512")
+
+
+def measure(model: str | None, log: Path) -> dict:
+    command = [sys.executable, str(ROOT / "tests" / "vendor_ops.py")]
+    if model is not None:
+        command = [qemu(), "-cpu", model, *command]
+    started = time.perf_counter()
+    out = subprocess.run(command, env=environment(None), capture_output=True, text=True)
+    log.write_text(out.stderr)
+    if out.returncode:
+        raise SystemExit(f"{' '.join(command)} exited {out.returncode}:\n{out.stderr[-2000:]}")
+    return {**json.loads(out.stdout), "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="the Markdown record to write")
+    parser.add_argument("--models", nargs="+", default=["Icelake-Server-v4", "EPYC-Milan-v1"],
+                        help="QEMU CPU models (qemu-x86_64 -cpu help lists them)")
+    args = parser.parse_args()
+    golden = json.loads((ROOT / "tests" / "golden" / "vendor_ops.json").read_text())
+    host = cpu_identity()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "cpuid.c").write_text(CPUID_PROBE)
+        subprocess.run([os.environ.get("CC", "cc"), "-O1", "-o", str(tmp / "cpuid"), str(tmp / "cpuid.c")], check=True)
+        seen = {model: identity(tmp / "cpuid", model) for model in args.models}
+        runs = [None, *args.models]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            results = dict(zip(runs, pool.map(lambda m: measure(m, tmp / f"{m or 'host'}.log"), runs)))
+    lines = [f"# The pinned mode's operations under emulated CPU models, on {host['model_name']} "
+             f"(family {host['family']}, model {host['model']})", "",
+             f"Made by `python bench/qemu_cpu_models.py --out {args.out} --models {' '.join(args.models)}` at "
+             f"{version.current()}, with {subprocess.run([qemu(), '--version'], capture_output=True, text=True).stdout.splitlines()[0]}. "
+             "Each row runs `tests/vendor_ops.py` (every kind of operation the pinned mode computes with) under "
+             "`qemu-x86_64 -cpu MODEL`, which answers every CPUID instruction as that model would and emulates the "
+             "instructions (up to AVX2 and FMA): the libraries' dispatch sees that CPU. It does not emulate AVX-512 "
+             "or AMX, nor the rounding of the approximate-reciprocal instructions of real hardware; it is not a run on "
+             "such a CPU.", "",
+             f"Golden values: `tests/golden/vendor_ops.json`, made with `{json.dumps(golden['environment'])}`.", "",
+             "| CPU | as CPUID reports it | torch's capability | MKL takes it for | cases with the golden bytes | differing | minutes |",
+             "|---|---|---|---|---|---|---|"]
+    for model in runs:
+        measured = results[model]
+        differ = [case for case in golden["hashes"] if measured["hashes"].get(case) != golden["hashes"][case]]
+        env = measured["environment"]
+        name = "this CPU, natively" if model is None else f"QEMU `{model}`"
+        cpuid = (f"{host['vendor']}, family {host['family']}, model {host['model']}" if model is None else seen[model])
+        lines.append(f"| {name} | {cpuid} | {env['capability']} | {env['mkl_vendor']} | "
+                     f"{len(golden['hashes']) - len(differ)} of {len(golden['hashes'])} | "
+                     f"{', '.join(differ) or 'none'} | {measured['seconds'] / 60:.1f} |")
+    same = all(results[m]["hashes"] == golden["hashes"] for m in runs)
+    lines += ["", "Every model gives the golden bytes in every case: the CPU's identity, as the libraries read it, "
+              "does not move the pinned bytes." if same else
+              "Some cases differ (above): a library's dispatch, or the emulation, changes them; "
+              "`tests/vendor_ops.py` names each case's operation and shape."]
+    out = Path(args.out)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text("\n".join(lines) + "\n")
+    partial.replace(out)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

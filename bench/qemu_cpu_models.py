@@ -14,8 +14,8 @@ torch's cpuinfo, oneDNN) picks as it would on that CPU, and the instructions are
 What it shows: whether a CPU's identity (vendor, model, caches) moves the pinned bytes, through
 any library's dispatch. What it does not: the rounding of the few x86 instructions whose results
 differ between implementations (the approximate reciprocals), and AVX-512 or AMX code paths. It is
-not a run on an Intel CPU. Emulation is slow: about 20 minutes a model; models run in parallel,
-one a core.
+not a run on an Intel CPU. Emulation is slow: about 40 minutes a model on a 2-core AMD EPYC;
+models run in parallel, one a core.
 """
 from __future__ import annotations
 
@@ -62,8 +62,16 @@ def qemu() -> str:
     return path
 
 
-def identity(probe: Path, model: str) -> str:
-    out = subprocess.run([qemu(), "-cpu", model, str(probe)], capture_output=True, text=True, check=True)
+def build_probe(folder: Path) -> Path:
+    (folder / "cpuid.c").write_text(CPUID_PROBE)
+    subprocess.run([os.environ.get("CC", "cc"), "-O1", "-o", str(folder / "cpuid"), str(folder / "cpuid.c")], check=True)
+    return folder / "cpuid"
+
+
+def identity(probe: Path, model: str | None) -> str:
+    """The CPU as CPUID reports it to the compiled CPUID_PROBE: under QEMU's `model`, or natively (None)."""
+    command = [str(probe)] if model is None else [qemu(), "-cpu", model, str(probe)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     vendor, family, cpu_model, avx2, avx512 = out.stdout.split()
     isa = "AVX2" if avx2 == "1" else "no AVX2"
     return f"{vendor}, family {family}, model {cpu_model}; {isa}" + (", AVX-512F" if avx512 == "1" else ", no AVX-512")
@@ -91,10 +99,9 @@ def main() -> None:
     host = cpu_identity()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "cpuid.c").write_text(CPUID_PROBE)
-        subprocess.run([os.environ.get("CC", "cc"), "-O1", "-o", str(tmp / "cpuid"), str(tmp / "cpuid.c")], check=True)
-        seen = {model: identity(tmp / "cpuid", model) for model in args.models}
+        probe = build_probe(tmp)
         runs = [None, *args.models]
+        seen = {model: identity(probe, model) for model in runs}
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             results = dict(zip(runs, pool.map(lambda m: measure(m, tmp / f"{m or 'host'}.log"), runs)))
     lines = [f"# The pinned mode's operations under emulated CPU models, on {host['model_name']} "
@@ -114,7 +121,7 @@ def main() -> None:
         differ = [case for case in golden["hashes"] if measured["hashes"].get(case) != golden["hashes"][case]]
         env = measured["environment"]
         name = "this CPU, natively" if model is None else f"QEMU `{model}`"
-        cpuid = (f"{host['vendor']}, family {host['family']}, model {host['model']}" if model is None else seen[model])
+        cpuid = seen[model]
         lines.append(f"| {name} | {cpuid} | {env['capability']} | {env['mkl_vendor']} | "
                      f"{len(golden['hashes']) - len(differ)} of {len(golden['hashes'])} | "
                      f"{', '.join(differ) or 'none'} | {measured['seconds'] / 60:.1f} |")

@@ -606,3 +606,32 @@ def test_a_cpu_kinds_record_shows_this_versions_bytes_only_when_it_saw_them(tmp_
     assert "not yet seen for this version" in rows[1]
     assert "changed 2 files: not the committed bytes" in rows[2] and "`make repro` failed (exit 2)" in rows[3]
     assert cpu_kind.reproducing(records) == [cpu_kind.label(amd)]
+
+
+QEMU_RECORD = ROOT / "bench" / "results" / "qemu_cpu_models.md"
+
+
+def test_the_cpuid_probe_reads_the_cpu_as_proc_cpuinfo_does(tmp_path):
+    """bench/qemu_cpu_models.py names each emulated CPU by what CPUID answers its probe; natively,
+    that is /proc/cpuinfo's vendor, family and model."""
+    import cpu_kind
+    import qemu_cpu_models
+    cpu = cpu_kind.cpu_identity()
+    seen = qemu_cpu_models.identity(qemu_cpu_models.build_probe(tmp_path), None)
+    assert seen.startswith(f"{cpu['vendor']}, family {cpu['family']}, model {cpu['model']}; "), seen
+    assert ("; AVX2" in seen) == ("AVX2" in cpu["isa"]) and ("AVX-512F" in seen) == ("AVX-512" in cpu["isa"])
+
+
+def test_the_committed_emulated_cpu_record_is_of_the_golden_values():
+    """The record was made against today's golden values (when they change, it is made again:
+    `python bench/qemu_cpu_models.py --out bench/results/qemu_cpu_models.md`), it has an Intel
+    model beside this CPU, and its closing sentence says what its rows count."""
+    golden = json.loads((ROOT / "tests" / "golden" / "vendor_ops.json").read_text())
+    text = QEMU_RECORD.read_text()
+    assert f"made with `{json.dumps(golden['environment'])}`" in text
+    rows = re.findall(r"^\| (.+?) \| (.+?) \| (\w+) \| (\w+) \| (\d+) of (\d+) \| (.+?) \| [\d.]+ \|$", text, re.M)
+    assert rows[0][0] == "this CPU, natively" and len(rows) >= 2
+    assert any(row[1].startswith("GenuineIntel") and row[3] == "Intel" for row in rows[1:])
+    assert all(int(row[5]) == len(golden["hashes"]) for row in rows)
+    every = all(int(row[4]) == int(row[5]) and row[6] == "none" for row in rows)
+    assert ("Every model gives the golden bytes in every case" in text) == every

@@ -5,7 +5,9 @@
 
 Runs tests/vendor_ops.py (every kind of operation the pinned mode computes with, hashed) under
 `qemu-x86_64 -cpu MODEL` (Debian's qemu-user) for each model, and compares the hashes with the
-golden bytes of tests/golden/vendor_ops.json. In user-mode emulation every CPUID instruction is
+golden bytes of tests/golden/vendor_ops.json; then (--train-epochs N, default 1) runs the demo's
+train stage for N epochs (params.yaml otherwise, on `make repro`'s data/processed) natively and
+under each model, and compares the checkpoints' bytes and the metrics. In user-mode emulation every CPUID instruction is
 answered by the model: the vendor string, family and model, the instruction sets and the cache
 sizes. So every library that picks its code from CPUID (MKL's vendor and instruction-set dispatch,
 torch's cpuinfo, oneDNN) picks as it would on that CPU, and the instructions are emulated
@@ -30,10 +32,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import version  # noqa: E402
-from cpu_kind import cpu_identity  # noqa: E402
+from cpu_kind import cpu_identity, md5  # noqa: E402
 from mkl_intel_dispatch import environment  # noqa: E402  (the pinned env unset, as the tests start it)
 
 # prints the CPU as CPUID reports it: vendor, family, model, AVX2, AVX-512F
@@ -89,12 +93,46 @@ def measure(model: str | None, log: Path) -> dict:
     return {**json.loads(out.stdout), "seconds": time.perf_counter() - started}
 
 
+def run(command: list[str], model: str | None, log: Path) -> float:
+    """Runs `command` natively or under QEMU's `model`, its output into `log`: the seconds it took."""
+    if model is not None:
+        command = [qemu(), "-cpu", model, *command]
+    started = time.perf_counter()
+    env = {**environment(None), "PYTHONPATH": str(ROOT / "src"), "DVC_NO_ANALYTICS": "1"}
+    out = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    log.write_text(out.stdout + out.stderr)
+    if out.returncode:
+        raise SystemExit(f"{' '.join(command)} exited {out.returncode}:\n{out.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def train(model: str | None, epochs: int, folder: Path) -> dict:
+    """The demo's train stage for `epochs` epochs with validation at the last: the checkpoint's md5,
+    the stage's metrics and its log's mode line."""
+    folder.mkdir(parents=True)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"].update(epochs=epochs, eval_every=epochs)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    data = ROOT / "data" / "processed"
+    seconds = run([sys.executable, str(ROOT / "stages" / "train.py"), str(data / "kg"), str(data / "entity_tokens"),
+                   str(folder / "model.pt"), "--resume", str(folder / "state.pt"), "--live", str(folder / "live"),
+                   "--params", str(folder / "params.yaml")], model, folder / "log.txt")
+    metrics = json.loads((folder / "live" / "metrics.json").read_text())
+    mode = next((line.split("reproducible: ", 1)[1] for line in (folder / "log.txt").read_text().splitlines()
+                 if "reproducible: " in line), "(not logged)")
+    return {"model_md5": md5(folder / "model.pt"), "metrics": metrics, "mode": mode, "seconds": seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="the Markdown record to write")
     parser.add_argument("--models", nargs="+", default=["Icelake-Server-v4", "EPYC-Milan-v1"],
                         help="QEMU CPU models (qemu-x86_64 -cpu help lists them)")
+    parser.add_argument("--train-epochs", type=int, default=1,
+                        help="epochs of the demo's train stage to compare (0: none; needs make repro's data/processed)")
     args = parser.parse_args()
+    if args.train_epochs and not (ROOT / "data" / "processed" / "entity_tokens").is_dir():
+        raise SystemExit("data/processed/entity_tokens is missing: run make repro first, or pass --train-epochs 0")
     golden = json.loads((ROOT / "tests" / "golden" / "vendor_ops.json").read_text())
     host = cpu_identity()
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,9 +142,12 @@ def main() -> None:
         seen = {model: identity(probe, model) for model in runs}
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             results = dict(zip(runs, pool.map(lambda m: measure(m, tmp / f"{m or 'host'}.log"), runs)))
+            trained = (dict(zip(runs, pool.map(lambda m: train(m, args.train_epochs, tmp / f"train-{m or 'host'}"), runs)))
+                       if args.train_epochs else {})
     lines = [f"# The pinned mode's operations under emulated CPU models, on {host['model_name']} "
              f"(family {host['family']}, model {host['model']})", "",
-             f"Made by `python bench/qemu_cpu_models.py --out {args.out} --models {' '.join(args.models)}` at "
+             f"Made by `python bench/qemu_cpu_models.py --out {args.out} --models {' '.join(args.models)} "
+             f"--train-epochs {args.train_epochs}` at "
              f"{version.current()}, with {subprocess.run([qemu(), '--version'], capture_output=True, text=True).stdout.splitlines()[0]}. "
              "Each row runs `tests/vendor_ops.py` (every kind of operation the pinned mode computes with) under "
              "`qemu-x86_64 -cpu MODEL`, which answers every CPUID instruction as that model would and emulates the "
@@ -130,6 +171,22 @@ def main() -> None:
               "does not move the pinned bytes." if same else
               "Some cases differ (above): a library's dispatch, or the emulation, changes them; "
               "`tests/vendor_ops.py` names each case's operation and shape."]
+    if trained:
+        lines += ["", f"## The demo's train stage for {args.train_epochs} epoch(s)", "",
+                  f"`stages/train.py` on `make repro`'s data/processed with params.yaml's values but "
+                  f"`train.epochs: {args.train_epochs}` and `train.eval_every: {args.train_epochs}`, pinned as the "
+                  f"stage pins itself (its log: `` {trained[None]['mode']} ``).", "",
+                  "| CPU | checkpoint md5 | valid MRR | the same checkpoint and metrics as natively | minutes |",
+                  "|---|---|---|---|---|"]
+        for model in runs:
+            t = trained[model]
+            same_run = (t["model_md5"], t["metrics"]) == (trained[None]["model_md5"], trained[None]["metrics"])
+            lines.append(f"| {'this CPU, natively' if model is None else f'QEMU `{model}`'} | `{t['model_md5']}` | "
+                         f"{t['metrics']['valid']['mrr']:.4f} | {'yes' if same_run else '**no**'} | {t['seconds'] / 60:.1f} |")
+        alike = all((trained[m]["model_md5"], trained[m]["metrics"]) == (trained[None]["model_md5"],
+                                                                         trained[None]["metrics"]) for m in runs)
+        lines += ["", "Every model trains the same checkpoint bytes and metrics as this CPU." if alike else
+                  "Some models train other bytes (above)."]
     out = Path(args.out)
     partial = out.with_name(out.name + ".partial")
     partial.write_text("\n".join(lines) + "\n")

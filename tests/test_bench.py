@@ -660,3 +660,9 @@ def test_the_committed_emulated_cpu_record_is_of_the_golden_values():
     assert all(int(row[5]) == len(golden["hashes"]) for row in rows)
     every = all(int(row[4]) == int(row[5]) and row[6] == "none" for row in rows)
     assert ("Every model gives the golden bytes in every case" in text) == every
+    trained = re.findall(r"^\| (.+?) \| `([0-9a-f]{32})` \| [\d.]+ \| (yes|\*\*no\*\*) \| [\d.]+ \|$", text, re.M)
+    assert [row[0] for row in trained] == [row[0] for row in rows]        # the same CPUs trained the stage
+    alike = all(md5 == trained[0][1] for _, md5, _ in trained)
+    assert trained[0][2] == "yes" and all(md5 == trained[0][1] for _, md5, same in trained if same == "yes")
+    assert ("Every model trains the same checkpoint bytes and metrics as this CPU." in text) == (
+        alike and all(same == "yes" for *_, same in trained))

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import version  # noqa: E402
 from cpu_kind import cpu_identity, md5  # noqa: E402
 from mygo import reproducible  # noqa: E402  (the pinned environment's names; imports no torch)
+from mygo.io import atomic_path  # noqa: E402
 
 PROBE = """
 import hashlib, torch
@@ -149,10 +150,8 @@ def main() -> None:
                                                                if not status else
                                                                "; ".join(f"`{line.strip()}`" for line in status)), ""]
     lines.append(f"Whole run: {time.perf_counter() - started:.0f} s.")
-    out = Path(args.out)
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text("\n".join(lines) + "\n")
-    partial.replace(out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import version  # noqa: E402
 from cpu_kind import cpu_identity, md5  # noqa: E402
 from mkl_intel_dispatch import environment  # noqa: E402  (the pinned env unset, as the tests start it)
+from mygo.io import atomic_path  # noqa: E402
 
 # prints the CPU as CPUID reports it: vendor, family, model, AVX2, AVX-512F
 CPUID_PROBE = r"""
@@ -81,29 +82,24 @@ def identity(probe: Path, model: str | None) -> str:
     return f"{vendor}, family {family}, model {cpu_model}; {isa}" + (", AVX-512F" if avx512 == "1" else ", no AVX-512")
 
 
-def measure(model: str | None, log: Path) -> dict:
-    command = [sys.executable, str(ROOT / "tests" / "vendor_ops.py")]
+def run(command: list[str], model: str | None, log: Path) -> tuple[str, float]:
+    """Runs `command` natively or under QEMU's `model` (the pinned env unset, as the tests start it),
+    its stderr into `log`: its stdout and the seconds it took."""
     if model is not None:
         command = [qemu(), "-cpu", model, *command]
     started = time.perf_counter()
-    out = subprocess.run(command, env=environment(None), capture_output=True, text=True)
+    out = subprocess.run(command, env={**environment(None), "DVC_NO_ANALYTICS": "1"}, cwd=ROOT,
+                         capture_output=True, text=True)
     log.write_text(out.stderr)
     if out.returncode:
         raise SystemExit(f"{' '.join(command)} exited {out.returncode}:\n{out.stderr[-2000:]}")
-    return {**json.loads(out.stdout), "seconds": time.perf_counter() - started}
+    return out.stdout, time.perf_counter() - started
 
 
-def run(command: list[str], model: str | None, log: Path) -> float:
-    """Runs `command` natively or under QEMU's `model`, its output into `log`: the seconds it took."""
-    if model is not None:
-        command = [qemu(), "-cpu", model, *command]
-    started = time.perf_counter()
-    env = {**environment(None), "PYTHONPATH": str(ROOT / "src"), "DVC_NO_ANALYTICS": "1"}
-    out = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
-    log.write_text(out.stdout + out.stderr)
-    if out.returncode:
-        raise SystemExit(f"{' '.join(command)} exited {out.returncode}:\n{out.stderr[-2000:]}")
-    return time.perf_counter() - started
+def measure(model: str | None, log: Path) -> dict:
+    """tests/vendor_ops.py's hashes and environment, and the seconds it took."""
+    stdout, seconds = run([sys.executable, str(ROOT / "tests" / "vendor_ops.py")], model, log)
+    return {**json.loads(stdout), "seconds": seconds}
 
 
 def train(model: str | None, epochs: int, folder: Path) -> dict:
@@ -114,13 +110,17 @@ def train(model: str | None, epochs: int, folder: Path) -> dict:
     params["train"].update(epochs=epochs, eval_every=epochs)
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     data = ROOT / "data" / "processed"
-    seconds = run([sys.executable, str(ROOT / "stages" / "train.py"), str(data / "kg"), str(data / "entity_tokens"),
-                   str(folder / "model.pt"), "--resume", str(folder / "state.pt"), "--live", str(folder / "live"),
-                   "--params", str(folder / "params.yaml")], model, folder / "log.txt")
+    _, seconds = run([sys.executable, str(ROOT / "stages" / "train.py"), str(data / "kg"), str(data / "entity_tokens"),
+                      str(folder / "model.pt"), "--resume", str(folder / "state.pt"), "--live", str(folder / "live"),
+                      "--params", str(folder / "params.yaml")], model, folder / "log.txt")
     metrics = json.loads((folder / "live" / "metrics.json").read_text())
     mode = next((line.split("reproducible: ", 1)[1] for line in (folder / "log.txt").read_text().splitlines()
                  if "reproducible: " in line), "(not logged)")
     return {"model_md5": md5(folder / "model.pt"), "metrics": metrics, "mode": mode, "seconds": seconds}
+
+
+def label(model: str | None) -> str:
+    return "this CPU, natively" if model is None else f"QEMU `{model}`"
 
 
 def main() -> None:
@@ -161,9 +161,7 @@ def main() -> None:
         measured = results[model]
         differ = [case for case in golden["hashes"] if measured["hashes"].get(case) != golden["hashes"][case]]
         env = measured["environment"]
-        name = "this CPU, natively" if model is None else f"QEMU `{model}`"
-        cpuid = seen[model]
-        lines.append(f"| {name} | {cpuid} | {env['capability']} | {env['mkl_vendor']} | "
+        lines.append(f"| {label(model)} | {seen[model]} | {env['capability']} | {env['mkl_vendor']} | "
                      f"{len(golden['hashes']) - len(differ)} of {len(golden['hashes'])} | "
                      f"{', '.join(differ) or 'none'} | {measured['seconds'] / 60:.1f} |")
     same = all(results[m]["hashes"] == golden["hashes"] for m in runs)
@@ -178,19 +176,15 @@ def main() -> None:
                   f"stage pins itself (its log: `` {trained[None]['mode']} ``).", "",
                   "| CPU | checkpoint md5 | valid MRR | the same checkpoint and metrics as natively | minutes |",
                   "|---|---|---|---|---|"]
-        for model in runs:
-            t = trained[model]
-            same_run = (t["model_md5"], t["metrics"]) == (trained[None]["model_md5"], trained[None]["metrics"])
-            lines.append(f"| {'this CPU, natively' if model is None else f'QEMU `{model}`'} | `{t['model_md5']}` | "
-                         f"{t['metrics']['valid']['mrr']:.4f} | {'yes' if same_run else '**no**'} | {t['seconds'] / 60:.1f} |")
-        alike = all((trained[m]["model_md5"], trained[m]["metrics"]) == (trained[None]["model_md5"],
-                                                                         trained[None]["metrics"]) for m in runs)
-        lines += ["", "Every model trains the same checkpoint bytes and metrics as this CPU." if alike else
+        native = (trained[None]["model_md5"], trained[None]["metrics"])
+        alike = {model: (t["model_md5"], t["metrics"]) == native for model, t in trained.items()}
+        for model, t in trained.items():
+            lines.append(f"| {label(model)} | `{t['model_md5']}` | {t['metrics']['valid']['mrr']:.4f} | "
+                         f"{'yes' if alike[model] else '**no**'} | {t['seconds'] / 60:.1f} |")
+        lines += ["", "Every model trains the same checkpoint bytes and metrics as this CPU." if all(alike.values()) else
                   "Some models train other bytes (above)."]
-    out = Path(args.out)
-    partial = out.with_name(out.name + ".partial")
-    partial.write_text("\n".join(lines) + "\n")
-    partial.replace(out)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

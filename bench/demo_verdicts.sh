@@ -42,7 +42,14 @@ for name in "${names[@]}"; do
 done
 start=$SECONDS
 dvc queue start -j "$jobs" > "$work/queue.log" 2>&1
-queue_busy() { local status; status=$(dvc queue status); grep -qE '\b(Queued|Running)\b' <<< "$status"; }
+# busy while a task is queued or running, or fewer than all have finished: just after the worker
+# takes a task off the queue, `dvc queue status` lists it neither as queued nor as running
+queue_busy() {
+  local status finished
+  status=$(dvc queue status)
+  finished=$(grep -cE '\b(Success|Failed)\b' <<< "$status" || true)
+  grep -qE '\b(Queued|Running)\b' <<< "$status" || [ "$finished" -lt "${#queued[@]}" ]
+}
 while queue_busy; do sleep 10; done
 minutes=$(( (SECONDS - start + 30) / 60 ))
 succeeded=$(dvc queue status | grep -c Success || true)

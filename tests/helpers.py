@@ -76,25 +76,32 @@ def dvc(clone, *args, check=True):
     return sh(clone, str(BIN / "dvc"), *args, check=check)
 
 
-def run_queue(clone: Path, timeout: float) -> str:
-    """Start one DVC queue worker, wait until no task is queued or running, stop the worker, and
-    return the last `dvc queue status`. The worker is a daemon that outlives `dvc queue start`,
-    so its output goes to a file (a pipe it inherited would keep this process waiting for as
-    long as the worker idles), and it is stopped even when the wait fails."""
+def run_queue(clone: Path, timeout: float, tasks: int) -> str:
+    """Start one DVC queue worker, wait until `tasks` tasks have finished and none is queued or
+    running, stop the worker, and return the last `dvc queue status`. The worker is a daemon that
+    outlives `dvc queue start`, so its output goes to a file (a pipe it inherited would keep this
+    process waiting for as long as the worker idles), and it is stopped even when the wait fails."""
     log = clone.parent / f"{clone.name}-queue.log"
     with open(log, "w") as out:
         started = subprocess.run([str(BIN / "dvc"), "queue", "start", "-j", "1"], cwd=clone, env=env_for(clone),
                                  stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     assert started.returncode == 0, log.read_text()[-4000:]
-    return wait_for_queue(clone, timeout, log)
+    return wait_for_queue(clone, timeout, log, tasks)
 
 
-def wait_for_queue(clone: Path, timeout: float, log: Path) -> str:
-    """Wait until no task of a started queue is queued or running, stop its worker (also when the
-    wait fails) and return the last `dvc queue status`; `log` holds the worker's output."""
+def wait_for_queue(clone: Path, timeout: float, log: Path, tasks: int) -> str:
+    """Wait until `tasks` tasks of a started queue have finished (succeeded or failed) and none is
+    queued or running, stop its worker (also when the wait fails) and return the last
+    `dvc queue status`; `log` holds the worker's output. Counting finished tasks matters: for a
+    moment after the worker takes the next task off the queue, `dvc queue status` lists it neither
+    as queued nor as running, so "nothing queued or running" alone can end the wait one task early."""
     deadline = time.monotonic() + timeout
     try:
-        while re.search(r"\b(Queued|Running)\b", status := dvc(clone, "queue", "status").stdout):
+        while True:
+            status = dvc(clone, "queue", "status").stdout
+            finished = len(re.findall(r"\b(Success|Failed)\b", status))
+            if finished >= tasks and not re.search(r"\b(Queued|Running)\b", status):
+                break
             assert time.monotonic() < deadline, f"queue not done in {timeout:.0f} s:\n{status}\n{log.read_text()[-4000:]}"
             time.sleep(3)
     finally:

@@ -192,7 +192,7 @@ def test_experiment_workflow(repro_clone, tmp_path):
     assert sweep == "dvc exp run --queue -S 'train.seed=range(1,4)' && dvc queue start -j 1", sweep
     log = tmp_path / "worker.log"                  # the worker outlives the line: its output to a file
     sh(repro_clone, "bash", "-c", f"PATH={BIN}:$PATH; {{ {sweep} ; }} > {log} 2>&1 < /dev/null")
-    status = wait_for_queue(repro_clone, 900, log)
+    status = wait_for_queue(repro_clone, 900, log, tasks=3)
     assert status.count("Success") == 3, status
 
     rows = list(csv.DictReader(io.StringIO(dvc(repro_clone, "exp", "show", "--csv").stdout)))
@@ -267,7 +267,7 @@ def test_a_sweep_split_over_machines_is_collected_in_a_third_clone(repro_clone, 
                 for seed in pair:
                     dvc(clone, "exp", "run", "--queue", "-n", f"{machine}-s{seed}", *variant, "-S",
                         f"train.seed={seed}")
-                status = run_queue(clone, timeout=900)
+                status = run_queue(clone, timeout=900, tasks=len(pair))
                 assert status.count("Success") == 2, status
             else:                                       # one run after the other, in the workspace
                 for seed in pair:

@@ -204,7 +204,7 @@ def test_readme_benchmark_setup_and_queued_recipe_sweep(tmp_path):
     quick = ["-S", "train.epochs=2", "-S", "train.eval_every=1"]
     dvc(clone, "exp", "run", "--queue", "-n", "db15k-quick", "-S", "recipe=db15k", *quick)
     dvc(clone, "exp", "run", "--queue", "-n", "mkgw-quick", "-S", "recipe=mkg-w", *quick)
-    status = run_queue(clone, timeout=1200)
+    status = run_queue(clone, timeout=1200, tasks=2)
     assert status.count("Success") == 2, status + dvc(clone, "queue", "logs", "db15k-quick", check=False).stdout[-3000:]
     rows = {r["Experiment"]: r for r in csv.DictReader(io.StringIO(dvc(clone, "exp", "show", "--csv").stdout))}
     db, mk = rows["db15k-quick"], rows["mkgw-quick"]

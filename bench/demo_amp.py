@@ -28,6 +28,7 @@ def _worker_init() -> None:
 def main() -> None:
     args = parse_args(__doc__, "bench/results/demo_amp.md")
     import torch
+    from harness import cpu_name
     from mygo.device import cpu_bf16_units
     from mygo.params import load_params
     params = load_params(args.params)
@@ -41,8 +42,8 @@ def main() -> None:
     verdict = (f"bf16 - float32 test MRR: {m16 - m32:+.3f}; twice the larger standard deviation: "
                f"{2 * max(s32, s16):.3f}: {'within' if abs(m16 - m32) <= 2 * max(s32, s16) else 'OUTSIDE'} the seed noise")
     write(args.out, f"Command: `python bench/demo_amp.py --seeds {args.seeds}` (the demo recipe, {params.train.epochs} "
-          f"epochs, fast CPU mode, torch {torch.__version__}; native bf16 on this CPU: "
-          f"{units or 'none, so both rows are float32'}; {len(jobs)} runs in {minutes:.1f} min on {args.workers} "
+          f"epochs, fast CPU mode, torch {torch.__version__}; {os.cpu_count()}-core {cpu_name()}"
+          f"{'' if units else ': no native bf16, so both rows are float32'}; {len(jobs)} runs in {minutes:.1f} min on {args.workers} "
           f"workers)\n\nTest set, filtered, realistic ranks, evaluated in float32, mean ± standard deviation over "
           f"seeds {seeds}:\n\n" + table(rows) + "\n" + verdict + "\n")
 

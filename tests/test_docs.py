@@ -273,3 +273,21 @@ def test_the_cpu_kinds_seen_to_reproduce_are_the_records():
     assert listed.group(1) == ("; ".join(cpu_kind.reproducing(records)) or "none yet")
     intel = any(r["cpu"]["vendor"] == "GenuineIntel" and cpu_kind.this_version(r) for r in records)
     assert ("Not yet seen for this version: an Intel CPU." in page) == (not intel)
+
+
+def test_the_bf16_record_is_of_this_recipe_and_its_verdict_is_its_tables():
+    """bench/results/demo_amp.md (docs/demo.md quotes it) trained params.yaml's recipe, both its
+    rows are of a CPU with native bf16, and its last line is computed from its table."""
+    from mygo.params import load_params
+    result = (ROOT / "bench/results/demo_amp.md").read_text()
+    header = result.splitlines()[0]
+    assert f"{load_params(ROOT / 'params.yaml').train.epochs} epochs" in header, header
+    assert "native bf16: none" not in header and "both rows are float32" not in header, header
+    mrr = {line.split("|")[1].split()[0]: [float(x) for x in line.split("|")[2].split(" ± ")]
+           for line in result.splitlines() if line.startswith(("| float32", "| bf16"))}
+    (m32, s32), (m16, s16) = mrr["float32"], mrr["bf16"]
+    verdict = re.search(r"test MRR: ([+-][\d.]+); twice the larger standard deviation: ([\d.]+): (within|OUTSIDE)",
+                        result)
+    assert verdict, result.splitlines()[-1]
+    assert abs(float(verdict.group(1)) - (m16 - m32)) <= 0.0011 and abs(float(verdict.group(2)) - 2 * max(s32, s16)) <= 0.0011
+    assert (verdict.group(3) == "within") == (abs(m16 - m32) <= 2 * max(s32, s16))

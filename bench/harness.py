@@ -872,12 +872,13 @@ def markdown(results: list[dict], meta: dict) -> str:
 
 def save(out: str | None, saved: dict, text: str, quiet: bool = False) -> None:
     """Print the markdown (unless `quiet`) and, with an output prefix, write `out`.json and
-    `out`.md (each whole: written under a temporary name, then renamed)."""
+    `out`.md (each whole: written under a temporary name, then renamed; the .md first, so that
+    a run stopped once the .json is there has both)."""
     if not quiet:
         print(text)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        for path, content in ((Path(out + ".json"), json.dumps(saved, indent=2) + "\n"), (Path(out + ".md"), text)):
+        for path, content in ((Path(out + ".md"), text), (Path(out + ".json"), json.dumps(saved, indent=2) + "\n")):
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(content)
             tmp.replace(path)

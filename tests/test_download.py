@@ -131,12 +131,15 @@ def test_resume_after_kill_fetches_nothing_twice(tmp_path):
         cmd = [sys.executable, str(ROOT / "stages/download_images.py"), str(tmp_path / "kg"), str(images),
                str(tmp_path / "manifest.parquet"), "--base-dir", str(raw), "--params", str(params)]
         process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        def completed() -> set[str]:       # an image is complete once its .json, written last, is there
+            return {p.name for p in images.glob("*.png") if p.with_suffix(".json").exists()}
+
         deadline = time.time() + 60
-        while time.time() < deadline and len(list(images.glob("*.png"))) < 8:
+        while time.time() < deadline and len(completed()) < 8:
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        done_before = {p.name for p in images.glob("*.png") if p.with_suffix(".json").exists()}
+        done_before = completed()
         assert 8 <= len(done_before) < n, "the run should be stopped part-way"
         counts_before = dict(server.counts)
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)

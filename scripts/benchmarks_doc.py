@@ -47,8 +47,9 @@ each change does is in docs/model.md ("Dropout on CPU", "The entity sequence's i
 The training step alone, in the pinned CPU mode (`reproducible: true`: AVX2 kernels, MKL's
 COMPATIBLE path, one thread) and in the fast mode (each CPU's fastest kernels and all its cores),
 on the CPU kinds named in each file; docs/reproducibility.md says what the pin guarantees.""",
-     ["db15k_cpu_step_pinned_zen3.md", "db15k_cpu_step_fast_zen3.md", "db15k_cpu_step_pinned.md",
-      "db15k_cpu_step_fast.md", "db15k_cpu_step_fast_epyc.md"]),
+     ["db15k_cpu_step_pinned_zen3.md", "db15k_cpu_step_fast_zen3.md", "db15k_cpu_step_pinned_zen4.md",
+      "db15k_cpu_step_fast_zen4.md", "db15k_cpu_step_pinned.md", "db15k_cpu_step_fast.md",
+      "db15k_cpu_step_fast_epyc.md"]),
     ("DB15K and MKG-W, step by step", """\
 The harness's other DB15K scenarios: the step without the contrastive loss, without images (the
 padded visual slots skipped) and their reference-code befores, compiled, the batched evaluation

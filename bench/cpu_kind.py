@@ -28,6 +28,8 @@ from pathlib import Path
 
 import yaml
 
+from mygo.io import atomic_path
+
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "bench/results/cpu_kinds"
 ISA = (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
@@ -139,11 +141,9 @@ def check(with_tests: bool, folder: Path) -> dict:
             summary = re.findall(r"=+ (\d+ (?:passed|failed).*?) in [\d.]+s", log.read_text())
             record["tests"] = {"exit": code, "seconds": round(seconds, 1),
                                "summary": (summary[-1] if summary else "no summary line") + f", exit {code}"}
-        folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{kind_key(record['cpu'])}.json"
-        partial = target.with_suffix(".json.partial")
-        partial.write_text(json.dumps(record, indent=2) + "\n")
-        partial.replace(target)
+        with atomic_path(target) as tmp:
+            tmp.write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}", file=sys.stderr)
         return record
     finally:

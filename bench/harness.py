@@ -35,6 +35,7 @@ from mygo import reproducible  # noqa: E402
 from mygo.evaluation import compute_ranks  # noqa: E402
 from mygo.memory import reuse_memory_if  # noqa: E402
 from mygo.graph import load_raw  # noqa: E402
+from mygo.io import atomic_path  # noqa: E402
 from mygo import fast  # noqa: E402
 from mygo.fast import graphs  # noqa: E402
 from mygo.model import ModelConfig, MyGO, assemble, project_tokens, slot0_attention_folded  # noqa: E402
@@ -877,11 +878,9 @@ def save(out: str | None, saved: dict, text: str, quiet: bool = False) -> None:
     if not quiet:
         print(text)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
         for path, content in ((Path(out + ".md"), text), (Path(out + ".json"), json.dumps(saved, indent=2) + "\n")):
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(content)
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                tmp.write_text(content)
 
 
 def main() -> None:
